@@ -1,0 +1,46 @@
+# Shared settings for the local (no Docker) deployment. Sourced by the other scripts.
+# Every value can be overridden from the environment.
+
+RSVP_ROOT="${RSVP_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+# Everything the local deployment writes (Kafka data, logs, pids) lives here; git ignores it.
+RSVP_STATE_DIR="${RSVP_STATE_DIR:-$RSVP_ROOT/.local}"
+# Build cache outside the clone so a fresh clone builds fast.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rsvp/target}"
+
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_HEAP="${KAFKA_HEAP:-1g}"
+# Jars fetched from Maven Central are shared by every clone on the machine.
+KAFKA_LIB_DIR="${KAFKA_LIB_DIR:-$HOME/.cache/rsvp/kafka-lib}"
+
+PG_VERSION="${PG_VERSION:-15}"
+PG_CLUSTER="${PG_CLUSTER:-rsvp}"
+PG_PORT="${PG_PORT:-5433}"
+PG_USER="${PG_USER:-rsvp}"
+PG_PASSWORD="${PG_PASSWORD:-rsvp}"
+PG_DATABASE="${PG_DATABASE:-rsvp}"
+
+COMMAND_API_PORT="${COMMAND_API_PORT:-8081}"
+QUERY_API_PORT="${QUERY_API_PORT:-8082}"
+PROJECTOR_PORT="${PROJECTOR_PORT:-8083}"
+
+export RSVP_KAFKA_BROKERS="${RSVP_KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
+export RSVP_KAFKA_TOPIC="${RSVP_KAFKA_TOPIC:-rsvp.invite-events}"
+export RSVP_KAFKA_PARTITIONS="${RSVP_KAFKA_PARTITIONS:-12}"
+export DATABASE_URL="${DATABASE_URL:-postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DATABASE}"
+
+log() { printf '\033[1m[rsvp]\033[0m %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND every 0.5 s until it succeeds.
+wait_for() {
+  local what="$1" secs="$2"; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.5
+  done
+  log "$what is up"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
