@@ -103,7 +103,9 @@ impl fmt::Display for DecodeError {
             Self::MissingAttribute(a) => write!(f, "missing cloudevents attribute `{a}`"),
             Self::InvalidAttribute(a, v) => write!(f, "invalid cloudevents attribute `{a}`: {v:?}"),
             Self::UnknownType(t) => write!(f, "unknown event type {t:?}"),
-            Self::UnknownVersion(t, v) => write!(f, "unknown schema version {v} of event type {t:?}"),
+            Self::UnknownVersion(t, v) => {
+                write!(f, "unknown schema version {v} of event type {t:?}")
+            }
             Self::InvalidData(e) => write!(f, "invalid event data: {e}"),
         }
     }
@@ -129,7 +131,11 @@ impl Envelope {
 
     /// The CloudEvents `type`: `dev.rsvp.invite.InviteCreated.v1`.
     pub fn cloudevents_type(&self) -> String {
-        format!("{TYPE_PREFIX}{}.v{}", self.event.event_type(), self.event.schema_version())
+        format!(
+            "{TYPE_PREFIX}{}.v{}",
+            self.event.event_type(),
+            self.event.schema_version()
+        )
     }
 
     /// The record value: the event data as JSON.
@@ -146,7 +152,11 @@ impl Envelope {
             ("ce_type", self.cloudevents_type()),
             ("ce_source", format!("/tenants/{}", m.tenant_id)),
             ("ce_subject", m.invite_id.to_string()),
-            ("ce_time", m.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            (
+                "ce_time",
+                m.occurred_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            ),
             ("content-type", "application/json".to_owned()),
             ("ce_tenantid", m.tenant_id.to_string()),
             ("ce_inviteversion", m.version.to_string()),
@@ -228,6 +238,9 @@ impl Envelope {
         let doc: Document =
             serde_json::from_value(value).map_err(|e| DecodeError::InvalidData(e.to_string()))?;
         let event = InviteEvent::from_data(&doc.event_type, doc.schema_version, doc.data)?;
-        Ok(Self { meta: doc.meta, event })
+        Ok(Self {
+            meta: doc.meta,
+            event,
+        })
     }
 }

@@ -1,6 +1,6 @@
 //! The invite aggregate: `decide(state, command, context)` and `evolve(state, event)`.
 
-use crate::event::{InviteCreated, InviteEvent, InvitationType, Inviter, Scope, Target};
+use crate::event::{InvitationType, InviteCreated, InviteEvent, Inviter, Scope, Target};
 use crate::ids::{DefinitionId, LinkToken};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -117,18 +117,28 @@ impl fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
-pub fn decide(state: &InviteState, command: &Command, ctx: &Context) -> Result<Vec<InviteEvent>, Rejection> {
+pub fn decide(
+    state: &InviteState,
+    command: &Command,
+    ctx: &Context,
+) -> Result<Vec<InviteEvent>, Rejection> {
     match command {
         Command::Create(c) => {
             if !matches!(state, InviteState::Absent) {
                 return Err(Rejection::AlreadyExists);
             }
             if c.targets.is_empty() {
-                return Err(Rejection::Invalid { field: "targets", reason: "at least one target is required".into() });
+                return Err(Rejection::Invalid {
+                    field: "targets",
+                    reason: "at least one target is required".into(),
+                });
             }
             if let Some(at) = c.expires_at {
                 if at <= ctx.now {
-                    return Err(Rejection::Invalid { field: "expires_at", reason: "must be in the future".into() });
+                    return Err(Rejection::Invalid {
+                        field: "expires_at",
+                        reason: "must be in the future".into(),
+                    });
                 }
             }
             Ok(vec![InviteEvent::Created(InviteCreated {

@@ -1,0 +1,40 @@
+//! Configuration, from flags or environment variables.
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "command-api", about = "rsvp's command API (writes)")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "COMMAND_API_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on; 0 picks a free one (printed on stdout).
+    #[arg(long, env = "COMMAND_API_PORT", default_value_t = 8081)]
+    pub port: u16,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "RSVP_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+    /// The invite event topic: the system of record.
+    #[arg(long, env = "RSVP_KAFKA_TOPIC", default_value = "rsvp.invite-events")]
+    pub kafka_topic: String,
+    /// Stable transactional id of this writer; a new instance with the same id fences the old.
+    #[arg(
+        long,
+        env = "RSVP_WRITER_ID",
+        default_value = "rsvp-command-api-writer-0"
+    )]
+    pub writer_id: String,
+    /// PostgreSQL, for API keys.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// Base URL of the query API, for `Location` headers.
+    #[arg(
+        long,
+        env = "RSVP_QUERY_API_URL",
+        default_value = "http://127.0.0.1:8082"
+    )]
+    pub query_api_url: String,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "RSVP_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+}

@@ -1,0 +1,10 @@
+//! rsvp's command API: takes writes, checks each against the current state of the invites it
+//! touches, appends the resulting events to Kafka, and answers only once they are durable.
+
+pub mod config;
+pub mod routes;
+pub mod startup;
+pub mod writer;
+
+pub use config::Config;
+pub use startup::Application;

@@ -1,0 +1,19 @@
+use crate::writer::{Phase, WriterHandle};
+use actix_web::{get, web, HttpResponse};
+use serde_json::json;
+
+/// Liveness: the process answers.
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Readiness: this instance is the writer and has read the log to its end.
+#[get("/readyz")]
+pub async fn readyz(writer: web::Data<WriterHandle>) -> HttpResponse {
+    match writer.phase() {
+        Phase::Ready => HttpResponse::Ok().json(json!({ "status": "ready" })),
+        phase => HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": format!("{phase:?}").to_lowercase() })),
+    }
+}

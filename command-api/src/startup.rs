@@ -1,0 +1,77 @@
+//! Building and running the application.
+
+use crate::config::Config;
+use crate::routes;
+use crate::writer::{self, WriterConfig};
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use service_kit::auth::Authenticator;
+use service_kit::problem;
+use std::net::TcpListener;
+
+pub struct AppState {
+    pub query_api_url: String,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to PostgreSQL, becomes the writer (fencing any earlier one, reading the log to its
+    /// end) and binds the port. The server runs once [`Application::run_until_stopped`] is awaited.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = service_kit::db::connect(&config.database_url, 8).await?;
+        let writer = writer::start(WriterConfig {
+            brokers: config.kafka_brokers.clone(),
+            topic: config.kafka_topic.clone(),
+            transactional_id: config.writer_id.clone(),
+        })
+        .await?;
+        let listener = TcpListener::bind((config.host.as_str(), config.port))
+            .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
+        let addr = listener.local_addr()?;
+        let auth = web::Data::new(Authenticator::new(pool));
+        let writer = web::Data::new(writer);
+        let state = web::Data::new(AppState {
+            query_api_url: config.query_api_url.trim_end_matches('/').to_owned(),
+        });
+        let max_body = config.max_body_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(auth.clone())
+                .app_data(writer.clone())
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .app_data(problem::query_config())
+                .app_data(problem::path_config())
+                .wrap(
+                    actix_web::middleware::Logger::new("%r %s %Dms")
+                        .log_target("command_api::http"),
+                )
+                .configure(routes::configure)
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)?
+        .run();
+        service_kit::telemetry::announce_listening("command-api", addr);
+        Ok(Self {
+            port: addr.port(),
+            server,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("server failed")
+    }
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, service_kit::Problem> {
+    Err(service_kit::Problem::not_found("route"))
+}

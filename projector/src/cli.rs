@@ -1,0 +1,80 @@
+//! The projector binary: `run` (default) follows the log.
+
+use crate::consumer::{self, ConsumerConfig};
+use actix_web::{get, App, HttpResponse, HttpServer};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::net::TcpListener;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "projector",
+    about = "rsvp's projector: the log into PostgreSQL read models"
+)]
+pub struct Cli {
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    #[arg(long, env = "RSVP_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+    #[arg(long, env = "RSVP_KAFKA_TOPIC", default_value = "rsvp.invite-events")]
+    pub kafka_topic: String,
+    /// Name under which positions are stored; two projectors with different names are independent.
+    #[arg(long, env = "RSVP_PROJECTOR_NAME", default_value = "rsvp-projector")]
+    pub name: String,
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Follow the log and keep the read models current (the default).
+    Run {
+        #[arg(long, env = "PROJECTOR_HOST", default_value = "127.0.0.1")]
+        host: String,
+        /// Port of /healthz; 0 picks a free one.
+        #[arg(long, env = "PROJECTOR_PORT", default_value_t = 8083)]
+        port: u16,
+        /// Most events applied in one PostgreSQL transaction.
+        #[arg(long, env = "RSVP_PROJECTOR_BATCH", default_value_t = 1000)]
+        batch: usize,
+    },
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let command = self.command.unwrap_or(Cmd::Run {
+            host: "127.0.0.1".into(),
+            port: 8083,
+            batch: 1000,
+        });
+        match command {
+            Cmd::Run { host, port, batch } => {
+                let pool = service_kit::db::connect(&self.database_url, 4).await?;
+                service_kit::db::migrate(&pool).await?;
+                let listener = TcpListener::bind((host.as_str(), port))
+                    .with_context(|| format!("cannot listen on {host}:{port}"))?;
+                let addr = listener.local_addr()?;
+                let server = HttpServer::new(|| App::new().service(healthz))
+                    .listen(listener)?
+                    .workers(1)
+                    .run();
+                service_kit::telemetry::announce_listening("projector", addr);
+                let config = ConsumerConfig {
+                    brokers: self.kafka_brokers,
+                    topic: self.kafka_topic,
+                    name: self.name,
+                    batch,
+                };
+                tokio::select! {
+                    r = consumer::run(pool, config) => r,
+                    r = server => r.context("health server failed"),
+                }
+            }
+        }
+    }
+}
+
+#[get("/healthz")]
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}

@@ -1,0 +1,30 @@
+//! Configuration, from flags or environment variables.
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "query-api", about = "rsvp's query API (reads)")]
+pub struct Config {
+    #[arg(long, env = "QUERY_API_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on; 0 picks a free one (printed on stdout).
+    #[arg(long, env = "QUERY_API_PORT", default_value_t = 8082)]
+    pub port: u16,
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// Base URL clients reach this API at, for `next`/`previous` links.
+    #[arg(
+        long,
+        env = "RSVP_QUERY_API_URL",
+        default_value = "http://127.0.0.1:8082"
+    )]
+    pub public_url: String,
+    /// Key that signs pagination cursors (tamper-evident). Set it in production; every instance
+    /// must share it.
+    #[arg(
+        long,
+        env = "RSVP_CURSOR_SECRET",
+        default_value = "rsvp-local-cursor-secret"
+    )]
+    pub cursor_secret: String,
+}

@@ -1,0 +1,69 @@
+//! Building and running the application.
+
+use crate::config::Config;
+use crate::cursor::CursorCodec;
+use crate::routes;
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use service_kit::auth::Authenticator;
+use service_kit::problem;
+use sqlx::PgPool;
+use std::net::TcpListener;
+
+pub struct AppState {
+    pub pool: PgPool,
+    pub cursors: CursorCodec,
+    pub public_url: String,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = service_kit::db::connect(&config.database_url, 16).await?;
+        let listener = TcpListener::bind((config.host.as_str(), config.port))
+            .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
+        let addr = listener.local_addr()?;
+        let auth = web::Data::new(Authenticator::new(pool.clone()));
+        let state = web::Data::new(AppState {
+            pool,
+            cursors: CursorCodec::new(&config.cursor_secret),
+            public_url: config.public_url.trim_end_matches('/').to_owned(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(auth.clone())
+                .app_data(state.clone())
+                .app_data(problem::query_config())
+                .app_data(problem::path_config())
+                .wrap(
+                    actix_web::middleware::Logger::new("%r %s %Dms").log_target("query_api::http"),
+                )
+                .configure(routes::configure)
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)?
+        .run();
+        service_kit::telemetry::announce_listening("query-api", addr);
+        Ok(Self {
+            port: addr.port(),
+            server,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("server failed")
+    }
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, service_kit::Problem> {
+    Err(service_kit::Problem::not_found("route"))
+}

@@ -1,0 +1,258 @@
+//! Tenant API keys. A key reads `rsvp_<key id>_<secret>`: the key id finds the row, the secret is
+//! checked against its SHA-256, compared in constant time. Secrets are 256 random bits, so a
+//! fast hash is enough: there is nothing to brute-force that a slow hash would protect.
+//! Only the hash is stored; the key is shown once, when it is created.
+
+use crate::problem::Problem;
+use actix_web::{web, FromRequest, HttpRequest};
+use anyhow::Context;
+use events::TenantId;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    InvitesWrite,
+    InvitesRead,
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::InvitesWrite, Scope::InvitesRead, Scope::Admin];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::InvitesWrite => "invites:write",
+            Self::InvitesRead => "invites:read",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|scope| scope.as_str() == s)
+    }
+}
+
+/// Who is calling, once the credential checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub tenant_id: TenantId,
+    pub key_id: String,
+    pub scopes: Vec<Scope>,
+    /// Set for inviter-scoped tokens: the caller acts as this inviter of the tenant only.
+    pub inviter_id: Option<String>,
+}
+
+impl Authenticated {
+    pub fn require(&self, scope: Scope) -> Result<(), Problem> {
+        // `admin` implies the others: one key can run a tenant.
+        if self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin) {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(scope.as_str()))
+        }
+    }
+}
+
+/// A freshly created key: the only moment the plain secret exists.
+pub struct IssuedKey {
+    pub key_id: String,
+    pub token: String,
+}
+
+fn hash_secret(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Splits `rsvp_<key id>_<secret>` into its parts.
+fn split_token(token: &str) -> Option<(&str, &str)> {
+    let rest = token.strip_prefix("rsvp_")?;
+    let (id, secret) = rest.split_once('_')?;
+    (!id.is_empty() && !secret.is_empty()).then_some((id, secret))
+}
+
+/// Checks credentials against PostgreSQL, remembering good ones for a short while so that a
+/// busy client costs one query per `ttl`, not one per request.
+pub struct Authenticator {
+    pool: PgPool,
+    ttl: Duration,
+    cache: Mutex<HashMap<Vec<u8>, (Instant, Authenticated)>>,
+}
+
+impl Authenticator {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            ttl: Duration::from_secs(10),
+            cache: Mutex::default(),
+        }
+    }
+
+    /// Verifies a bearer token; `None` for anything that is not a live key.
+    pub async fn verify(&self, token: &str) -> anyhow::Result<Option<Authenticated>> {
+        let Some((key_id, secret)) = split_token(token) else {
+            return Ok(None);
+        };
+        let presented = hash_secret(secret);
+        let cache_key = hash_secret(token);
+        if let Some((at, auth)) = self.cache.lock().unwrap().get(&cache_key) {
+            if at.elapsed() < self.ttl {
+                return Ok(Some(auth.clone()));
+            }
+        }
+        let row: Option<(Uuid, Vec<u8>, Vec<String>, Option<String>)> = sqlx::query_as(
+            "SELECT tenant_id, secret_hash, scopes, inviter_id FROM api_keys \
+             WHERE key_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.pool)
+        .await
+        .context("cannot look up api key")?;
+        let Some((tenant, stored, scopes, inviter_id)) = row else {
+            return Ok(None);
+        };
+        if !bool::from(stored.ct_eq(&presented)) {
+            return Ok(None);
+        }
+        let auth = Authenticated {
+            tenant_id: TenantId::from_uuid(tenant),
+            key_id: key_id.to_owned(),
+            scopes: scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+            inviter_id,
+        };
+        self.cache
+            .lock()
+            .unwrap()
+            .insert(cache_key, (Instant::now(), auth.clone()));
+        Ok(Some(auth))
+    }
+
+    /// Reads the credential of a request: `Authorization: Bearer <key>`.
+    pub async fn authenticate(&self, req: &HttpRequest) -> Result<Authenticated, Problem> {
+        let token = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(Problem::unauthorized)?;
+        match self.verify(token).await {
+            Ok(Some(auth)) => Ok(auth),
+            Ok(None) => Err(Problem::unauthorized()),
+            Err(e) => {
+                tracing::error!(error = ?e, "authentication failed");
+                Err(Problem::unavailable(
+                    "credentials cannot be checked right now",
+                ))
+            }
+        }
+    }
+}
+
+impl FromRequest for Authenticated {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let auth = req
+                .app_data::<web::Data<Authenticator>>()
+                .expect("an Authenticator is registered as app data")
+                .clone();
+            Ok(auth.authenticate(&req).await?)
+        })
+    }
+}
+
+/// Creates a tenant (or finds it by name) and returns its id.
+pub async fn ensure_tenant(pool: &PgPool, name: &str) -> anyhow::Result<TenantId> {
+    let id: Uuid = sqlx::query_scalar(
+        "INSERT INTO tenants (tenant_id, name) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING tenant_id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(name)
+    .fetch_one(pool)
+    .await
+    .context("cannot create tenant")?;
+    Ok(TenantId::from_uuid(id))
+}
+
+/// Issues a new key for a tenant. `inviter_id` makes it an inviter-scoped token.
+pub async fn issue_key(
+    pool: &PgPool,
+    tenant: TenantId,
+    scopes: &[Scope],
+    inviter_id: Option<&str>,
+    label: Option<&str>,
+) -> anyhow::Result<IssuedKey> {
+    let key_id = random_hex(8);
+    let secret = random_hex(32);
+    let scopes: Vec<&str> = scopes.iter().map(Scope::as_str).collect();
+    sqlx::query(
+        "INSERT INTO api_keys (key_id, tenant_id, secret_hash, scopes, inviter_id, label) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&key_id)
+    .bind(tenant.as_uuid())
+    .bind(hash_secret(&secret))
+    .bind(&scopes)
+    .bind(inviter_id)
+    .bind(label)
+    .execute(pool)
+    .await
+    .context("cannot store api key")?;
+    Ok(IssuedKey {
+        token: format!("rsvp_{key_id}_{secret}"),
+        key_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_splits_into_key_id_and_secret() {
+        assert_eq!(split_token("rsvp_ab12_cd34"), Some(("ab12", "cd34")));
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused_before_any_lookup() {
+        for bad in ["", "rsvp_", "rsvp__x", "rsvp_x_", "key_ab_cd", "rsvp_abcd"] {
+            assert_eq!(split_token(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn admin_implies_every_other_scope_but_read_does_not_imply_write() {
+        let mut auth = Authenticated {
+            tenant_id: TenantId::from_uuid(Uuid::nil()),
+            key_id: "k".into(),
+            scopes: vec![Scope::Admin],
+            inviter_id: None,
+        };
+        assert!(auth.require(Scope::InvitesWrite).is_ok());
+        auth.scopes = vec![Scope::InvitesRead];
+        assert!(auth.require(Scope::InvitesRead).is_ok());
+        assert_eq!(auth.require(Scope::InvitesWrite).unwrap_err().status, 403);
+    }
+}

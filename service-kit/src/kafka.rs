@@ -1,0 +1,126 @@
+//! Kafka client settings shared by every service.
+
+use rdkafka::ClientConfig;
+
+/// The common part: brokers, and a client id that names the service in broker logs.
+pub fn client_config(brokers: &str, client_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("client.id", client_id);
+    config
+}
+
+use events::{DecodeError, Envelope};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+
+/// The `ce_*` headers of an envelope, as Kafka headers (CloudEvents binary content mode).
+pub fn headers_of(envelope: &Envelope) -> OwnedHeaders {
+    envelope
+        .cloudevents_headers()
+        .into_iter()
+        .fold(OwnedHeaders::new(), |h, (key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            })
+        })
+}
+
+/// Reads an envelope back from a Kafka record written with [`headers_of`].
+pub fn envelope_of<M: Message>(message: &M) -> Result<Envelope, DecodeError> {
+    let headers = message.headers();
+    let lookup = |name: &str| -> Option<&str> {
+        headers?
+            .iter()
+            .find(|h| h.key == name)
+            .and_then(|h| std::str::from_utf8(h.value?).ok())
+    };
+    Envelope::from_cloudevent(lookup, message.payload().unwrap_or_default())
+}
+
+use anyhow::Context as _;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+/// Partitions of a topic, from the cluster's metadata.
+pub fn partitions<X: rdkafka::consumer::ConsumerContext, C: Consumer<X>>(
+    consumer: &C,
+    topic: &str,
+    timeout: Duration,
+) -> anyhow::Result<Vec<i32>> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .with_context(|| format!("cannot read metadata of topic {topic}"))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    anyhow::ensure!(!partitions.is_empty(), "topic {topic} does not exist");
+    Ok(partitions)
+}
+
+/// Reads every committed record of `topic` from `start` (per partition; missing = beginning) up
+/// to the end of the log as it is when the call begins, in per-partition order, calling `each`
+/// with (partition, offset, record). Aborted transactions are skipped (read_committed).
+pub fn read_to_end(
+    brokers: &str,
+    topic: &str,
+    start: &std::collections::HashMap<i32, i64>,
+    timeout: Duration,
+    mut each: impl FnMut(i32, i64, &rdkafka::message::BorrowedMessage<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = client_config(brokers, "rsvp-log-reader")
+        .set("group.id", "rsvp-log-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .set("fetch.max.bytes", "104857600")
+        .set("max.partition.fetch.bytes", "10485760")
+        .create()
+        .context("cannot create log reader")?;
+    let deadline = Instant::now() + timeout;
+    let mut pending = std::collections::HashMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for p in partitions(&consumer, topic, timeout)? {
+        let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
+        let from = start.get(&p).copied().unwrap_or(low).max(low);
+        if from < high {
+            pending.insert(p, high);
+            assignment.add_partition_offset(topic, p, Offset::Offset(from))?;
+        }
+    }
+    if pending.is_empty() {
+        return Ok(());
+    }
+    consumer
+        .assign(&assignment)
+        .context("cannot assign partitions")?;
+    while !pending.is_empty() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "reading {topic} to its end took longer than {timeout:?}"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Ok(message)) => {
+                let (p, offset) = (message.partition(), message.offset());
+                each(p, offset, &message)?;
+                // Offsets have gaps under transactions (commit markers): compare, never count.
+                if pending.get(&p).is_some_and(|&high| offset + 1 >= high) {
+                    pending.remove(&p);
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                // End reached: the rest up to the high watermark was markers or aborted records.
+                pending.remove(&p);
+            }
+            Some(Err(e)) => return Err(e).context("cannot read the log"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! Glue shared by rsvp's services. Nothing here knows about invites: the domain lives in
+//! `events`, the services in their own crates.
+
+pub mod auth;
+pub mod db;
+pub mod kafka;
+pub mod problem;
+pub mod telemetry;
+
+pub use auth::{Authenticated, Authenticator, Scope};
+pub use problem::Problem;

@@ -1,0 +1,238 @@
+//! RFC 9457 problem details: the one shape every error response of rsvp takes.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use std::fmt;
+
+/// Base of every problem `type` URI; the last segment is the stable machine-readable code.
+pub const TYPE_BASE: &str = "https://rsvp.dev/problems/";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The stable code, repeated for clients that prefer not to parse the `type` URI.
+    pub code: String,
+    /// The request field at fault (a JSON pointer-ish dotted path or a parameter name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &str, title: impl Into<String>) -> Self {
+        Self {
+            type_uri: format!("{TYPE_BASE}{code}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: None,
+            code: code.to_owned(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// 400 for a malformed request part, naming it.
+    pub fn bad_request(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            "the request is invalid",
+        )
+        .with_field(field)
+        .with_detail(detail)
+    }
+
+    /// 422 for a well-formed request whose content breaks a rule, naming the field.
+    pub fn invalid_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            "a field is invalid",
+        )
+        .with_field(field)
+        .with_detail(detail)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required",
+        )
+        .with_detail("send the key as `Authorization: Bearer <key>`")
+    }
+
+    pub fn forbidden(scope: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the credential lacks a scope",
+        )
+        .with_detail(format!("this call needs the `{scope}` scope"))
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("{what} not found"),
+        )
+    }
+
+    /// An unexpected failure. The cause is logged by the caller and never sent.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the service cannot take this request now",
+        )
+        .with_detail(detail)
+        .with_retry_after(1)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status, self.code)?;
+        if let Some(d) = &self.detail {
+            write!(f, ": {d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if let Some(secs) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if self.status == 401 {
+            res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        res.body(serde_json::to_string(self).expect("problems always serialize"))
+    }
+}
+
+/// A JSON request body whose errors name the failing field by its path (`targets[0].value`).
+/// Content type must be JSON; the size limit comes from `web::PayloadConfig` (413 past it).
+pub struct JsonBody<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBody<T> {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(
+        req: &actix_web::HttpRequest,
+        payload: &mut actix_web::dev::Payload,
+    ) -> Self::Future {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .is_some_and(|m| m == "application/json" || m.ends_with("+json"));
+        let bytes = actix_web::web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !is_json {
+                return Err(Problem::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported-media-type",
+                    "the body must be JSON",
+                )
+                .with_field("body")
+                .with_detail("send `Content-Type: application/json`")
+                .into());
+            }
+            let bytes = bytes.await.map_err(|e| {
+                let too_large =
+                    e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE;
+                actix_web::Error::from(if too_large {
+                    Problem::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload-too-large",
+                        "the request body is too large",
+                    )
+                    .with_field("body")
+                } else {
+                    Problem::bad_request("body", e.to_string())
+                })
+            })?;
+            let de = &mut serde_json::Deserializer::from_slice(&bytes);
+            serde_path_to_error::deserialize(de)
+                .map(JsonBody)
+                .map_err(|e| {
+                    let path = e.path().to_string();
+                    let inner = e.into_inner();
+                    let field = match path.as_str() {
+                        "." | "" => json_error_field(&inner.to_string()),
+                        p => p.to_owned(),
+                    };
+                    Problem::bad_request(field, inner.to_string()).into()
+                })
+        })
+    }
+}
+
+pub fn query_config() -> actix_web::web::QueryConfig {
+    actix_web::web::QueryConfig::default().error_handler(|err, _req| {
+        let text = err.to_string();
+        Problem::bad_request(json_error_field(&text), text).into()
+    })
+}
+
+pub fn path_config() -> actix_web::web::PathConfig {
+    actix_web::web::PathConfig::default()
+        .error_handler(|err, _req| Problem::bad_request("path", err.to_string()).into())
+}
+
+/// Pulls the field name out of serde's messages ("missing field `targets`", "unknown field `x`").
+fn json_error_field(message: &str) -> String {
+    message
+        .split('`')
+        .nth(1)
+        .filter(|f| !f.is_empty() && !f.contains(' '))
+        .unwrap_or("body")
+        .to_owned()
+}
