@@ -21,34 +21,36 @@ pub struct Cli {
     /// Name under which positions are stored; two projectors with different names are independent.
     #[arg(long, env = "RSVP_PROJECTOR_NAME", default_value = "rsvp-projector")]
     pub name: String,
+    #[command(flatten)]
+    pub follow: FollowArgs,
     #[command(subcommand)]
     pub command: Option<Cmd>,
+}
+
+/// Settings of `run`.
+#[derive(Debug, clap::Args)]
+pub struct FollowArgs {
+    #[arg(long, env = "PROJECTOR_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port of /healthz; 0 picks a free one.
+    #[arg(long, env = "PROJECTOR_PORT", default_value_t = 8083)]
+    pub port: u16,
+    /// Most events applied in one PostgreSQL transaction.
+    #[arg(long, env = "RSVP_PROJECTOR_BATCH", default_value_t = 1000)]
+    pub batch: usize,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Follow the log and keep the read models current (the default).
-    Run {
-        #[arg(long, env = "PROJECTOR_HOST", default_value = "127.0.0.1")]
-        host: String,
-        /// Port of /healthz; 0 picks a free one.
-        #[arg(long, env = "PROJECTOR_PORT", default_value_t = 8083)]
-        port: u16,
-        /// Most events applied in one PostgreSQL transaction.
-        #[arg(long, env = "RSVP_PROJECTOR_BATCH", default_value_t = 1000)]
-        batch: usize,
-    },
+    Run,
 }
 
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
-        let command = self.command.unwrap_or(Cmd::Run {
-            host: "127.0.0.1".into(),
-            port: 8083,
-            batch: 1000,
-        });
-        match command {
-            Cmd::Run { host, port, batch } => {
+        match self.command.unwrap_or(Cmd::Run) {
+            Cmd::Run => {
+                let FollowArgs { host, port, batch } = self.follow;
                 let pool = service_kit::db::connect(&self.database_url, 4).await?;
                 service_kit::db::migrate(&pool).await?;
                 let listener = TcpListener::bind((host.as_str(), port))

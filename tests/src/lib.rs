@@ -1,1 +1,32 @@
+//! The test harness: real Kafka and real PostgreSQL for every test, each test with its own topic,
+//! database and tenant, so tests run in parallel; and the three services started as processes.
+//!
+//! Where Kafka and PostgreSQL come from:
+//! - `RSVP_TEST_KAFKA_BROKERS` and `RSVP_TEST_DATABASE_URL` (a role that may create databases),
+//!   when set: the README's test command starts both locally and sets them;
+//! - otherwise testcontainers starts them in Docker, once per test binary.
 
+pub mod infra;
+pub mod services;
+
+pub use infra::TestEnv;
+pub use services::{Service, Services};
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Polls `check` until it returns `Some`, at most `timeout`; panics naming `what` otherwise.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Brings the whole system up: Kafka, PostgreSQL, the three services, and a demo tenant.
+# Safe to run again while everything is up.
+set -euo pipefail
+here="$(dirname "${BASH_SOURCE[0]}")"
+source "$here/env.sh"
+
+command -v cargo >/dev/null || die "cargo is needed (https://rustup.rs)"
+log "building the services (release)"
+(cd "$RSVP_ROOT" && cargo build --release --locked --bins)
+
+"$here/postgres.sh" start
+"$here/kafka.sh" start
+"$here/kafka.sh" create-topic "$RSVP_KAFKA_TOPIC" "$RSVP_KAFKA_PARTITIONS"
+"$here/services.sh" start
+
+# The demo key is kept so that a second run prints the same one.
+key_file="$RSVP_STATE_DIR/demo-api-key"
+admin="$CARGO_TARGET_DIR/release/rsvp-admin"
+if [ ! -s "$key_file" ] || ! "$admin" check-key "$(cat "$key_file")" >/dev/null 2>&1; then
+  "$admin" create-key --tenant demo --label demo >"$key_file"
+fi
+key=$(cat "$key_file")
+
+cat <<MSG
+
+rsvp is up.
+  command API  http://127.0.0.1:$COMMAND_API_PORT   (writes)
+  query API    http://127.0.0.1:$QUERY_API_PORT   (reads)
+  projector    http://127.0.0.1:$PROJECTOR_PORT/healthz
+  demo tenant API key: $key
+
+Try it:
+  KEY=$key
+  curl -s -X POST http://127.0.0.1:$COMMAND_API_PORT/v1/invites \\
+    -H "Authorization: Bearer \$KEY" -H 'Content-Type: application/json' \\
+    -d '{"inviter":{"id":"user-1","name":"Ann"},"targets":[{"type":"email","value":"bob@example.com"}],"expires_in_days":7}'
+  curl -s http://127.0.0.1:$QUERY_API_PORT/v1/invites -H "Authorization: Bearer \$KEY"
+
+Logs: $RSVP_STATE_DIR/logs   Stop: make stop
+MSG

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The three rsvp services (release builds) as background processes.
+# usage: services.sh start|stop|status
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+run_dir="$RSVP_STATE_DIR/run"
+log_dir="$RSVP_STATE_DIR/logs"
+bin_dir="$CARGO_TARGET_DIR/release"
+mkdir -p "$run_dir" "$log_dir"
+
+export COMMAND_API_PORT QUERY_API_PORT PROJECTOR_PORT
+export RSVP_QUERY_API_URL="${RSVP_QUERY_API_URL:-http://127.0.0.1:$QUERY_API_PORT}"
+
+running() { [ -f "$run_dir/$1.pid" ] && kill -0 "$(cat "$run_dir/$1.pid")" 2>/dev/null; }
+
+healthy() { curl -fsS -o /dev/null "http://127.0.0.1:$1/healthz"; }
+
+start_one() {
+  local name="$1" port="$2"
+  if running "$name"; then log "$name already running (pid $(cat "$run_dir/$name.pid"))"; return; fi
+  if port_open "$port"; then die "port $port (for $name) is taken by another process"; fi
+  log "starting $name on 127.0.0.1:$port"
+  setsid "$bin_dir/$name" >>"$log_dir/$name.log" 2>&1 </dev/null &
+  echo $! >"$run_dir/$name.pid"
+  wait_for "$name" 120 healthy "$port" || { tail -n 30 "$log_dir/$name.log" >&2; die "$name did not start"; }
+}
+
+stop_one() {
+  local name="$1"
+  if running "$name"; then
+    local pid; pid=$(cat "$run_dir/$name.pid")
+    log "stopping $name (pid $pid)"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$run_dir/$name.pid"
+}
+
+case "${1:-}" in
+  start)
+    # The projector applies the migrations, so it goes first.
+    start_one projector "$PROJECTOR_PORT"
+    start_one query-api "$QUERY_API_PORT"
+    start_one command-api "$COMMAND_API_PORT"
+    ;;
+  stop) for s in command-api query-api projector; do stop_one "$s"; done ;;
+  status)
+    for s in projector query-api command-api; do
+      if running "$s"; then echo "$s: running (pid $(cat "$run_dir/$s.pid"))"; else echo "$s: stopped"; fi
+    done
+    ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

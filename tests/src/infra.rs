@@ -1,0 +1,143 @@
+//! Kafka and PostgreSQL for tests, and a fresh topic, database and tenant per test.
+
+use anyhow::Context;
+use events::TenantId;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use service_kit::auth::{ensure_tenant, issue_key, Scope};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+/// Where the shared servers are.
+struct Servers {
+    brokers: String,
+    admin_database_url: String,
+}
+
+static SERVERS: OnceCell<Servers> = OnceCell::const_new();
+
+async fn servers() -> &'static Servers {
+    SERVERS
+        .get_or_init(|| async {
+            match (std::env::var("RSVP_TEST_KAFKA_BROKERS"), std::env::var("RSVP_TEST_DATABASE_URL")) {
+                (Ok(brokers), Ok(admin_database_url)) => Servers { brokers, admin_database_url },
+                _ => containers::start().await.expect("cannot start Kafka and PostgreSQL in Docker; set RSVP_TEST_KAFKA_BROKERS and RSVP_TEST_DATABASE_URL or run the README's test command"),
+            }
+        })
+        .await
+}
+
+/// Everything one test owns.
+pub struct TestEnv {
+    pub brokers: String,
+    pub topic: String,
+    pub database_url: String,
+    pub pool: PgPool,
+    pub tenant: TenantId,
+    /// A key with every scope for `tenant`.
+    pub key: String,
+    database: String,
+    admin_database_url: String,
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        Self::with_partitions(3).await
+    }
+
+    pub async fn with_partitions(partitions: i32) -> Self {
+        let servers = servers().await;
+        let id = Uuid::new_v4().simple().to_string();
+        let topic = format!("rsvp-test-{id}");
+        create_topic(&servers.brokers, &topic, partitions).await.expect("cannot create the test topic");
+        let database = format!("rsvp_test_{id}");
+        let mut admin = PgConnection::connect(&servers.admin_database_url).await.expect("cannot reach PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE \"{database}\"")).execute(&mut admin).await.expect("cannot create the test database");
+        let database_url = with_database(&servers.admin_database_url, &database);
+        let pool = service_kit::db::connect(&database_url, 5).await.expect("cannot connect to the test database");
+        service_kit::db::migrate(&pool).await.expect("cannot migrate the test database");
+        let tenant = ensure_tenant(&pool, "tenant-a").await.expect("cannot create the tenant");
+        let key = issue_key(&pool, tenant, &Scope::ALL, None, Some("test")).await.expect("cannot issue a key").token;
+        Self {
+            brokers: servers.brokers.clone(),
+            topic,
+            database_url,
+            pool,
+            tenant,
+            key,
+            database,
+            admin_database_url: servers.admin_database_url.clone(),
+        }
+    }
+
+    /// Another key for the test tenant, with the given scopes, optionally inviter-scoped.
+    pub async fn key_with(&self, scopes: &[Scope], inviter: Option<&str>) -> String {
+        issue_key(&self.pool, self.tenant, scopes, inviter, None).await.expect("cannot issue a key").token
+    }
+
+    /// A second tenant with its own all-scopes key: for isolation tests.
+    pub async fn other_tenant(&self, name: &str) -> (TenantId, String) {
+        let tenant = ensure_tenant(&self.pool, name).await.expect("cannot create the tenant");
+        let key = issue_key(&self.pool, tenant, &Scope::ALL, None, None).await.expect("cannot issue a key").token;
+        (tenant, key)
+    }
+}
+
+impl Drop for TestEnv {
+    /// Drops the database so repeated local runs do not pile them up (best effort).
+    fn drop(&mut self) {
+        let (url, database) = (self.admin_database_url.clone(), self.database.clone());
+        let pool = self.pool.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                pool.close().await;
+                let mut admin = PgConnection::connect(&url).await.ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).execute(&mut admin).await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        service_kit::kafka::client_config(brokers, "rsvp-tests").create().context("cannot create admin client")?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1");
+    let results = admin.create_topics([&new], &AdminOptions::new()).await.context("cannot create topic")?;
+    for r in results {
+        r.map_err(|(t, e)| anyhow::anyhow!("cannot create topic {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The same URL pointing at another database.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+mod containers {
+    //! The laptop path: Kafka and PostgreSQL in Docker, alive for the rest of the test process.
+    use super::Servers;
+    use testcontainers_modules::kafka::apache::Kafka;
+    use testcontainers_modules::postgres::Postgres;
+    use testcontainers_modules::testcontainers::runners::AsyncRunner;
+
+    pub async fn start() -> anyhow::Result<Servers> {
+        let kafka = Kafka::default().start().await?;
+        let brokers = format!("127.0.0.1:{}", kafka.get_host_port_ipv4(testcontainers_modules::kafka::apache::KAFKA_PORT).await?);
+        let postgres = Postgres::default().start().await?;
+        let port = postgres.get_host_port_ipv4(5432).await?;
+        let admin_database_url = format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres");
+        // The containers must outlive every test of this process.
+        std::mem::forget(kafka);
+        std::mem::forget(postgres);
+        Ok(Servers { brokers, admin_database_url })
+    }
+}

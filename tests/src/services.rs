@@ -1,0 +1,118 @@
+//! The three services as real processes, built by `cargo build --bins` (the README's test
+//! command does it first). Each listens on a free port, announced on its stdout.
+
+use crate::infra::TestEnv;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// One running service process; killed when dropped.
+pub struct Service {
+    pub name: &'static str,
+    pub url: String,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl Service {
+    /// Starts `binary` with the test's settings plus `extra` variables and waits until it listens.
+    pub async fn start(binary: &'static str, env: &TestEnv, extra: &[(&str, String)]) -> Self {
+        let path = bin_path(binary);
+        let log = log_dir().join(format!("{}-{binary}-{}.log", env.topic, uuid::Uuid::new_v4().simple()));
+        let stderr = std::fs::File::create(&log).expect("cannot create a service log file");
+        let mut command = Command::new(&path);
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", std::env::var("RSVP_TEST_SERVICE_LOG").unwrap_or_else(|_| "info".into()))
+            .env("RSVP_KAFKA_BROKERS", &env.brokers)
+            .env("RSVP_KAFKA_TOPIC", &env.topic)
+            .env("DATABASE_URL", &env.database_url)
+            .env("RSVP_PROJECTOR_NAME", format!("projector-{}", env.topic))
+            .env("RSVP_WRITER_ID", format!("writer-{}", env.topic))
+            .env("COMMAND_API_PORT", "0")
+            .env("QUERY_API_PORT", "0")
+            .env("PROJECTOR_PORT", "0");
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+        let announced = tokio::time::timeout(Duration::from_secs(90), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some((_, url)) = line.split_once(" listening on ") {
+                    return Some(url.trim().to_owned());
+                }
+            }
+            None
+        })
+        .await;
+        let url = match announced {
+            Ok(Some(url)) => url,
+            _ => panic!(
+                "{binary} did not start; its log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ),
+        };
+        // Keep draining stdout so the process never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { name: binary, url, log, child }
+    }
+
+    /// Kills the process at once (SIGKILL) and waits for it to be gone.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The whole system for one test.
+pub struct Services {
+    pub projector: Service,
+    pub command: Service,
+    pub query: Service,
+}
+
+impl Services {
+    pub async fn start(env: &TestEnv) -> Self {
+        let projector = Service::start("projector", env, &[]).await;
+        let query = Service::start("query-api", env, &[]).await;
+        let command = Service::start("command-api", env, &[("RSVP_QUERY_API_URL", query.url.clone())]).await;
+        Self { projector, command, query }
+    }
+}
+
+/// The binaries sit next to the test executable's `deps/` folder.
+fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("tests run from target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the services first with `cargo build --bins` (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+fn log_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join("rsvp-test-logs");
+    std::fs::create_dir_all(&dir).expect("cannot create the log folder");
+    dir
+}
