@@ -17,4 +17,13 @@ cd "$RSVP_ROOT"
 log "building"
 cargo build --locked --bins --tests
 log "testing"
-cargo test --locked --workspace "$@"
+out="$RSVP_STATE_DIR/test-output.log"
+mkdir -p "$RSVP_STATE_DIR"
+set +e
+cargo test --locked --workspace --lib --bins --tests "$@" 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$out"
+exit "$status"
