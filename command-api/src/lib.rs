@@ -2,6 +2,7 @@
 //! touches, appends the resulting events to Kafka, and answers only once they are durable.
 
 pub mod config;
+pub mod lease;
 pub mod routes;
 pub mod startup;
 pub mod writer;

@@ -8,6 +8,7 @@
 //! get `Unavailable`, and the state is rebuilt from the log, so it never runs ahead of Kafka.
 //! A second writer with the same `transactional.id` fences this one: it then refuses everything.
 
+use crate::lease::Lease;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use events::{
@@ -19,9 +20,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// Most commands decided into one transaction.
@@ -73,33 +75,25 @@ struct Request {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Phase {
-    Starting = 0,
-    Ready = 1,
-    /// Another instance took over; this one can write nothing more.
-    Fenced = 2,
-    /// The log could not be re-read after a failed append; a restart is needed.
-    Failed = 3,
-}
-
-/// Why the writer stopped taking commands.
-enum Stop {
-    Fenced(KafkaError),
-    Broken(anyhow::Error),
+    /// Waiting for the lease: another instance is the writer.
+    Standby = 0,
+    /// Holds the lease; fencing the previous writer and reading the log to its end.
+    Starting = 1,
+    Ready = 2,
 }
 
 #[derive(Clone)]
 pub struct WriterHandle {
-    tx: mpsc::Sender<Request>,
+    tx: std::sync::mpsc::Sender<Request>,
     phase: Arc<AtomicU8>,
 }
 
 impl WriterHandle {
     pub fn phase(&self) -> Phase {
         match self.phase.load(Ordering::Acquire) {
-            1 => Phase::Ready,
-            2 => Phase::Fenced,
-            3 => Phase::Failed,
-            _ => Phase::Starting,
+            2 => Phase::Ready,
+            1 => Phase::Starting,
+            _ => Phase::Standby,
         }
     }
 
@@ -108,18 +102,10 @@ impl WriterHandle {
         command: Command,
         meta: CommandMeta,
     ) -> Result<Committed, WriteError> {
-        match self.phase() {
-            Phase::Ready | Phase::Starting => {}
-            Phase::Fenced => {
-                return Err(WriteError::Unavailable(
-                    "this instance was fenced by another writer".into(),
-                ))
-            }
-            Phase::Failed => {
-                return Err(WriteError::Unavailable(
-                    "this writer failed and must be restarted".into(),
-                ))
-            }
+        if self.phase() != Phase::Ready {
+            return Err(WriteError::Unavailable(
+                "this instance is not the writer now".into(),
+            ));
         }
         let (reply, answer) = oneshot::channel();
         self.tx
@@ -128,7 +114,6 @@ impl WriterHandle {
                 meta,
                 reply,
             })
-            .await
             .map_err(|_| WriteError::Unavailable("the writer has stopped".into()))?;
         answer
             .await
@@ -136,30 +121,67 @@ impl WriterHandle {
     }
 }
 
-/// Starts the writer thread: fences any previous writer, reads the log to its end, then serves.
-/// Returns once the writer is ready, or with the error that stopped it.
+/// Starts the writer: joins the lease group and, whenever it holds the lease, fences the previous
+/// writer, reads the log to its end and serves commands until it loses the lease or is fenced.
 pub async fn start(config: WriterConfig) -> anyhow::Result<WriterHandle> {
-    let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-    let phase = Arc::new(AtomicU8::new(Phase::Starting as u8));
-    let (ready_tx, ready_rx) = oneshot::channel();
+    let lease = Lease::join(&config.brokers, &config.topic, &config.transactional_id).await?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let phase = Arc::new(AtomicU8::new(Phase::Standby as u8));
     let thread_phase = phase.clone();
     std::thread::Builder::new()
         .name("rsvp-writer".into())
-        .spawn(move || {
-            let mut writer = match Writer::open(config) {
-                Ok(w) => w,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            thread_phase.store(Phase::Ready as u8, Ordering::Release);
-            let _ = ready_tx.send(Ok(()));
-            writer.serve(rx, &thread_phase);
-        })
+        .spawn(move || lead_when_leased(config, lease, rx, &thread_phase))
         .context("cannot start the writer thread")?;
-    ready_rx.await.context("the writer thread died")??;
     Ok(WriterHandle { tx, phase })
+}
+
+fn lead_when_leased(config: WriterConfig, lease: Lease, rx: Receiver<Request>, phase: &AtomicU8) {
+    let set = |p: Phase| phase.store(p as u8, Ordering::Release);
+    loop {
+        set(Phase::Standby);
+        refuse_pending(&rx, "this instance is not the writer now");
+        while !lease.is_held() {
+            std::thread::sleep(Duration::from_millis(50));
+            refuse_pending(&rx, "this instance is not the writer now");
+        }
+        set(Phase::Starting);
+        let mut writer = match Writer::open(config.clone()) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = ?e, "cannot become the writer; retrying");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        set(Phase::Ready);
+        match writer.serve(&rx, &lease) {
+            Stop::LeaseLost => tracing::warn!("lease lost; standing by"),
+            Stop::Fenced(e) => tracing::error!(error = %e, "fenced by another writer; standing by"),
+            Stop::AppendFailed(e) => {
+                tracing::error!(error = %e, "append failed; re-reading the log")
+            }
+            Stop::Closed => return,
+        }
+    }
+}
+
+/// Answers every queued request with 503: the caller may retry against the writer.
+fn refuse_pending(rx: &Receiver<Request>, why: &str) {
+    while let Ok(r) = rx.try_recv() {
+        let _ = r.reply.send(Err(WriteError::Unavailable(why.into())));
+    }
+}
+
+/// Why a writer stopped serving.
+#[derive(Debug)]
+enum Stop {
+    LeaseLost,
+    /// Another instance initialised transactions with our id: we can write nothing more.
+    Fenced(KafkaError),
+    /// An append failed: the state is rebuilt from the log before the next command.
+    AppendFailed(KafkaError),
+    /// The request channel closed: the process is shutting down.
+    Closed,
 }
 
 struct Writer {
@@ -220,8 +242,16 @@ impl Writer {
         Ok(())
     }
 
-    fn serve(&mut self, mut rx: mpsc::Receiver<Request>, phase: &AtomicU8) {
-        while let Some(first) = rx.blocking_recv() {
+    fn serve(&mut self, rx: &Receiver<Request>, lease: &Lease) -> Stop {
+        loop {
+            if !lease.is_held() {
+                return Stop::LeaseLost;
+            }
+            let first = match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return Stop::Closed,
+            };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
@@ -230,30 +260,13 @@ impl Writer {
                 }
             }
             if let Err(stop) = self.run_batch(batch) {
-                let next = match &stop {
-                    Stop::Fenced(e) => {
-                        tracing::error!(error = %e, "writer fenced by another instance; refusing writes");
-                        Phase::Fenced
-                    }
-                    Stop::Broken(e) => {
-                        tracing::error!(error = ?e, "writer cannot recover; refusing writes");
-                        Phase::Failed
-                    }
-                };
-                phase.store(next as u8, Ordering::Release);
-                // Answer whatever still arrives until the process stops.
-                while let Some(r) = rx.blocking_recv() {
-                    let _ = r.reply.send(Err(WriteError::Unavailable(
-                        "this instance can write no more".into(),
-                    )));
-                }
-                return;
+                return stop;
             }
         }
     }
 
     /// Decides every command in order against the evolving state and commits their events in one
-    /// transaction. `Err` when this writer can write no more.
+    /// transaction. `Err` when this writer must stop serving.
     fn run_batch(&mut self, batch: Vec<Request>) -> Result<(), Stop> {
         let now = Utc::now();
         // Changes are staged and merged only after the commit succeeded.
@@ -328,12 +341,8 @@ impl Writer {
                     return Err(Stop::Fenced(e));
                 }
                 // Ambiguous outcomes (a commit that timed out may still land) are settled by the
-                // log itself: re-read it so the state matches what Kafka holds.
-                if let Err(e) = self.recover() {
-                    tracing::error!(error = ?e, "cannot recover the writer");
-                    return Err(Stop::Broken(e));
-                }
-                Ok(())
+                // log itself: the writer is opened anew, which re-reads it.
+                Err(Stop::AppendFailed(e))
             }
         }
     }
@@ -369,13 +378,6 @@ impl Writer {
             }
         }
         result
-    }
-
-    fn recover(&mut self) -> anyhow::Result<()> {
-        self.producer
-            .init_transactions(TX_TIMEOUT)
-            .context("cannot re-initialise transactions")?;
-        self.rebuild()
     }
 }
 

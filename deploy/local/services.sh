@@ -14,16 +14,16 @@ export RSVP_QUERY_API_URL="${RSVP_QUERY_API_URL:-http://127.0.0.1:$QUERY_API_POR
 
 running() { [ -f "$run_dir/$1.pid" ] && kill -0 "$(cat "$run_dir/$1.pid")" 2>/dev/null; }
 
-healthy() { curl -fsS -o /dev/null "http://127.0.0.1:$1/healthz"; }
+healthy() { curl -fsS -o /dev/null "http://127.0.0.1:$1/$2"; }
 
 start_one() {
-  local name="$1" port="$2"
+  local name="$1" port="$2" probe="${3:-healthz}"
   if running "$name"; then log "$name already running (pid $(cat "$run_dir/$name.pid"))"; return; fi
   if port_open "$port"; then die "port $port (for $name) is taken by another process"; fi
   log "starting $name on 127.0.0.1:$port"
   setsid "$bin_dir/$name" >>"$log_dir/$name.log" 2>&1 </dev/null &
   echo $! >"$run_dir/$name.pid"
-  wait_for "$name" 120 healthy "$port" || { tail -n 30 "$log_dir/$name.log" >&2; die "$name did not start"; }
+  wait_for "$name" 120 healthy "$port" "$probe" || { tail -n 30 "$log_dir/$name.log" >&2; die "$name did not start"; }
 }
 
 stop_one() {
@@ -43,7 +43,8 @@ case "${1:-}" in
     # The projector applies the migrations, so it goes first.
     start_one projector "$PROJECTOR_PORT"
     start_one query-api "$QUERY_API_PORT"
-    start_one command-api "$COMMAND_API_PORT"
+    # Ready once it holds the writer lease and has read the log to its end.
+    start_one command-api "$COMMAND_API_PORT" readyz
     ;;
   stop) for s in command-api query-api projector; do stop_one "$s"; done ;;
   status)

@@ -50,15 +50,31 @@ impl TestEnv {
         let servers = servers().await;
         let id = Uuid::new_v4().simple().to_string();
         let topic = format!("rsvp-test-{id}");
-        create_topic(&servers.brokers, &topic, partitions).await.expect("cannot create the test topic");
+        create_topic(&servers.brokers, &topic, partitions)
+            .await
+            .expect("cannot create the test topic");
         let database = format!("rsvp_test_{id}");
-        let mut admin = PgConnection::connect(&servers.admin_database_url).await.expect("cannot reach PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE \"{database}\"")).execute(&mut admin).await.expect("cannot create the test database");
+        let mut admin = PgConnection::connect(&servers.admin_database_url)
+            .await
+            .expect("cannot reach PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE \"{database}\""))
+            .execute(&mut admin)
+            .await
+            .expect("cannot create the test database");
         let database_url = with_database(&servers.admin_database_url, &database);
-        let pool = service_kit::db::connect(&database_url, 5).await.expect("cannot connect to the test database");
-        service_kit::db::migrate(&pool).await.expect("cannot migrate the test database");
-        let tenant = ensure_tenant(&pool, "tenant-a").await.expect("cannot create the tenant");
-        let key = issue_key(&pool, tenant, &Scope::ALL, None, Some("test")).await.expect("cannot issue a key").token;
+        let pool = service_kit::db::connect(&database_url, 5)
+            .await
+            .expect("cannot connect to the test database");
+        service_kit::db::migrate(&pool)
+            .await
+            .expect("cannot migrate the test database");
+        let tenant = ensure_tenant(&pool, "tenant-a")
+            .await
+            .expect("cannot create the tenant");
+        let key = issue_key(&pool, tenant, &Scope::ALL, None, Some("test"))
+            .await
+            .expect("cannot issue a key")
+            .token;
         Self {
             brokers: servers.brokers.clone(),
             topic,
@@ -73,13 +89,21 @@ impl TestEnv {
 
     /// Another key for the test tenant, with the given scopes, optionally inviter-scoped.
     pub async fn key_with(&self, scopes: &[Scope], inviter: Option<&str>) -> String {
-        issue_key(&self.pool, self.tenant, scopes, inviter, None).await.expect("cannot issue a key").token
+        issue_key(&self.pool, self.tenant, scopes, inviter, None)
+            .await
+            .expect("cannot issue a key")
+            .token
     }
 
     /// A second tenant with its own all-scopes key: for isolation tests.
     pub async fn other_tenant(&self, name: &str) -> (TenantId, String) {
-        let tenant = ensure_tenant(&self.pool, name).await.expect("cannot create the tenant");
-        let key = issue_key(&self.pool, tenant, &Scope::ALL, None, None).await.expect("cannot issue a key").token;
+        let tenant = ensure_tenant(&self.pool, name)
+            .await
+            .expect("cannot create the tenant");
+        let key = issue_key(&self.pool, tenant, &Scope::ALL, None, None)
+            .await
+            .expect("cannot issue a key")
+            .token;
         (tenant, key)
     }
 }
@@ -90,11 +114,19 @@ impl Drop for TestEnv {
         let (url, database) = (self.admin_database_url.clone(), self.database.clone());
         let pool = self.pool.clone();
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             runtime.block_on(async {
                 pool.close().await;
                 let mut admin = PgConnection::connect(&url).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).execute(&mut admin).await.ok()
+                sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                ))
+                .execute(&mut admin)
+                .await
+                .ok()
             })
         })
         .join();
@@ -103,9 +135,15 @@ impl Drop for TestEnv {
 
 pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =
-        service_kit::kafka::client_config(brokers, "rsvp-tests").create().context("cannot create admin client")?;
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1");
-    let results = admin.create_topics([&new], &AdminOptions::new()).await.context("cannot create topic")?;
+        service_kit::kafka::client_config(brokers, "rsvp-tests")
+            .create()
+            .context("cannot create admin client")?;
+    let new =
+        NewTopic::new(topic, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1");
+    let results = admin
+        .create_topics([&new], &AdminOptions::new())
+        .await
+        .context("cannot create topic")?;
     for r in results {
         r.map_err(|(t, e)| anyhow::anyhow!("cannot create topic {t}: {e}"))?;
     }
@@ -114,7 +152,9 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow
 
 /// The same URL pointing at another database.
 fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
     match query {
         Some(q) => format!("{base}/{database}?{q}"),
@@ -131,13 +171,21 @@ mod containers {
 
     pub async fn start() -> anyhow::Result<Servers> {
         let kafka = Kafka::default().start().await?;
-        let brokers = format!("127.0.0.1:{}", kafka.get_host_port_ipv4(testcontainers_modules::kafka::apache::KAFKA_PORT).await?);
+        let brokers = format!(
+            "127.0.0.1:{}",
+            kafka
+                .get_host_port_ipv4(testcontainers_modules::kafka::apache::KAFKA_PORT)
+                .await?
+        );
         let postgres = Postgres::default().start().await?;
         let port = postgres.get_host_port_ipv4(5432).await?;
         let admin_database_url = format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres");
         // The containers must outlive every test of this process.
         std::mem::forget(kafka);
         std::mem::forget(postgres);
-        Ok(Servers { brokers, admin_database_url })
+        Ok(Servers {
+            brokers,
+            admin_database_url,
+        })
     }
 }

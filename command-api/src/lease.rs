@@ -1,0 +1,122 @@
+//! Leadership among command-api instances: a Kafka consumer group over a one-partition lease
+//! topic. The member that holds partition 0 is the writer; the others wait as hot standbys.
+//! The assignment is sticky, so an instance that joins never takes the lease from a live leader:
+//! it moves only when the leader leaves or stops heartbeating (session timeout).
+//!
+//! The lease alone does not make a single writer safe (a paused leader may not know it lost it):
+//! the new leader's `init_transactions` fences the old one, which is what stops a zombie.
+
+use anyhow::Context as _;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::RDKafkaErrorCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct LeaseContext {
+    held: Arc<AtomicBool>,
+    topic: String,
+}
+
+impl ClientContext for LeaseContext {}
+
+impl ConsumerContext for LeaseContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let names_lease = |tpl: &rdkafka::TopicPartitionList| {
+            tpl.elements()
+                .iter()
+                .any(|e| e.topic() == self.topic && e.partition() == 0)
+        };
+        match rebalance {
+            Rebalance::Assign(tpl) if names_lease(tpl) => {
+                tracing::info!("writer lease acquired");
+                self.held.store(true, Ordering::Release);
+            }
+            Rebalance::Revoke(tpl) if names_lease(tpl) => {
+                tracing::warn!("writer lease lost");
+                self.held.store(false, Ordering::Release);
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "lease rebalance error"),
+            _ => {}
+        }
+    }
+}
+
+/// Membership in the lease group, kept alive by a background thread.
+pub struct Lease {
+    held: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Lease {
+    /// Joins the group `<writer id>.lease` on topic `<topic>.writer-lease` (created if missing).
+    pub async fn join(brokers: &str, topic: &str, writer_id: &str) -> anyhow::Result<Self> {
+        let lease_topic = format!("{topic}.writer-lease");
+        ensure_topic(brokers, &lease_topic).await?;
+        let held = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let consumer: BaseConsumer<LeaseContext> =
+            service_kit::kafka::client_config(brokers, "rsvp-writer-lease")
+                .set("group.id", format!("{writer_id}.lease"))
+                .set("partition.assignment.strategy", "cooperative-sticky")
+                // How long a dead leader keeps the lease: the failover time after a crash.
+                .set("session.timeout.ms", "6000")
+                .set("heartbeat.interval.ms", "500")
+                .set("enable.auto.commit", "false")
+                .create_with_context(LeaseContext {
+                    held: held.clone(),
+                    topic: lease_topic.clone(),
+                })
+                .context("cannot create the lease consumer")?;
+        consumer
+            .subscribe(&[&lease_topic])
+            .context("cannot join the lease group")?;
+        let (thread_stop, thread_held) = (stop.clone(), held.clone());
+        std::thread::Builder::new()
+            .name("rsvp-writer-lease".into())
+            .spawn(move || {
+                // Nothing is ever produced to the lease topic: polling only serves the group.
+                while !thread_stop.load(Ordering::Acquire) {
+                    if let Some(Err(e)) = consumer.poll(Duration::from_millis(100)) {
+                        tracing::debug!(error = %e, "lease consumer");
+                    }
+                }
+                thread_held.store(false, Ordering::Release);
+                drop(consumer); // leaves the group at once, handing the lease over
+            })
+            .context("cannot start the lease thread")?;
+        Ok(Self { held, stop })
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.held.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+async fn ensure_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        service_kit::kafka::client_config(brokers, "rsvp-writer-lease")
+            .create()
+            .context("cannot create admin client")?;
+    // -1: the broker's default replication factor.
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1));
+    for result in admin
+        .create_topics([&new], &AdminOptions::new())
+        .await
+        .context("cannot create the lease topic")?
+    {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => anyhow::bail!("cannot create topic {t}: {e}"),
+        }
+    }
+    Ok(())
+}
