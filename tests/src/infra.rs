@@ -95,6 +95,23 @@ impl TestEnv {
             .token
     }
 
+    /// Every committed event of the test's topic, in per-partition order.
+    pub fn read_log(&self) -> Vec<events::Envelope> {
+        let mut events = Vec::new();
+        service_kit::kafka::read_to_end(
+            &self.brokers,
+            &self.topic,
+            &Default::default(),
+            std::time::Duration::from_secs(60),
+            |_, _, m| {
+                events.push(service_kit::kafka::envelope_of(m)?);
+                Ok(())
+            },
+        )
+        .expect("cannot read the log");
+        events
+    }
+
     /// A second tenant with its own all-scopes key: for isolation tests.
     pub async fn other_tenant(&self, name: &str) -> (TenantId, String) {
         let tenant = ensure_tenant(&self.pool, name)

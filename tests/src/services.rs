@@ -94,6 +94,16 @@ impl Service {
         let _ = self.child.kill().await;
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the process: a leader that stops heartbeating.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the process is running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
