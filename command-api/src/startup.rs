@@ -39,8 +39,11 @@ impl Application {
             query_api_url: config.query_api_url.trim_end_matches('/').to_owned(),
         });
         let max_body = config.max_body_bytes;
+        let registry = prometheus::Registry::new();
+        let http_metrics = service_kit::metrics::http_metrics("command-api", registry.clone());
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(http_metrics.clone())
                 .app_data(auth.clone())
                 .app_data(writer.clone())
                 .app_data(state.clone())

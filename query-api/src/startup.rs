@@ -34,8 +34,11 @@ impl Application {
             cursors: CursorCodec::new(&config.cursor_secret),
             public_url: config.public_url.trim_end_matches('/').to_owned(),
         });
+        let registry = prometheus::Registry::new();
+        let http_metrics = service_kit::metrics::http_metrics("query-api", registry.clone());
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(http_metrics.clone())
                 .app_data(auth.clone())
                 .app_data(state.clone())
                 .app_data(problem::query_config())

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod db;
 pub mod kafka;
+pub mod metrics;
 pub mod problem;
 pub mod telemetry;
 
