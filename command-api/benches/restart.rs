@@ -8,8 +8,8 @@
 use chrono::Utc;
 use command_api::writer::{self, Phase, WriterConfig};
 use events::{
-    Actor, ActorKind, Envelope, EventMeta, InvitationType, InviteCreated, InviteEvent, InviteId,
-    Inviter, LinkToken, Target, TargetKind, TenantId,
+    Actor, ActorKind, Envelope, EventMeta, InvitationType, InviteCreated, InviteEvent, InviteId, Inviter, LinkToken,
+    Target, TargetKind, TenantId,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -19,48 +19,26 @@ use uuid::Uuid;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
     let brokers = std::env::var("RSVP_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let topic = format!("rsvp-bench-restart-{}", Uuid::new_v4().simple());
-    let admin: AdminClient<DefaultClientContext> =
-        service_kit::kafka::client_config(&brokers, "bench").create()?;
-    admin
-        .create_topics(
-            [&NewTopic::new(&topic, 12, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await?;
+    let admin: AdminClient<DefaultClientContext> = service_kit::kafka::client_config(&brokers, "bench").create()?;
+    admin.create_topics([&NewTopic::new(&topic, 12, TopicReplication::Fixed(1))], &AdminOptions::new()).await?;
 
     let started = Instant::now();
     load(&brokers, &topic, n).await?;
-    println!(
-        "loaded {n} events into {topic} in {:.1?}",
-        started.elapsed()
-    );
+    println!("loaded {n} events into {topic} in {:.1?}", started.elapsed());
 
     let started = Instant::now();
-    let handle = writer::start(WriterConfig {
-        brokers,
-        topic: topic.clone(),
-        transactional_id: format!("bench-{topic}"),
-    })
-    .await?;
+    let handle =
+        writer::start(WriterConfig { brokers, topic: topic.clone(), transactional_id: format!("bench-{topic}") })
+            .await?;
     while handle.phase() != Phase::Ready {
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(900),
-            "writer not ready after 15 minutes"
-        );
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(900), "writer not ready after 15 minutes");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = started.elapsed();
-    println!(
-        "writer ready over {n} events in {:.2?} ({:.0} events/s)",
-        elapsed,
-        n as f64 / elapsed.as_secs_f64()
-    );
+    println!("writer ready over {n} events in {:.2?} ({:.0} events/s)", elapsed, n as f64 / elapsed.as_secs_f64());
     let _ = admin.delete_topics(&[&topic], &AdminOptions::new()).await;
     Ok(())
 }
@@ -74,9 +52,7 @@ async fn load(brokers: &str, topic: &str, n: usize) -> anyhow::Result<()> {
         .set("compression.type", "lz4")
         .set("queue.buffering.max.messages", "1000000")
         .create()?;
-    let tenants: Vec<TenantId> = (0..10)
-        .map(|_| TenantId::from_uuid(Uuid::now_v7()))
-        .collect();
+    let tenants: Vec<TenantId> = (0..10).map(|_| TenantId::from_uuid(Uuid::now_v7())).collect();
     let now = Utc::now();
     let mut inflight = futures::stream::FuturesUnordered::new();
     use futures::StreamExt;
@@ -88,10 +64,7 @@ async fn load(brokers: &str, topic: &str, n: usize) -> anyhow::Result<()> {
                 tenant_id: tenants[i % tenants.len()],
                 version: 1,
                 occurred_at: now,
-                actor: Actor {
-                    kind: ActorKind::ApiKey,
-                    id: "bench".into(),
-                },
+                actor: Actor { kind: ActorKind::ApiKey, id: "bench".into() },
                 correlation_id: Some(Uuid::now_v7()),
                 causation_id: None,
                 idempotency_key: None,
@@ -100,10 +73,8 @@ async fn load(brokers: &str, topic: &str, n: usize) -> anyhow::Result<()> {
         };
         let key = envelope.meta.invite_id.to_string();
         let payload = envelope.data_json();
-        let mut record = FutureRecord::to(topic)
-            .key(&key)
-            .payload(&payload)
-            .headers(service_kit::kafka::headers_of(&envelope));
+        let mut record =
+            FutureRecord::to(topic).key(&key).payload(&payload).headers(service_kit::kafka::headers_of(&envelope));
         loop {
             match producer.send_result(record) {
                 Ok(delivery) => break inflight.push(delivery),

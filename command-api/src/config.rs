@@ -18,21 +18,13 @@ pub struct Config {
     #[arg(long, env = "RSVP_KAFKA_TOPIC", default_value = "rsvp.invite-events")]
     pub kafka_topic: String,
     /// Stable transactional id of this writer; a new instance with the same id fences the old.
-    #[arg(
-        long,
-        env = "RSVP_WRITER_ID",
-        default_value = "rsvp-command-api-writer-0"
-    )]
+    #[arg(long, env = "RSVP_WRITER_ID", default_value = "rsvp-command-api-writer-0")]
     pub writer_id: String,
     /// PostgreSQL, for API keys.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
     /// Base URL of the query API, for `Location` headers.
-    #[arg(
-        long,
-        env = "RSVP_QUERY_API_URL",
-        default_value = "http://127.0.0.1:8082"
-    )]
+    #[arg(long, env = "RSVP_QUERY_API_URL", default_value = "http://127.0.0.1:8082")]
     pub query_api_url: String,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "RSVP_MAX_BODY_BYTES", default_value_t = 1 << 20)]

@@ -7,10 +7,8 @@
 //! the new leader's `init_transactions` fences the old one, which is what stops a zombie.
 
 use anyhow::Context as _;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::RDKafkaErrorCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +23,7 @@ impl ClientContext for LeaseContext {}
 impl ConsumerContext for LeaseContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let names_lease = |tpl: &rdkafka::TopicPartitionList| {
-            tpl.elements()
-                .iter()
-                .any(|e| e.topic() == self.topic && e.partition() == 0)
+            tpl.elements().iter().any(|e| e.topic() == self.topic && e.partition() == 0)
         };
         match rebalance {
             Rebalance::Assign(tpl) if names_lease(tpl) => {
@@ -54,25 +50,19 @@ impl Lease {
     /// Joins the group `<writer id>.lease` on topic `<topic>.writer-lease` (created if missing).
     pub async fn join(brokers: &str, topic: &str, writer_id: &str) -> anyhow::Result<Self> {
         let lease_topic = format!("{topic}.writer-lease");
-        ensure_topic(brokers, &lease_topic).await?;
+        service_kit::kafka::ensure_topic(brokers, &lease_topic, 1).await?;
         let held = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let consumer: BaseConsumer<LeaseContext> =
-            service_kit::kafka::client_config(brokers, "rsvp-writer-lease")
-                .set("group.id", format!("{writer_id}.lease"))
-                .set("partition.assignment.strategy", "cooperative-sticky")
-                // How long a dead leader keeps the lease: the failover time after a crash.
-                .set("session.timeout.ms", "6000")
-                .set("heartbeat.interval.ms", "500")
-                .set("enable.auto.commit", "false")
-                .create_with_context(LeaseContext {
-                    held: held.clone(),
-                    topic: lease_topic.clone(),
-                })
-                .context("cannot create the lease consumer")?;
-        consumer
-            .subscribe(&[&lease_topic])
-            .context("cannot join the lease group")?;
+        let consumer: BaseConsumer<LeaseContext> = service_kit::kafka::client_config(brokers, "rsvp-writer-lease")
+            .set("group.id", format!("{writer_id}.lease"))
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            // How long a dead leader keeps the lease: the failover time after a crash.
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500")
+            .set("enable.auto.commit", "false")
+            .create_with_context(LeaseContext { held: held.clone(), topic: lease_topic.clone() })
+            .context("cannot create the lease consumer")?;
+        consumer.subscribe(&[&lease_topic]).context("cannot join the lease group")?;
         let (thread_stop, thread_held) = (stop.clone(), held.clone());
         std::thread::Builder::new()
             .name("rsvp-writer-lease".into())
@@ -99,24 +89,4 @@ impl Drop for Lease {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
     }
-}
-
-async fn ensure_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        service_kit::kafka::client_config(brokers, "rsvp-writer-lease")
-            .create()
-            .context("cannot create admin client")?;
-    // -1: the broker's default replication factor.
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1));
-    for result in admin
-        .create_topics([&new], &AdminOptions::new())
-        .await
-        .context("cannot create the lease topic")?
-    {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, e)) => anyhow::bail!("cannot create topic {t}: {e}"),
-        }
-    }
-    Ok(())
 }

@@ -35,9 +35,7 @@ impl Application {
         let addr = listener.local_addr()?;
         let auth = web::Data::new(Authenticator::new(pool));
         let writer = web::Data::new(writer);
-        let state = web::Data::new(AppState {
-            query_api_url: config.query_api_url.trim_end_matches('/').to_owned(),
-        });
+        let state = web::Data::new(AppState { query_api_url: config.query_api_url.trim_end_matches('/').to_owned() });
         let max_body = config.max_body_bytes;
         let registry = prometheus::Registry::new();
         let http_metrics = service_kit::metrics::http_metrics("command-api", registry.clone());
@@ -50,20 +48,14 @@ impl Application {
                 .app_data(web::PayloadConfig::new(max_body))
                 .app_data(problem::query_config())
                 .app_data(problem::path_config())
-                .wrap(
-                    actix_web::middleware::Logger::new("%r %s %Dms")
-                        .log_target("command_api::http"),
-                )
+                .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("command_api::http"))
                 .configure(routes::configure)
                 .default_service(web::to(not_found))
         })
         .listen(listener)?
         .run();
         service_kit::telemetry::announce_listening("command-api", addr);
-        Ok(Self {
-            port: addr.port(),
-            server,
-        })
+        Ok(Self { port: addr.port(), server })
     }
 
     pub fn port(&self) -> u16 {

@@ -12,8 +12,7 @@ use crate::lease::Lease;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use events::{
-    decide, evolve, Actor, Command, Context, Envelope, EventMeta, InviteId, InviteState, LinkToken,
-    Rejection, TenantId,
+    decide, evolve, Actor, Command, Context, Envelope, EventMeta, InviteId, InviteState, LinkToken, Rejection, TenantId,
 };
 use rand::RngCore;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -97,27 +96,15 @@ impl WriterHandle {
         }
     }
 
-    pub async fn submit(
-        &self,
-        command: Command,
-        meta: CommandMeta,
-    ) -> Result<Committed, WriteError> {
+    pub async fn submit(&self, command: Command, meta: CommandMeta) -> Result<Committed, WriteError> {
         if self.phase() != Phase::Ready {
-            return Err(WriteError::Unavailable(
-                "this instance is not the writer now".into(),
-            ));
+            return Err(WriteError::Unavailable("this instance is not the writer now".into()));
         }
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Request {
-                command,
-                meta,
-                reply,
-            })
+            .send(Request { command, meta, reply })
             .map_err(|_| WriteError::Unavailable("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| WriteError::Unavailable("the writer has stopped".into()))?
+        answer.await.map_err(|_| WriteError::Unavailable("the writer has stopped".into()))?
     }
 }
 
@@ -205,14 +192,8 @@ impl Writer {
                 .context("cannot create the transactional producer")?;
         // Fences every earlier producer with this id and aborts its open transaction, so the
         // read below sees everything that will ever be committed before us.
-        producer
-            .init_transactions(TX_TIMEOUT)
-            .context("cannot initialise transactions")?;
-        let mut writer = Self {
-            config,
-            producer,
-            invites: HashMap::new(),
-        };
+        producer.init_transactions(TX_TIMEOUT).context("cannot initialise transactions")?;
+        let mut writer = Self { config, producer, invites: HashMap::new() };
         writer.rebuild()?;
         Ok(writer)
     }
@@ -229,8 +210,7 @@ impl Writer {
             |_, _, message| {
                 // An event this version cannot read is a bug to fix, not something to skip: the
                 // state would be wrong. Refuse to start.
-                let envelope = service_kit::kafka::envelope_of(message)
-                    .context("undecodable event in the log")?;
+                let envelope = service_kit::kafka::envelope_of(message).context("undecodable event in the log")?;
                 let state = invites.remove(&envelope.meta.invite_id).unwrap_or_default();
                 invites.insert(envelope.meta.invite_id, evolve(state, &envelope.event));
                 count += 1;
@@ -272,23 +252,11 @@ impl Writer {
         // Changes are staged and merged only after the commit succeeded.
         let mut staged: HashMap<InviteId, InviteState> = HashMap::new();
         let mut records: Vec<Envelope> = Vec::new();
-        let mut accepted: Vec<(oneshot::Sender<Result<Committed, WriteError>>, Committed)> =
-            Vec::new();
-        for Request {
-            command,
-            meta,
-            reply,
-        } in batch
-        {
-            let state = staged
-                .get(&meta.invite_id)
-                .or_else(|| self.invites.get(&meta.invite_id))
-                .cloned()
-                .unwrap_or_default();
-            let ctx = Context {
-                now,
-                new_token: new_link_token(),
-            };
+        let mut accepted: Vec<(oneshot::Sender<Result<Committed, WriteError>>, Committed)> = Vec::new();
+        for Request { command, meta, reply } in batch {
+            let state =
+                staged.get(&meta.invite_id).or_else(|| self.invites.get(&meta.invite_id)).cloned().unwrap_or_default();
+            let ctx = Context { now, new_token: new_link_token() };
             match decide(&state, &command, &ctx) {
                 Err(rejection) => {
                     let _ = reply.send(Err(WriteError::Rejected(rejection)));
@@ -298,24 +266,14 @@ impl Writer {
                     let mut envelopes = Vec::with_capacity(events.len());
                     for event in events {
                         let version = state.version() + 1;
-                        let envelope = Envelope {
-                            meta: event_meta(&meta, version, now),
-                            event,
-                        };
+                        let envelope = Envelope { meta: event_meta(&meta, version, now), event };
                         state = evolve(state, &envelope.event);
                         envelopes.push(envelope);
                     }
                     let version = state.version();
                     staged.insert(meta.invite_id, state);
                     records.extend(envelopes.iter().cloned());
-                    accepted.push((
-                        reply,
-                        Committed {
-                            invite_id: meta.invite_id,
-                            version,
-                            events: envelopes,
-                        },
-                    ));
+                    accepted.push((reply, Committed { invite_id: meta.invite_id, version, events: envelopes }));
                 }
             }
         }
@@ -333,9 +291,7 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, events = records.len(), "append failed; transaction aborted");
                 for (reply, _) in accepted {
-                    let _ = reply.send(Err(WriteError::Unavailable(
-                        "the events could not be appended".into(),
-                    )));
+                    let _ = reply.send(Err(WriteError::Unavailable("the events could not be appended".into())));
                 }
                 if is_fenced(&e) {
                     return Err(Stop::Fenced(e));
@@ -419,9 +375,7 @@ fn new_link_token() -> LinkToken {
         .chunks(3)
         .flat_map(|c| {
             let n = (c[0] as u32) << 16 | (c[1] as u32) << 8 | c[2] as u32;
-            (0..4)
-                .rev()
-                .map(move |i| ALPHABET[((n >> (6 * i)) & 63) as usize] as char)
+            (0..4).rev().map(move |i| ALPHABET[((n >> (6 * i)) & 63) as usize] as char)
         })
         .collect();
     LinkToken::new(token)

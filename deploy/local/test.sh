@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Provisions what the tests need (Kafka, PostgreSQL) when it is missing, then runs every test.
-# Extra arguments go to `cargo test` (e.g. `make test ARGS='-p events'`).
+# Arguments go to `cargo test` in place of the default selection (e.g. `make test ARGS='-p events'`).
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 source "$here/env.sh"
@@ -20,7 +20,9 @@ log "testing"
 out="$RSVP_STATE_DIR/test-output.log"
 mkdir -p "$RSVP_STATE_DIR"
 set +e
-cargo test --locked --workspace --lib --bins --tests "$@" 2>&1 | tee "$out"
+# Arguments, when given, replace the default selection (the whole workspace, no doc-tests).
+if [ "$#" -eq 0 ]; then set -- --workspace --lib --bins --tests; fi
+cargo test --locked "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite, summed over every test binary.

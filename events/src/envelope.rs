@@ -131,11 +131,7 @@ impl Envelope {
 
     /// The CloudEvents `type`: `dev.rsvp.invite.InviteCreated.v1`.
     pub fn cloudevents_type(&self) -> String {
-        format!(
-            "{TYPE_PREFIX}{}.v{}",
-            self.event.event_type(),
-            self.event.schema_version()
-        )
+        format!("{TYPE_PREFIX}{}.v{}", self.event.event_type(), self.event.schema_version())
     }
 
     /// The record value: the event data as JSON.
@@ -152,11 +148,7 @@ impl Envelope {
             ("ce_type", self.cloudevents_type()),
             ("ce_source", format!("/tenants/{}", m.tenant_id)),
             ("ce_subject", m.invite_id.to_string()),
-            (
-                "ce_time",
-                m.occurred_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            ),
+            ("ce_time", m.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
             ("content-type", "application/json".to_owned()),
             ("ce_tenantid", m.tenant_id.to_string()),
             ("ce_inviteversion", m.version.to_string()),
@@ -176,15 +168,10 @@ impl Envelope {
     }
 
     /// Reads an envelope back from `ce_*` headers (looked up by `header`) and the JSON value.
-    pub fn from_cloudevent<'a>(
-        header: impl Fn(&str) -> Option<&'a str>,
-        data: &[u8],
-    ) -> Result<Self, DecodeError> {
+    pub fn from_cloudevent<'a>(header: impl Fn(&str) -> Option<&'a str>, data: &[u8]) -> Result<Self, DecodeError> {
         use DecodeError::*;
         let req = |name: &'static str| header(name).ok_or(MissingAttribute(name));
-        let uuid = |name: &'static str, v: &str| {
-            Uuid::parse_str(v).map_err(|_| InvalidAttribute(name, v.to_owned()))
-        };
+        let uuid = |name: &'static str, v: &str| Uuid::parse_str(v).map_err(|_| InvalidAttribute(name, v.to_owned()));
         let opt_uuid = |name: &'static str| header(name).map(|v| uuid(name, v)).transpose();
 
         let ce_type = req("ce_type")?;
@@ -193,8 +180,7 @@ impl Envelope {
             .and_then(|rest| rest.rsplit_once(".v"))
             .and_then(|(t, v)| Some((t, v.parse::<u32>().ok()?)))
             .ok_or_else(|| InvalidAttribute("ce_type", ce_type.to_owned()))?;
-        let data: serde_json::Value =
-            serde_json::from_slice(data).map_err(|e| InvalidData(e.to_string()))?;
+        let data: serde_json::Value = serde_json::from_slice(data).map_err(|e| InvalidData(e.to_string()))?;
         let event = InviteEvent::from_data(event_type, schema_version, data)?;
 
         let time = req("ce_time")?;
@@ -204,9 +190,7 @@ impl Envelope {
             event_id: uuid("ce_id", req("ce_id")?)?,
             invite_id: InviteId::from_uuid(uuid("ce_subject", req("ce_subject")?)?),
             tenant_id: TenantId::from_uuid(uuid("ce_tenantid", req("ce_tenantid")?)?),
-            version: version
-                .parse()
-                .map_err(|_| InvalidAttribute("ce_inviteversion", version.to_owned()))?,
+            version: version.parse().map_err(|_| InvalidAttribute("ce_inviteversion", version.to_owned()))?,
             occurred_at: DateTime::parse_from_rfc3339(time)
                 .map_err(|_| InvalidAttribute("ce_time", time.to_owned()))?
                 .with_timezone(&Utc),
@@ -235,12 +219,8 @@ impl Envelope {
 
     /// Reads a JSON document written by any version of [`Envelope::to_json`], upcasting old data.
     pub fn from_json(value: serde_json::Value) -> Result<Self, DecodeError> {
-        let doc: Document =
-            serde_json::from_value(value).map_err(|e| DecodeError::InvalidData(e.to_string()))?;
+        let doc: Document = serde_json::from_value(value).map_err(|e| DecodeError::InvalidData(e.to_string()))?;
         let event = InviteEvent::from_data(&doc.event_type, doc.schema_version, doc.data)?;
-        Ok(Self {
-            meta: doc.meta,
-            event,
-        })
+        Ok(Self { meta: doc.meta, event })
     }
 }

@@ -136,9 +136,9 @@ impl InviteEvent {
     ) -> Result<Self, crate::DecodeError> {
         use crate::DecodeError::*;
         match (event_type, schema_version) {
-            ("InviteCreated", 1) => Ok(Self::Created(
-                serde_json::from_value(data).map_err(|e| InvalidData(e.to_string()))?,
-            )),
+            ("InviteCreated", 1) => {
+                Ok(Self::Created(serde_json::from_value(data).map_err(|e| InvalidData(e.to_string()))?))
+            }
             ("InviteCreated", v) => Err(UnknownVersion(event_type.to_owned(), v)),
             _ => Err(UnknownType(event_type.to_owned())),
         }

@@ -117,28 +117,18 @@ impl fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
-pub fn decide(
-    state: &InviteState,
-    command: &Command,
-    ctx: &Context,
-) -> Result<Vec<InviteEvent>, Rejection> {
+pub fn decide(state: &InviteState, command: &Command, ctx: &Context) -> Result<Vec<InviteEvent>, Rejection> {
     match command {
         Command::Create(c) => {
             if !matches!(state, InviteState::Absent) {
                 return Err(Rejection::AlreadyExists);
             }
             if c.targets.is_empty() {
-                return Err(Rejection::Invalid {
-                    field: "targets",
-                    reason: "at least one target is required".into(),
-                });
+                return Err(Rejection::Invalid { field: "targets", reason: "at least one target is required".into() });
             }
             if let Some(at) = c.expires_at {
                 if at <= ctx.now {
-                    return Err(Rejection::Invalid {
-                        field: "expires_at",
-                        reason: "must be in the future".into(),
-                    });
+                    return Err(Rejection::Invalid { field: "expires_at", reason: "must be in the future".into() });
                 }
             }
             Ok(vec![InviteEvent::Created(InviteCreated {
@@ -164,11 +154,9 @@ pub fn decide(
 
 pub fn evolve(state: InviteState, event: &InviteEvent) -> InviteState {
     match (state, event) {
-        (InviteState::Absent, InviteEvent::Created(e)) => InviteState::Live(Box::new(LiveInvite {
-            created: e.clone(),
-            status: InviteStatus::Pending,
-            version: 1,
-        })),
+        (InviteState::Absent, InviteEvent::Created(e)) => {
+            InviteState::Live(Box::new(LiveInvite { created: e.clone(), status: InviteStatus::Pending, version: 1 }))
+        }
         (InviteState::Live(i), InviteEvent::Created(_)) => InviteState::Live(i),
     }
 }

@@ -10,6 +10,4 @@ pub mod invite;
 pub use envelope::{Actor, ActorKind, DecodeError, Envelope, EventMeta};
 pub use event::{InvitationType, InviteCreated, InviteEvent, Inviter, Scope, Target, TargetKind};
 pub use ids::{DefinitionId, InviteId, LinkToken, TenantId};
-pub use invite::{
-    decide, evolve, Command, Context, CreateInvite, InviteState, InviteStatus, Rejection,
-};
+pub use invite::{decide, evolve, Command, Context, CreateInvite, InviteState, InviteStatus, Rejection};

@@ -1,16 +1,14 @@
 //! The projector binary: `run` (default) follows the log.
 
-use crate::consumer::{self, ConsumerConfig};
+use crate::consumer::{self, ConsumerConfig, PoisonPolicy};
+use crate::metrics::Metrics;
 use actix_web::{get, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::net::TcpListener;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "projector",
-    about = "rsvp's projector: the log into PostgreSQL read models"
-)]
+#[command(name = "projector", about = "rsvp's projector: the log into PostgreSQL read models")]
 pub struct Cli {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
@@ -38,6 +36,12 @@ pub struct FollowArgs {
     /// Most events applied in one PostgreSQL transaction.
     #[arg(long, env = "RSVP_PROJECTOR_BATCH", default_value_t = 1000)]
     pub batch: usize,
+    /// Milliseconds to wait for more events before applying a partial batch.
+    #[arg(long, env = "RSVP_PROJECTOR_LINGER_MS", default_value_t = 20)]
+    pub linger_ms: u64,
+    /// What to do with an event that cannot be projected.
+    #[arg(long, env = "RSVP_PROJECTOR_ON_POISON", value_enum, default_value_t = PoisonPolicy::DeadLetter)]
+    pub on_poison: PoisonPolicy,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,13 +54,16 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command.unwrap_or(Cmd::Run) {
             Cmd::Run => {
-                let FollowArgs { host, port, batch } = self.follow;
+                let FollowArgs { host, port, batch, linger_ms, on_poison } = self.follow;
                 let pool = service_kit::db::connect(&self.database_url, 4).await?;
                 service_kit::db::migrate(&pool).await?;
                 let listener = TcpListener::bind((host.as_str(), port))
                     .with_context(|| format!("cannot listen on {host}:{port}"))?;
                 let addr = listener.local_addr()?;
-                let server = HttpServer::new(|| App::new().service(healthz))
+                let registry = prometheus::Registry::new();
+                let metrics = Metrics::register(&registry)?;
+                let http_metrics = service_kit::metrics::http_metrics("projector", registry);
+                let server = HttpServer::new(move || App::new().wrap(http_metrics.clone()).service(healthz))
                     .listen(listener)?
                     .workers(1)
                     .run();
@@ -66,9 +73,11 @@ impl Cli {
                     topic: self.kafka_topic,
                     name: self.name,
                     batch,
+                    linger: std::time::Duration::from_millis(linger_ms),
+                    on_poison,
                 };
                 tokio::select! {
-                    r = consumer::run(pool, config) => r,
+                    r = consumer::run(pool, config, metrics) => r,
                     r = server => r.context("health server failed"),
                 }
             }

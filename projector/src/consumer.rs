@@ -1,22 +1,47 @@
 //! Following the log: batches of committed events, applied in one PostgreSQL transaction each
 //! together with the new positions. Positions live in `projector_offsets`, never in Kafka.
+//!
+//! Poison events (undecodable, unknown type or version, or refused by the database even alone
+//! after retries) are parked in the dead-letter topic with the reason, counted, and passed over;
+//! with `--on-poison halt` the projector stops on them instead. Nothing is skipped silently.
 
+use crate::metrics::Metrics;
 use crate::projection;
 use anyhow::Context;
 use events::Envelope;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PoisonPolicy {
+    /// Park the event in the dead-letter topic and go on.
+    DeadLetter,
+    /// Stop the projector: an operator looks first.
+    Halt,
+}
 
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     pub brokers: String,
     pub topic: String,
     pub name: String,
+    /// Most events applied in one transaction.
     pub batch: usize,
+    /// How long to wait for more events before applying a partial batch.
+    pub linger: Duration,
+    pub on_poison: PoisonPolicy,
+}
+
+impl ConsumerConfig {
+    pub fn dead_letter_topic(&self) -> String {
+        format!("{}.dlq", self.topic)
+    }
 }
 
 /// One event with its place in the log.
@@ -27,72 +52,202 @@ pub struct Positioned {
     pub envelope: Envelope,
 }
 
-pub async fn load_positions(
-    pool: &PgPool,
-    name: &str,
-    topic: &str,
-) -> anyhow::Result<HashMap<i32, i64>> {
-    let rows: Vec<(i32, i64)> = sqlx::query_as(
-        "SELECT partition, next_offset FROM projector_offsets WHERE consumer = $1 AND topic = $2",
-    )
-    .bind(name)
-    .bind(topic)
-    .fetch_all(pool)
-    .await
-    .context("cannot read projector positions")?;
+/// A record that cannot be projected, with everything needed to look at it later.
+struct Poison {
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+    headers: Vec<(String, Vec<u8>)>,
+    reason: String,
+}
+
+enum Item {
+    Event(Positioned),
+    Poison(Poison),
+}
+
+pub async fn load_positions(pool: &PgPool, name: &str, topic: &str) -> anyhow::Result<HashMap<i32, i64>> {
+    let rows: Vec<(i32, i64)> =
+        sqlx::query_as("SELECT partition, next_offset FROM projector_offsets WHERE consumer = $1 AND topic = $2")
+            .bind(name)
+            .bind(topic)
+            .fetch_all(pool)
+            .await
+            .context("cannot read projector positions")?;
     Ok(rows.into_iter().collect())
 }
 
-pub async fn run(pool: PgPool, config: ConsumerConfig) -> anyhow::Result<()> {
-    let consumer: StreamConsumer =
+pub async fn run(pool: PgPool, config: ConsumerConfig, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+    let consumer: Arc<StreamConsumer> = Arc::new(
         service_kit::kafka::client_config(&config.brokers, "rsvp-projector")
             .set("group.id", &config.name)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("isolation.level", "read_committed")
             .create()
-            .context("cannot create the consumer")?;
-    let positions = load_positions(&pool, &config.name, &config.topic).await?;
+            .context("cannot create the consumer")?,
+    );
+    let dead_letters: FutureProducer = service_kit::kafka::client_config(&config.brokers, "rsvp-projector-dlq")
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .context("cannot create the dead-letter producer")?;
+    service_kit::kafka::ensure_topic(&config.brokers, &config.dead_letter_topic(), 1).await?;
+    let mut positions = load_positions(&pool, &config.name, &config.topic).await?;
+    let partitions = service_kit::kafka::partitions(consumer.as_ref(), &config.topic, Duration::from_secs(10))?;
     let mut assignment = TopicPartitionList::new();
-    let partitions =
-        service_kit::kafka::partitions(&consumer, &config.topic, Duration::from_secs(10))?;
     for &p in &partitions {
-        let offset = positions
-            .get(&p)
-            .map_or(Offset::Beginning, |&o| Offset::Offset(o));
+        let offset = positions.get(&p).map_or(Offset::Beginning, |&o| Offset::Offset(o));
         assignment.add_partition_offset(&config.topic, p, offset)?;
     }
-    consumer
-        .assign(&assignment)
-        .context("cannot assign partitions")?;
+    consumer.assign(&assignment).context("cannot assign partitions")?;
     tracing::info!(topic = %config.topic, partitions = partitions.len(), "projector following the log");
+    metrics.watch_lag(consumer.clone(), config.topic.clone(), partitions, &positions);
 
-    let linger = Duration::from_millis(20);
     loop {
         let first = consumer.recv().await.context("cannot read the log")?;
-        let mut batch = vec![decode(&first)?];
-        while batch.len() < config.batch {
-            match tokio::time::timeout(linger, consumer.recv()).await {
-                Ok(message) => batch.push(decode(&message.context("cannot read the log")?)?),
+        let mut items = vec![classify(&first)];
+        while items.len() < config.batch {
+            match tokio::time::timeout(config.linger, consumer.recv()).await {
+                Ok(message) => items.push(classify(&message.context("cannot read the log")?)),
                 Err(_) => break,
             }
         }
-        let applied = projection::apply_batch(&pool, &config.name, &config.topic, &batch).await?;
-        tracing::debug!(events = batch.len(), applied, "batch projected");
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut events = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Item::Event(e) => {
+                    next.insert(e.partition, e.offset + 1);
+                    events.push(e);
+                }
+                Item::Poison(p) => {
+                    next.insert(p.partition, p.offset + 1);
+                    park(&dead_letters, &config, &metrics, p).await?;
+                }
+            }
+        }
+        let timer = metrics.batch_seconds.start_timer();
+        apply_with_retries(&pool, &config, &metrics, &dead_letters, &events, &next).await?;
+        timer.observe_duration();
+        metrics.applied.inc_by(events.len() as u64);
+        positions.extend(next.iter().map(|(&p, &o)| (p, o)));
+        metrics.record_positions(&next);
     }
 }
 
-fn decode<M: Message>(message: &M) -> anyhow::Result<Positioned> {
-    let envelope = service_kit::kafka::envelope_of(message).with_context(|| {
-        format!(
-            "undecodable event at partition {} offset {}",
-            message.partition(),
-            message.offset()
-        )
-    })?;
-    Ok(Positioned {
-        partition: message.partition(),
-        offset: message.offset(),
-        envelope,
-    })
+/// Applies a batch, retrying passing faults; if it still fails, applies its events one by one and
+/// parks the ones the database refuses even alone.
+async fn apply_with_retries(
+    pool: &PgPool,
+    config: &ConsumerConfig,
+    metrics: &Metrics,
+    dead_letters: &FutureProducer,
+    events: &[Positioned],
+    next: &BTreeMap<i32, i64>,
+) -> anyhow::Result<()> {
+    let mut last_error = None;
+    for attempt in 0..3u32 {
+        match projection::apply_batch(pool, &config.name, &config.topic, events, next).await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = ?e, attempt, "projecting a batch failed");
+                last_error = Some(e);
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+        }
+    }
+    let error = last_error.expect("three attempts were made");
+    if config.on_poison == PoisonPolicy::Halt {
+        return Err(error.context("halting on a batch that cannot be projected"));
+    }
+    for event in events {
+        let position = BTreeMap::from([(event.partition, event.offset + 1)]);
+        if let Err(e) =
+            projection::apply_batch(pool, &config.name, &config.topic, std::slice::from_ref(event), &position).await
+        {
+            let poison = Poison {
+                partition: event.partition,
+                offset: event.offset,
+                key: Some(event.envelope.meta.invite_id.to_string().into_bytes()),
+                payload: Some(event.envelope.data_json()),
+                headers: event
+                    .envelope
+                    .cloudevents_headers()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.into_bytes()))
+                    .collect(),
+                reason: format!("the read models refuse the event: {e:#}"),
+            };
+            park(dead_letters, config, metrics, poison).await?;
+            projection::apply_batch(pool, &config.name, &config.topic, &[], &position).await?;
+        }
+    }
+    // Positions of partitions whose events all went through one by one.
+    projection::apply_batch(pool, &config.name, &config.topic, &[], next).await?;
+    Ok(())
+}
+
+fn classify<M: Message>(message: &M) -> Item {
+    match service_kit::kafka::envelope_of(message) {
+        Ok(envelope) => Item::Event(Positioned { partition: message.partition(), offset: message.offset(), envelope }),
+        Err(e) => Item::Poison(Poison {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            headers: message
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
+                .unwrap_or_default(),
+            reason: format!("undecodable event: {e}"),
+        }),
+    }
+}
+
+/// Writes the record to the dead-letter topic, with why and where it came from, and waits for
+/// the broker's acknowledgement; with the halt policy, stops instead.
+async fn park(
+    producer: &FutureProducer,
+    config: &ConsumerConfig,
+    metrics: &Metrics,
+    poison: Poison,
+) -> anyhow::Result<()> {
+    if config.on_poison == PoisonPolicy::Halt {
+        anyhow::bail!(
+            "halting on a poison event at partition {} offset {}: {}",
+            poison.partition,
+            poison.offset,
+            poison.reason
+        );
+    }
+    tracing::error!(partition = poison.partition, offset = poison.offset, reason = %poison.reason, "event parked in the dead-letter topic");
+    let (partition, offset) = (poison.partition.to_string(), poison.offset.to_string());
+    let mut headers =
+        poison.headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| h.insert(Header { key, value: Some(value) }));
+    for (key, value) in [
+        ("rsvp_dlq_reason", poison.reason.as_str()),
+        ("rsvp_dlq_topic", config.topic.as_str()),
+        ("rsvp_dlq_partition", partition.as_str()),
+        ("rsvp_dlq_offset", offset.as_str()),
+        ("rsvp_dlq_consumer", config.name.as_str()),
+    ] {
+        headers = headers.insert(Header { key, value: Some(value) });
+    }
+    let topic = config.dead_letter_topic();
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).headers(headers);
+    if let Some(key) = &poison.key {
+        record = record.key(key.as_slice());
+    }
+    if let Some(payload) = &poison.payload {
+        record = record.payload(payload.as_slice());
+    }
+    producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .map_err(|(e, _)| e)
+        .context("cannot write to the dead-letter topic")?;
+    metrics.dead_letters.inc();
+    Ok(())
 }

@@ -8,4 +8,5 @@
 
 pub mod cli;
 pub mod consumer;
+pub mod metrics;
 pub mod projection;

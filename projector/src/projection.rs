@@ -7,26 +7,23 @@ use events::{InvitationType, InviteEvent};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::BTreeMap;
 
-/// Applies a batch; returns how many events changed something (the rest were already applied).
+/// Applies a batch and stores the positions after it (`next`: partition → next offset to read);
+/// returns how many events changed something (the rest had been applied before).
 pub async fn apply_batch(
     pool: &PgPool,
     consumer: &str,
     topic: &str,
     batch: &[Positioned],
+    next: &BTreeMap<i32, i64>,
 ) -> anyhow::Result<usize> {
-    let mut tx = pool
-        .begin()
-        .await
-        .context("cannot begin a projection transaction")?;
+    let mut tx = pool.begin().await.context("cannot begin a projection transaction")?;
     let mut applied = 0;
-    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
     for p in batch {
         if apply_one(&mut tx, p).await? {
             applied += 1;
         }
-        next.insert(p.partition, p.offset + 1);
     }
-    for (partition, next_offset) in next {
+    for (&partition, &next_offset) in next {
         sqlx::query(
             "INSERT INTO projector_offsets (consumer, topic, partition, next_offset) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
@@ -39,9 +36,7 @@ pub async fn apply_batch(
         .await
         .context("cannot store the projector position")?;
     }
-    tx.commit()
-        .await
-        .context("cannot commit a projection transaction")?;
+    tx.commit().await.context("cannot commit a projection transaction")?;
     Ok(applied)
 }
 
@@ -81,9 +76,7 @@ async fn apply_one(tx: &mut Transaction<'_, Postgres>, p: &Positioned) -> anyhow
         InviteEvent::Created(e) => {
             let (kind, max_accepts) = match e.invitation_type {
                 InvitationType::SingleUse => ("single_use", None),
-                InvitationType::MultiUse { max_accepts } => {
-                    ("multi_use", max_accepts.map(|n| n as i32))
-                }
+                InvitationType::MultiUse { max_accepts } => ("multi_use", max_accepts.map(|n| n as i32)),
             };
             sqlx::query(
                 "INSERT INTO invites (invite_id, tenant_id, status, inviter_id, inviter_name, inviter_email, \

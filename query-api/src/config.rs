@@ -13,18 +13,10 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
     /// Base URL clients reach this API at, for `next`/`previous` links.
-    #[arg(
-        long,
-        env = "RSVP_QUERY_API_URL",
-        default_value = "http://127.0.0.1:8082"
-    )]
+    #[arg(long, env = "RSVP_QUERY_API_URL", default_value = "http://127.0.0.1:8082")]
     pub public_url: String,
     /// Key that signs pagination cursors (tamper-evident). Set it in production; every instance
     /// must share it.
-    #[arg(
-        long,
-        env = "RSVP_CURSOR_SECRET",
-        default_value = "rsvp-local-cursor-secret"
-    )]
+    #[arg(long, env = "RSVP_CURSOR_SECRET", default_value = "rsvp-local-cursor-secret")]
     pub cursor_secret: String,
 }

@@ -42,9 +42,7 @@ pub struct CursorCodec {
 
 impl CursorCodec {
     pub fn new(secret: &str) -> Self {
-        Self {
-            key: secret.as_bytes().to_vec(),
-        }
+        Self { key: secret.as_bytes().to_vec() }
     }
 
     fn tag(&self, body: &[u8]) -> [u8; 32] {
@@ -79,12 +77,7 @@ mod tests {
     use super::*;
 
     fn sample() -> Cursor {
-        Cursor {
-            created_at: Utc::now(),
-            id: Uuid::now_v7(),
-            direction: Direction::Next,
-            query: 7,
-        }
+        Cursor { created_at: Utc::now(), id: Uuid::now_v7(), direction: Direction::Next, query: 7 }
     }
 
     #[test]

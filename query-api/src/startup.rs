@@ -43,19 +43,14 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(problem::query_config())
                 .app_data(problem::path_config())
-                .wrap(
-                    actix_web::middleware::Logger::new("%r %s %Dms").log_target("query_api::http"),
-                )
+                .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("query_api::http"))
                 .configure(routes::configure)
                 .default_service(web::to(not_found))
         })
         .listen(listener)?
         .run();
         service_kit::telemetry::announce_listening("query-api", addr);
-        Ok(Self {
-            port: addr.port(),
-            server,
-        })
+        Ok(Self { port: addr.port(), server })
     }
 
     pub fn port(&self) -> u16 {

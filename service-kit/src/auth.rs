@@ -95,11 +95,7 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(pool: PgPool) -> Self {
-        Self {
-            pool,
-            ttl: Duration::from_secs(10),
-            cache: Mutex::default(),
-        }
+        Self { pool, ttl: Duration::from_secs(10), cache: Mutex::default() }
     }
 
     /// Verifies a bearer token; `None` for anything that is not a live key.
@@ -134,10 +130,7 @@ impl Authenticator {
             scopes: scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
             inviter_id,
         };
-        self.cache
-            .lock()
-            .unwrap()
-            .insert(cache_key, (Instant::now(), auth.clone()));
+        self.cache.lock().unwrap().insert(cache_key, (Instant::now(), auth.clone()));
         Ok(Some(auth))
     }
 
@@ -147,10 +140,7 @@ impl Authenticator {
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or_else(Problem::unauthorized)?;
         match self.verify(token).await {
@@ -158,9 +148,7 @@ impl Authenticator {
             Ok(None) => Err(Problem::unauthorized()),
             Err(e) => {
                 tracing::error!(error = ?e, "authentication failed");
-                Err(Problem::unavailable(
-                    "credentials cannot be checked right now",
-                ))
+                Err(Problem::unavailable("credentials cannot be checked right now"))
             }
         }
     }
@@ -173,10 +161,8 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let auth = req
-                .app_data::<web::Data<Authenticator>>()
-                .expect("an Authenticator is registered as app data")
-                .clone();
+            let auth =
+                req.app_data::<web::Data<Authenticator>>().expect("an Authenticator is registered as app data").clone();
             Ok(auth.authenticate(&req).await?)
         })
     }
@@ -220,10 +206,7 @@ pub async fn issue_key(
     .execute(pool)
     .await
     .context("cannot store api key")?;
-    Ok(IssuedKey {
-        token: format!("rsvp_{key_id}_{secret}"),
-        key_id,
-    })
+    Ok(IssuedKey { token: format!("rsvp_{key_id}_{secret}"), key_id })
 }
 
 #[cfg(test)]

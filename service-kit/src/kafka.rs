@@ -5,9 +5,7 @@ use rdkafka::ClientConfig;
 /// The common part: brokers, and a client id that names the service in broker logs.
 pub fn client_config(brokers: &str, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", brokers)
-        .set("client.id", client_id);
+    config.set("bootstrap.servers", brokers).set("client.id", client_id);
     config
 }
 
@@ -19,22 +17,14 @@ pub fn headers_of(envelope: &Envelope) -> OwnedHeaders {
     envelope
         .cloudevents_headers()
         .into_iter()
-        .fold(OwnedHeaders::new(), |h, (key, value)| {
-            h.insert(Header {
-                key,
-                value: Some(value.as_bytes()),
-            })
-        })
+        .fold(OwnedHeaders::new(), |h, (key, value)| h.insert(Header { key, value: Some(value.as_bytes()) }))
 }
 
 /// Reads an envelope back from a Kafka record written with [`headers_of`].
 pub fn envelope_of<M: Message>(message: &M) -> Result<Envelope, DecodeError> {
     let headers = message.headers();
     let lookup = |name: &str| -> Option<&str> {
-        headers?
-            .iter()
-            .find(|h| h.key == name)
-            .and_then(|h| std::str::from_utf8(h.value?).ok())
+        headers?.iter().find(|h| h.key == name).and_then(|h| std::str::from_utf8(h.value?).ok())
     };
     Envelope::from_cloudevent(lookup, message.payload().unwrap_or_default())
 }
@@ -97,14 +87,9 @@ pub fn read_to_end(
     if pending.is_empty() {
         return Ok(());
     }
-    consumer
-        .assign(&assignment)
-        .context("cannot assign partitions")?;
+    consumer.assign(&assignment).context("cannot assign partitions")?;
     while !pending.is_empty() {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "reading {topic} to its end took longer than {timeout:?}"
-        );
+        anyhow::ensure!(Instant::now() < deadline, "reading {topic} to its end took longer than {timeout:?}");
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
             Some(Ok(message)) => {
@@ -120,6 +105,23 @@ pub fn read_to_end(
                 pending.remove(&p);
             }
             Some(Err(e)) => return Err(e).context("cannot read the log"),
+        }
+    }
+    Ok(())
+}
+
+/// Creates a topic unless it exists, with the broker's default replication factor.
+pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::error::RDKafkaErrorCode;
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(brokers, "rsvp-admin").create().context("cannot create admin client")?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+    for result in admin.create_topics([&new], &AdminOptions::new()).await.context("cannot create a topic")? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => anyhow::bail!("cannot create topic {t}: {e}"),
         }
     }
     Ok(())

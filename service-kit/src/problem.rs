@@ -55,69 +55,41 @@ impl Problem {
 
     /// 400 for a malformed request part, naming it.
     pub fn bad_request(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-request",
-            "the request is invalid",
-        )
-        .with_field(field)
-        .with_detail(detail)
+        Self::new(StatusCode::BAD_REQUEST, "invalid-request", "the request is invalid")
+            .with_field(field)
+            .with_detail(detail)
     }
 
     /// 422 for a well-formed request whose content breaks a rule, naming the field.
     pub fn invalid_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-field",
-            "a field is invalid",
-        )
-        .with_field(field)
-        .with_detail(detail)
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", "a field is invalid")
+            .with_field(field)
+            .with_detail(detail)
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid API key is required",
-        )
-        .with_detail("send the key as `Authorization: Bearer <key>`")
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API key is required")
+            .with_detail("send the key as `Authorization: Bearer <key>`")
     }
 
     pub fn forbidden(scope: &str) -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the credential lacks a scope",
-        )
-        .with_detail(format!("this call needs the `{scope}` scope"))
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "the credential lacks a scope")
+            .with_detail(format!("this call needs the `{scope}` scope"))
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            format!("{what} not found"),
-        )
+        Self::new(StatusCode::NOT_FOUND, "not-found", format!("{what} not found"))
     }
 
     /// An unexpected failure. The cause is logged by the caller and never sent.
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the service cannot take this request now",
-        )
-        .with_detail(detail)
-        .with_retry_after(1)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the service cannot take this request now")
+            .with_detail(detail)
+            .with_retry_after(1)
     }
 }
 
@@ -157,21 +129,12 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBo
     type Error = actix_web::Error;
     type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
-    fn from_request(
-        req: &actix_web::HttpRequest,
-        payload: &mut actix_web::dev::Payload,
-    ) -> Self::Future {
+    fn from_request(req: &actix_web::HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
             .is_some_and(|m| m == "application/json" || m.ends_with("+json"));
         let bytes = actix_web::web::Bytes::from_request(req, payload);
         Box::pin(async move {
@@ -186,31 +149,24 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBo
                 .into());
             }
             let bytes = bytes.await.map_err(|e| {
-                let too_large =
-                    e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE;
+                let too_large = e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE;
                 actix_web::Error::from(if too_large {
-                    Problem::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload-too-large",
-                        "the request body is too large",
-                    )
-                    .with_field("body")
+                    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "the request body is too large")
+                        .with_field("body")
                 } else {
                     Problem::bad_request("body", e.to_string())
                 })
             })?;
             let de = &mut serde_json::Deserializer::from_slice(&bytes);
-            serde_path_to_error::deserialize(de)
-                .map(JsonBody)
-                .map_err(|e| {
-                    let path = e.path().to_string();
-                    let inner = e.into_inner();
-                    let field = match path.as_str() {
-                        "." | "" => json_error_field(&inner.to_string()),
-                        p => p.to_owned(),
-                    };
-                    Problem::bad_request(field, inner.to_string()).into()
-                })
+            serde_path_to_error::deserialize(de).map(JsonBody).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let field = match path.as_str() {
+                    "." | "" => json_error_field(&inner.to_string()),
+                    p => p.to_owned(),
+                };
+                Problem::bad_request(field, inner.to_string()).into()
+            })
         })
     }
 }
@@ -229,10 +185,5 @@ pub fn path_config() -> actix_web::web::PathConfig {
 
 /// Pulls the field name out of serde's messages ("missing field `targets`", "unknown field `x`").
 fn json_error_field(message: &str) -> String {
-    message
-        .split('`')
-        .nth(1)
-        .filter(|f| !f.is_empty() && !f.contains(' '))
-        .unwrap_or("body")
-        .to_owned()
+    message.split('`').nth(1).filter(|f| !f.is_empty() && !f.contains(' ')).unwrap_or("body").to_owned()
 }

@@ -8,11 +8,7 @@ pub fn init(service: &'static str) {
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let json = std::env::var("RSVP_LOG_FORMAT").is_ok_and(|v| v == "json");
     // A second init (tests start services in-process more than once) is harmless.
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
     tracing::debug!(service, "telemetry ready");
 }
 

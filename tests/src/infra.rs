@@ -9,6 +9,20 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+/// A record as it sits in a topic.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl RawRecord {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
 /// Where the shared servers are.
 struct Servers {
     brokers: String,
@@ -50,31 +64,18 @@ impl TestEnv {
         let servers = servers().await;
         let id = Uuid::new_v4().simple().to_string();
         let topic = format!("rsvp-test-{id}");
-        create_topic(&servers.brokers, &topic, partitions)
-            .await
-            .expect("cannot create the test topic");
+        create_topic(&servers.brokers, &topic, partitions).await.expect("cannot create the test topic");
         let database = format!("rsvp_test_{id}");
-        let mut admin = PgConnection::connect(&servers.admin_database_url)
-            .await
-            .expect("cannot reach PostgreSQL");
+        let mut admin = PgConnection::connect(&servers.admin_database_url).await.expect("cannot reach PostgreSQL");
         sqlx::query(&format!("CREATE DATABASE \"{database}\""))
             .execute(&mut admin)
             .await
             .expect("cannot create the test database");
         let database_url = with_database(&servers.admin_database_url, &database);
-        let pool = service_kit::db::connect(&database_url, 5)
-            .await
-            .expect("cannot connect to the test database");
-        service_kit::db::migrate(&pool)
-            .await
-            .expect("cannot migrate the test database");
-        let tenant = ensure_tenant(&pool, "tenant-a")
-            .await
-            .expect("cannot create the tenant");
-        let key = issue_key(&pool, tenant, &Scope::ALL, None, Some("test"))
-            .await
-            .expect("cannot issue a key")
-            .token;
+        let pool = service_kit::db::connect(&database_url, 5).await.expect("cannot connect to the test database");
+        service_kit::db::migrate(&pool).await.expect("cannot migrate the test database");
+        let tenant = ensure_tenant(&pool, "tenant-a").await.expect("cannot create the tenant");
+        let key = issue_key(&pool, tenant, &Scope::ALL, None, Some("test")).await.expect("cannot issue a key").token;
         Self {
             brokers: servers.brokers.clone(),
             topic,
@@ -89,10 +90,7 @@ impl TestEnv {
 
     /// Another key for the test tenant, with the given scopes, optionally inviter-scoped.
     pub async fn key_with(&self, scopes: &[Scope], inviter: Option<&str>) -> String {
-        issue_key(&self.pool, self.tenant, scopes, inviter, None)
-            .await
-            .expect("cannot issue a key")
-            .token
+        issue_key(&self.pool, self.tenant, scopes, inviter, None).await.expect("cannot issue a key").token
     }
 
     /// Every committed event of the test's topic, in per-partition order.
@@ -112,15 +110,71 @@ impl TestEnv {
         events
     }
 
+    /// Appends records to the test's topic as they are (no transaction), acknowledged by the broker.
+    pub async fn produce_raw(&self, key: &str, payload: &[u8], headers: &[(&str, &str)]) {
+        use rdkafka::message::{Header, OwnedHeaders};
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        let producer: FutureProducer = service_kit::kafka::client_config(&self.brokers, "rsvp-tests")
+            .set("partitioner", "murmur2_random")
+            .create()
+            .expect("cannot create a producer");
+        let headers =
+            headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| h.insert(Header { key, value: Some(*value) }));
+        producer
+            .send(
+                FutureRecord::to(&self.topic).key(key).payload(payload).headers(headers),
+                std::time::Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("cannot produce");
+    }
+
+    /// Appends an event the way the writer does (CloudEvents headers, JSON data).
+    pub async fn produce_event(&self, envelope: &events::Envelope) {
+        let headers = envelope.cloudevents_headers();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.produce_raw(&envelope.meta.invite_id.to_string(), &envelope.data_json(), &headers).await;
+    }
+
+    /// Every record of another topic (e.g. the dead-letter topic), with its headers.
+    pub fn read_raw(&self, topic: &str) -> Vec<RawRecord> {
+        use rdkafka::message::{Headers, Message};
+        let mut records = Vec::new();
+        service_kit::kafka::read_to_end(
+            &self.brokers,
+            topic,
+            &Default::default(),
+            std::time::Duration::from_secs(60),
+            |_, _, m| {
+                records.push(RawRecord {
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    headers: m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| {
+                                    (
+                                        h.key.to_owned(),
+                                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
+                Ok(())
+            },
+        )
+        .expect("cannot read the topic");
+        records
+    }
+
     /// A second tenant with its own all-scopes key: for isolation tests.
     pub async fn other_tenant(&self, name: &str) -> (TenantId, String) {
-        let tenant = ensure_tenant(&self.pool, name)
-            .await
-            .expect("cannot create the tenant");
-        let key = issue_key(&self.pool, tenant, &Scope::ALL, None, None)
-            .await
-            .expect("cannot issue a key")
-            .token;
+        let tenant = ensure_tenant(&self.pool, name).await.expect("cannot create the tenant");
+        let key = issue_key(&self.pool, tenant, &Scope::ALL, None, None).await.expect("cannot issue a key").token;
         (tenant, key)
     }
 }
@@ -131,19 +185,14 @@ impl Drop for TestEnv {
         let (url, database) = (self.admin_database_url.clone(), self.database.clone());
         let pool = self.pool.clone();
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async {
                 pool.close().await;
                 let mut admin = PgConnection::connect(&url).await.ok()?;
-                sqlx::query(&format!(
-                    "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-                ))
-                .execute(&mut admin)
-                .await
-                .ok()
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await
+                    .ok()
             })
         })
         .join();
@@ -152,15 +201,9 @@ impl Drop for TestEnv {
 
 pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =
-        service_kit::kafka::client_config(brokers, "rsvp-tests")
-            .create()
-            .context("cannot create admin client")?;
-    let new =
-        NewTopic::new(topic, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1");
-    let results = admin
-        .create_topics([&new], &AdminOptions::new())
-        .await
-        .context("cannot create topic")?;
+        service_kit::kafka::client_config(brokers, "rsvp-tests").create().context("cannot create admin client")?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1)).set("retention.ms", "-1");
+    let results = admin.create_topics([&new], &AdminOptions::new()).await.context("cannot create topic")?;
     for r in results {
         r.map_err(|(t, e)| anyhow::anyhow!("cannot create topic {t}: {e}"))?;
     }
@@ -169,9 +212,7 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow
 
 /// The same URL pointing at another database.
 fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
     match query {
         Some(q) => format!("{base}/{database}?{q}"),
@@ -188,21 +229,14 @@ mod containers {
 
     pub async fn start() -> anyhow::Result<Servers> {
         let kafka = Kafka::default().start().await?;
-        let brokers = format!(
-            "127.0.0.1:{}",
-            kafka
-                .get_host_port_ipv4(testcontainers_modules::kafka::apache::KAFKA_PORT)
-                .await?
-        );
+        let brokers =
+            format!("127.0.0.1:{}", kafka.get_host_port_ipv4(testcontainers_modules::kafka::apache::KAFKA_PORT).await?);
         let postgres = Postgres::default().start().await?;
         let port = postgres.get_host_port_ipv4(5432).await?;
         let admin_database_url = format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres");
         // The containers must outlive every test of this process.
         std::mem::forget(kafka);
         std::mem::forget(postgres);
-        Ok(Servers {
-            brokers,
-            admin_database_url,
-        })
+        Ok(Servers { brokers, admin_database_url })
     }
 }

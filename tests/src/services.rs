@@ -20,20 +20,13 @@ impl Service {
     /// Starts `binary` with the test's settings plus `extra` variables and waits until it listens.
     pub async fn start(binary: &'static str, env: &TestEnv, extra: &[(&str, String)]) -> Self {
         let path = bin_path(binary);
-        let log = log_dir().join(format!(
-            "{}-{binary}-{}.log",
-            env.topic,
-            uuid::Uuid::new_v4().simple()
-        ));
+        let log = log_dir().join(format!("{}-{binary}-{}.log", env.topic, uuid::Uuid::new_v4().simple()));
         let stderr = std::fs::File::create(&log).expect("cannot create a service log file");
         let mut command = Command::new(&path);
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env(
-                "RUST_LOG",
-                std::env::var("RSVP_TEST_SERVICE_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", std::env::var("RSVP_TEST_SERVICE_LOG").unwrap_or_else(|_| "info".into()))
             .env("RSVP_KAFKA_BROKERS", &env.brokers)
             .env("RSVP_KAFKA_TOPIC", &env.topic)
             .env("DATABASE_URL", &env.database_url)
@@ -64,19 +57,11 @@ impl Service {
         .await;
         let url = match announced {
             Ok(Some(url)) => url,
-            _ => panic!(
-                "{binary} did not start; its log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ),
+            _ => panic!("{binary} did not start; its log:\n{}", std::fs::read_to_string(&log).unwrap_or_default()),
         };
         // Keep draining stdout so the process never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self {
-            name: binary,
-            url,
-            log,
-            child,
-        }
+        Self { name: binary, url, log, child }
     }
 
     /// Polls `GET /readyz` until it answers 200.
@@ -97,10 +82,7 @@ impl Service {
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the process: a leader that stops heartbeating.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("the process is running").to_string();
-        let status = std::process::Command::new("kill")
-            .args([format!("-{signal}"), pid])
-            .status()
-            .unwrap();
+        let status = std::process::Command::new("kill").args([format!("-{signal}"), pid]).status().unwrap();
         assert!(status.success(), "kill -{signal} failed");
     }
 
@@ -125,28 +107,16 @@ impl Services {
     pub async fn start(env: &TestEnv) -> Self {
         let projector = Service::start("projector", env, &[]).await;
         let query = Service::start("query-api", env, &[]).await;
-        let command = Service::start(
-            "command-api",
-            env,
-            &[("RSVP_QUERY_API_URL", query.url.clone())],
-        )
-        .await;
+        let command = Service::start("command-api", env, &[("RSVP_QUERY_API_URL", query.url.clone())]).await;
         command.wait_ready(Duration::from_secs(60)).await;
-        Self {
-            projector,
-            command,
-            query,
-        }
+        Self { projector, command, query }
     }
 }
 
 /// The binaries sit next to the test executable's `deps/` folder.
 fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its own path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("tests run from target/<profile>/deps");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("tests run from target/<profile>/deps");
     let path = dir.join(name);
     assert!(
         path.exists(),

@@ -32,23 +32,19 @@ async fn an_invite_created_over_http_appears_in_the_list_with_its_fields() {
     assert_eq!(body["version"], 1);
     assert_eq!(location, format!("{}/v1/invites/{id}", services.query.url));
 
-    let listed = eventually(
-        Duration::from_secs(30),
-        "the invite to be listed",
-        || async {
-            let page: Value = http
-                .get(format!("{}/v1/invites", services.query.url))
-                .bearer_auth(&env.key)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let data = page["data"].as_array()?;
-            data.iter().find(|i| i["id"] == id.as_str()).cloned()
-        },
-    )
+    let listed = eventually(Duration::from_secs(30), "the invite to be listed", || async {
+        let page: Value = http
+            .get(format!("{}/v1/invites", services.query.url))
+            .bearer_auth(&env.key)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let data = page["data"].as_array()?;
+        data.iter().find(|i| i["id"] == id.as_str()).cloned()
+    })
     .await;
     assert_eq!(listed["status"], "pending");
     assert_eq!(listed["version"], 1);
@@ -61,12 +57,7 @@ async fn an_invite_created_over_http_appears_in_the_list_with_its_fields() {
     assert_eq!(listed["expired"], false);
     assert!(listed["expires_at"].is_string());
 
-    let detail = http
-        .get(&location)
-        .bearer_auth(&env.key)
-        .send()
-        .await
-        .unwrap();
+    let detail = http.get(&location).bearer_auth(&env.key).send().await.unwrap();
     assert_eq!(detail.status(), StatusCode::OK);
     let detail: Value = detail.json().await.unwrap();
     assert_eq!(detail["id"], id.as_str());
@@ -81,27 +72,17 @@ async fn a_request_without_a_valid_key_gets_401_problem_json() {
     let body = json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": "x@example.com" }] });
 
     let attempts = [
-        http.post(format!("{}/v1/invites", services.command.url))
-            .json(&body),
-        http.post(format!("{}/v1/invites", services.command.url))
-            .bearer_auth(&forged)
-            .json(&body),
-        http.post(format!("{}/v1/invites", services.command.url))
-            .bearer_auth("rsvp_nope_nope")
-            .json(&body),
+        http.post(format!("{}/v1/invites", services.command.url)).json(&body),
+        http.post(format!("{}/v1/invites", services.command.url)).bearer_auth(&forged).json(&body),
+        http.post(format!("{}/v1/invites", services.command.url)).bearer_auth("rsvp_nope_nope").json(&body),
         http.get(format!("{}/v1/invites", services.query.url)),
-        http.get(format!("{}/v1/invites", services.query.url))
-            .bearer_auth(&forged),
-        http.get(format!("{}/v1/invites", services.query.url))
-            .header("authorization", format!("Basic {}", env.key)),
+        http.get(format!("{}/v1/invites", services.query.url)).bearer_auth(&forged),
+        http.get(format!("{}/v1/invites", services.query.url)).header("authorization", format!("Basic {}", env.key)),
     ];
     for attempt in attempts {
         let response = attempt.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json"
-        );
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
         let problem: Value = response.json().await.unwrap();
         assert_eq!(problem["status"], 401);
         assert_eq!(problem["code"], "unauthorized");
@@ -125,11 +106,7 @@ async fn a_request_without_a_valid_key_gets_401_problem_json() {
 async fn both_apis_answer_healthz_without_a_key() {
     let env = TestEnv::new().await;
     let services = Services::start(&env).await;
-    for url in [
-        &services.command.url,
-        &services.query.url,
-        &services.projector.url,
-    ] {
+    for url in [&services.command.url, &services.query.url, &services.projector.url] {
         let response = reqwest::get(format!("{url}/healthz")).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{url}");
     }

@@ -9,20 +9,14 @@ use std::time::Duration;
 async fn create(http: &reqwest::Client, url: &str, key: &str, target: &str) -> reqwest::Response {
     http.post(format!("{url}/v1/invites"))
         .bearer_auth(key)
-        .json(
-            &json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": target }] }),
-        )
+        .json(&json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": target }] }))
         .send()
         .await
         .unwrap()
 }
 
 async fn ready_status(http: &reqwest::Client, service: &Service) -> StatusCode {
-    http.get(format!("{}/readyz", service.url))
-        .send()
-        .await
-        .unwrap()
-        .status()
+    http.get(format!("{}/readyz", service.url)).send().await.unwrap().status()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -35,10 +29,7 @@ async fn a_second_instance_stands_by_until_the_leader_is_gone_then_takes_over() 
 
     // While the leader lives, the standby never becomes the writer and refuses writes.
     for i in 0..10 {
-        assert_eq!(
-            ready_status(&http, &standby).await,
-            StatusCode::SERVICE_UNAVAILABLE
-        );
+        assert_eq!(ready_status(&http, &standby).await, StatusCode::SERVICE_UNAVAILABLE);
         let refused = create(&http, &standby.url, &env.key, "s@example.com").await;
         assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(refused.headers().contains_key("retry-after"));
@@ -53,11 +44,7 @@ async fn a_second_instance_stands_by_until_the_leader_is_gone_then_takes_over() 
     assert_eq!(after.status(), StatusCode::CREATED);
 
     let log = env.read_log();
-    assert_eq!(
-        log.len(),
-        11,
-        "ten creates by the leader and one by its successor, nothing else"
-    );
+    assert_eq!(log.len(), 11, "ten creates by the leader and one by its successor, nothing else");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -66,39 +53,20 @@ async fn a_paused_leader_is_fenced_by_its_successor_and_writes_nothing_after_wak
     let http = reqwest::Client::new();
     let old = Service::start("command-api", &env, &[]).await;
     old.wait_ready(Duration::from_secs(60)).await;
-    assert_eq!(
-        create(&http, &old.url, &env.key, "before@example.com")
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(create(&http, &old.url, &env.key, "before@example.com").await.status(), StatusCode::CREATED);
 
     old.signal("STOP");
     let new = Service::start("command-api", &env, &[]).await;
     new.wait_ready(Duration::from_secs(60)).await;
-    assert_eq!(
-        create(&http, &new.url, &env.key, "new@example.com")
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(create(&http, &new.url, &env.key, "new@example.com").await.status(), StatusCode::CREATED);
 
     old.signal("CONT");
     // Whether it first learns from the lease or from the fenced commit, it refuses every write.
     for i in 0..20 {
         let response = create(&http, &old.url, &env.key, &format!("zombie{i}@example.com")).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::SERVICE_UNAVAILABLE,
-            "write {i} of the old leader"
-        );
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "write {i} of the old leader");
     }
-    assert_eq!(
-        create(&http, &new.url, &env.key, "still@example.com")
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(create(&http, &new.url, &env.key, "still@example.com").await.status(), StatusCode::CREATED);
 
     let targets: Vec<String> = env
         .read_log()
@@ -108,16 +76,11 @@ async fn a_paused_leader_is_fenced_by_its_successor_and_writes_nothing_after_wak
         })
         .collect();
     assert_eq!(targets.len(), 3, "{targets:?}");
-    assert!(
-        targets.iter().all(|t| !t.starts_with("zombie")),
-        "{targets:?}"
-    );
+    assert!(targets.iter().all(|t| !t.starts_with("zombie")), "{targets:?}");
     // The old instance does not take the lease back either.
-    let old_ready = eventually(
-        Duration::from_secs(5),
-        "the old instance's readiness",
-        || async { Some(ready_status(&http, &old).await) },
-    )
+    let old_ready = eventually(Duration::from_secs(5), "the old instance's readiness", || async {
+        Some(ready_status(&http, &old).await)
+    })
     .await;
     assert_eq!(old_ready, StatusCode::SERVICE_UNAVAILABLE);
 }

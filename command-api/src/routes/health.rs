@@ -13,7 +13,6 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(writer: web::Data<WriterHandle>) -> HttpResponse {
     match writer.phase() {
         Phase::Ready => HttpResponse::Ok().json(json!({ "status": "ready" })),
-        phase => HttpResponse::ServiceUnavailable()
-            .json(json!({ "status": format!("{phase:?}").to_lowercase() })),
+        phase => HttpResponse::ServiceUnavailable().json(json!({ "status": format!("{phase:?}").to_lowercase() })),
     }
 }

@@ -6,8 +6,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
 use events::{
-    Actor, ActorKind, Command, CreateInvite, DefinitionId, InvitationType, InviteId, Inviter,
-    Rejection, Scope, Target,
+    Actor, ActorKind, Command, CreateInvite, DefinitionId, InvitationType, InviteId, Inviter, Rejection, Scope, Target,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -55,17 +54,10 @@ fn single_use() -> InvitationKind {
 }
 
 impl CreateInviteRequest {
-    fn into_command(
-        self,
-        auth: &Authenticated,
-        now: DateTime<Utc>,
-    ) -> Result<CreateInvite, Problem> {
+    fn into_command(self, auth: &Authenticated, now: DateTime<Utc>) -> Result<CreateInvite, Problem> {
         let inviter = match (&auth.inviter_id, self.inviter) {
             (Some(id), Some(given)) if &given.id != id => {
-                return Err(Problem::invalid_field(
-                    "inviter.id",
-                    "an inviter token can only invite as its own inviter",
-                ))
+                return Err(Problem::invalid_field("inviter.id", "an inviter token can only invite as its own inviter"))
             }
             (Some(id), given) => Inviter {
                 id: id.clone(),
@@ -73,26 +65,18 @@ impl CreateInviteRequest {
                 email: given.and_then(|g| g.email),
             },
             (None, Some(given)) => given,
-            (None, None) => {
-                return Err(Problem::invalid_field("inviter", "the inviter is required"))
-            }
+            (None, None) => return Err(Problem::invalid_field("inviter", "the inviter is required")),
         };
         let invitation_type = match (self.invitation_type, self.max_accepts) {
             (InvitationKind::SingleUse, Some(_)) => {
-                return Err(Problem::invalid_field(
-                    "max_accepts",
-                    "only a multi_use invitation takes max_accepts",
-                ))
+                return Err(Problem::invalid_field("max_accepts", "only a multi_use invitation takes max_accepts"))
             }
             (InvitationKind::SingleUse, None) => InvitationType::SingleUse,
             (InvitationKind::MultiUse, max_accepts) => InvitationType::MultiUse { max_accepts },
         };
         let expires_at = match (self.expires_at, self.expires_in_days) {
             (Some(_), Some(_)) => {
-                return Err(Problem::invalid_field(
-                    "expires_in_days",
-                    "give expires_at or expires_in_days, not both",
-                ))
+                return Err(Problem::invalid_field("expires_in_days", "give expires_at or expires_in_days, not both"))
             }
             (at, None) => at,
             (None, Some(days)) => Some(now + Duration::days(i64::from(days))),
@@ -128,10 +112,7 @@ pub async fn create(
     auth.require(service_kit::Scope::InvitesWrite)?;
     let command = body.0.into_command(&auth, Utc::now())?;
     let meta = command_meta(&req, &auth, InviteId::from_uuid(Uuid::now_v7()))?;
-    let committed = writer
-        .submit(Command::Create(command), meta)
-        .await
-        .map_err(problem_of)?;
+    let committed = writer.submit(Command::Create(command), meta).await.map_err(problem_of)?;
     Ok(created(&state, &committed))
 }
 
@@ -139,44 +120,22 @@ fn created(state: &AppState, committed: &Committed) -> HttpResponse {
     let id = committed.invite_id;
     HttpResponse::build(StatusCode::CREATED)
         .insert_header((header::ETAG, format!("\"{}\"", committed.version)))
-        .insert_header((
-            header::LOCATION,
-            format!("{}/v1/invites/{id}", state.query_api_url),
-        ))
+        .insert_header((header::LOCATION, format!("{}/v1/invites/{id}", state.query_api_url)))
         .json(json!({ "id": id, "version": committed.version }))
 }
 
-fn command_meta(
-    req: &HttpRequest,
-    auth: &Authenticated,
-    invite_id: InviteId,
-) -> Result<CommandMeta, Problem> {
+fn command_meta(req: &HttpRequest, auth: &Authenticated, invite_id: InviteId) -> Result<CommandMeta, Problem> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let correlation_id = match header("x-request-id") {
-        Some(v) => Some(
-            Uuid::parse_str(v)
-                .map_err(|_| Problem::bad_request("X-Request-Id", "must be a UUID"))?,
-        ),
+        Some(v) => Some(Uuid::parse_str(v).map_err(|_| Problem::bad_request("X-Request-Id", "must be a UUID"))?),
         None => Some(Uuid::now_v7()),
     };
     let idempotency_key = header("idempotency-key").map(str::to_owned);
     let actor = match &auth.inviter_id {
-        Some(inviter) => Actor {
-            kind: ActorKind::Inviter,
-            id: inviter.clone(),
-        },
-        None => Actor {
-            kind: ActorKind::ApiKey,
-            id: auth.key_id.clone(),
-        },
+        Some(inviter) => Actor { kind: ActorKind::Inviter, id: inviter.clone() },
+        None => Actor { kind: ActorKind::ApiKey, id: auth.key_id.clone() },
     };
-    Ok(CommandMeta {
-        tenant_id: auth.tenant_id,
-        invite_id,
-        actor,
-        correlation_id,
-        idempotency_key,
-    })
+    Ok(CommandMeta { tenant_id: auth.tenant_id, invite_id, actor, correlation_id, idempotency_key })
 }
 
 /// The one place where write failures become HTTP.
@@ -192,13 +151,8 @@ fn problem_of(error: WriteError) -> Problem {
 }
 
 fn rejection_problem(r: &Rejection) -> Problem {
-    let status = if r.is_invalid_input() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::CONFLICT
-    };
-    let mut problem =
-        Problem::new(status, r.code(), "the command was refused").with_detail(r.to_string());
+    let status = if r.is_invalid_input() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::CONFLICT };
+    let mut problem = Problem::new(status, r.code(), "the command was refused").with_detail(r.to_string());
     if let Some(field) = r.field() {
         problem = problem.with_field(field);
     }

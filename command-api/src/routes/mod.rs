@@ -6,7 +6,5 @@ mod invites;
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::healthz)
-        .service(health::readyz)
-        .service(invites::create);
+    cfg.service(health::healthz).service(health::readyz).service(invites::create);
 }

@@ -34,8 +34,7 @@ struct InviteRow {
     created: Value,
 }
 
-const COLUMNS: &str =
-    "invite_id, status, inviter_id, inviter_name, inviter_email, invitation_type, max_accepts, \
+const COLUMNS: &str = "invite_id, status, inviter_id, inviter_name, inviter_email, invitation_type, max_accepts, \
     message, definition_id, landing_url, expires_at, created_at, updated_at, version, created";
 
 impl InviteRow {
@@ -109,45 +108,28 @@ pub async fn list(
     let params = params.into_inner();
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Problem::bad_request(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
+        return Err(Problem::bad_request("limit", format!("must be between 1 and {MAX_LIMIT}")));
     }
     let order = params.order.unwrap_or(Order::Newest);
     let fingerprint = params.fingerprint();
-    let cursor = match &params.cursor {
-        None => None,
-        Some(text) => Some(
-            state
-                .cursors
-                .decode(text)
-                .filter(|c| c.query == fingerprint)
-                .ok_or_else(|| {
-                    Problem::bad_request(
-                        "cursor",
-                        "the cursor is invalid or belongs to another query",
-                    )
-                })?,
-        ),
-    };
+    let cursor =
+        match &params.cursor {
+            None => None,
+            Some(text) => {
+                Some(state.cursors.decode(text).filter(|c| c.query == fingerprint).ok_or_else(|| {
+                    Problem::bad_request("cursor", "the cursor is invalid or belongs to another query")
+                })?)
+            }
+        };
     let direction = cursor.as_ref().map_or(Direction::Next, |c| c.direction);
     // Walking backwards means reading the opposite order, then flipping the page.
     let descending = (order == Order::Newest) == (direction == Direction::Next);
 
-    let mut q: QueryBuilder<Postgres> =
-        QueryBuilder::new(format!("SELECT {COLUMNS} FROM invites WHERE tenant_id = "));
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT {COLUMNS} FROM invites WHERE tenant_id = "));
     q.push_bind(*auth.tenant_id.as_uuid());
     if let Some(c) = &cursor {
-        q.push(if descending {
-            " AND (created_at, invite_id) < ("
-        } else {
-            " AND (created_at, invite_id) > ("
-        });
-        q.push_bind(c.created_at)
-            .push(", ")
-            .push_bind(c.id)
-            .push(")");
+        q.push(if descending { " AND (created_at, invite_id) < (" } else { " AND (created_at, invite_id) > (" });
+        q.push_bind(c.created_at).push(", ").push_bind(c.id).push(")");
     }
     q.push(if descending {
         " ORDER BY created_at DESC, invite_id DESC"
@@ -155,11 +137,7 @@ pub async fn list(
         " ORDER BY created_at ASC, invite_id ASC"
     });
     q.push(" LIMIT ").push_bind(i64::from(limit) + 1);
-    let mut rows: Vec<InviteRow> = q
-        .build_query_as()
-        .fetch_all(&state.pool)
-        .await
-        .map_err(internal)?;
+    let mut rows: Vec<InviteRow> = q.build_query_as().fetch_all(&state.pool).await.map_err(internal)?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     if direction == Direction::Previous {
@@ -167,64 +145,40 @@ pub async fn list(
     }
 
     let link = |row: &InviteRow, direction| {
-        let c = Cursor {
-            created_at: row.created_at,
-            id: row.invite_id,
-            direction,
-            query: fingerprint,
-        };
+        let c = Cursor { created_at: row.created_at, id: row.invite_id, direction, query: fingerprint };
         page_url(&state, &req, &state.cursors, &c)
     };
     let (next, previous) = match direction {
         Direction::Next => (
-            rows.last()
-                .filter(|_| more)
-                .map(|r| link(r, Direction::Next)),
-            rows.first()
-                .filter(|_| cursor.is_some())
-                .map(|r| link(r, Direction::Previous)),
+            rows.last().filter(|_| more).map(|r| link(r, Direction::Next)),
+            rows.first().filter(|_| cursor.is_some()).map(|r| link(r, Direction::Previous)),
         ),
         Direction::Previous => (
             rows.last().map(|r| link(r, Direction::Next)),
-            rows.first()
-                .filter(|_| more)
-                .map(|r| link(r, Direction::Previous)),
+            rows.first().filter(|_| more).map(|r| link(r, Direction::Previous)),
         ),
     };
     let now = Utc::now();
-    Ok(HttpResponse::Ok().json(Page {
-        data: rows.iter().map(|r| r.to_json(now)).collect(),
-        next,
-        previous,
-    }))
+    Ok(HttpResponse::Ok().json(Page { data: rows.iter().map(|r| r.to_json(now)).collect(), next, previous }))
 }
 
 /// The same request with `cursor` replaced.
 fn page_url(state: &AppState, req: &HttpRequest, codec: &CursorCodec, cursor: &Cursor) -> String {
-    let mut pairs: Vec<(String, String)> = url_pairs(req.query_string())
-        .into_iter()
-        .filter(|(k, _)| k != "cursor")
-        .collect();
+    let mut pairs: Vec<(String, String)> =
+        url_pairs(req.query_string()).into_iter().filter(|(k, _)| k != "cursor").collect();
     pairs.push(("cursor".into(), codec.encode(cursor)));
-    let query: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect();
+    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
     format!("{}{}?{}", state.public_url, req.path(), query.join("&"))
 }
 
 fn url_pairs(query: &str) -> Vec<(String, String)> {
-    web::Query::<Vec<(String, String)>>::from_query(query)
-        .map(|q| q.into_inner())
-        .unwrap_or_default()
+    web::Query::<Vec<(String, String)>>::from_query(query).map(|q| q.into_inner()).unwrap_or_default()
 }
 
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -239,18 +193,15 @@ pub async fn detail(
 ) -> Result<HttpResponse, Problem> {
     auth.require(Scope::InvitesRead)?;
     let id = Uuid::parse_str(&id).map_err(|_| Problem::bad_request("id", "must be a UUID"))?;
-    let row: Option<InviteRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM invites WHERE tenant_id = $1 AND invite_id = $2"
-    ))
-    .bind(auth.tenant_id.as_uuid())
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(internal)?;
+    let row: Option<InviteRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM invites WHERE tenant_id = $1 AND invite_id = $2"))
+            .bind(auth.tenant_id.as_uuid())
+            .bind(id)
+            .fetch_optional(&state.pool)
+            .await
+            .map_err(internal)?;
     let row = row.ok_or_else(|| Problem::not_found("invite"))?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, format!("\"{}\"", row.version)))
-        .json(row.to_json(Utc::now())))
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, format!("\"{}\"", row.version))).json(row.to_json(Utc::now())))
 }
 
 fn internal(e: sqlx::Error) -> Problem {

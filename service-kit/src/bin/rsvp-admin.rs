@@ -11,10 +11,7 @@ use service_kit::auth::{ensure_tenant, issue_key, Authenticator, Scope};
 use service_kit::db;
 
 #[derive(Parser)]
-#[command(
-    name = "rsvp-admin",
-    about = "Administer rsvp: tenants, API keys, migrations"
-)]
+#[command(name = "rsvp-admin", about = "Administer rsvp: tenants, API keys, migrations")]
 struct Cli {
     /// PostgreSQL connection string.
     #[arg(long, env = "DATABASE_URL")]
@@ -54,12 +51,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Migrate => eprintln!("migrations applied"),
         Cmd::CreateTenant { name } => println!("{}", ensure_tenant(&pool, &name).await?),
-        Cmd::CreateKey {
-            tenant,
-            scopes,
-            inviter,
-            label,
-        } => {
+        Cmd::CreateKey { tenant, scopes, inviter, label } => {
             let scopes = if scopes.is_empty() {
                 Scope::ALL.to_vec()
             } else {
@@ -69,14 +61,7 @@ async fn main() -> anyhow::Result<()> {
                     .collect::<anyhow::Result<_>>()?
             };
             let tenant_id = ensure_tenant(&pool, &tenant).await?;
-            let key = issue_key(
-                &pool,
-                tenant_id,
-                &scopes,
-                inviter.as_deref(),
-                label.as_deref(),
-            )
-            .await?;
+            let key = issue_key(&pool, tenant_id, &scopes, inviter.as_deref(), label.as_deref()).await?;
             println!("{}", key.token);
         }
         Cmd::CheckKey { key } => {

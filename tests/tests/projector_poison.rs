@@ -1,0 +1,74 @@
+//! Poison events: parked in the dead-letter topic with the reason, counted, and the projector goes
+//! on; or, with the halt policy, the projector stops on them. Never silently dropped.
+
+use reqwest::StatusCode;
+use rsvp_tests::{eventually, Service, Services, TestEnv};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const GARBAGE_HEADERS: [(&str, &str); 3] =
+    [("ce_specversion", "1.0"), ("ce_type", "dev.rsvp.invite.InviteCreated.v1"), ("ce_id", "not-a-uuid")];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn undecodable_and_unknown_events_are_parked_with_their_reason_and_projection_goes_on() {
+    let env = TestEnv::new().await;
+    let services = Services::start(&env).await;
+    let http = reqwest::Client::new();
+
+    env.produce_raw("poison-1", b"{not json", &GARBAGE_HEADERS).await;
+    env.produce_raw(
+        "poison-2",
+        br#"{"teleported": true}"#,
+        &[("ce_specversion", "1.0"), ("ce_type", "dev.rsvp.invite.InviteTeleported.v1")],
+    )
+    .await;
+    let created = http
+        .post(format!("{}/v1/invites", services.command.url))
+        .bearer_auth(&env.key)
+        .json(&json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": "after@example.com" }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+
+    eventually(Duration::from_secs(30), "the good event to be projected", || async {
+        let r = http.get(format!("{}/v1/invites/{id}", services.query.url)).bearer_auth(&env.key).send().await.ok()?;
+        (r.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+
+    let dlq = format!("{}.dlq", env.topic);
+    let parked = eventually(Duration::from_secs(30), "two records in the dead-letter topic", || async {
+        let records = env.read_raw(&dlq);
+        (records.len() == 2).then_some(records)
+    })
+    .await;
+    let first = parked.iter().find(|r| r.key.as_deref() == Some("poison-1")).expect("poison-1 parked");
+    assert_eq!(first.payload, b"{not json");
+    assert_eq!(first.header("ce_id"), Some("not-a-uuid"), "original headers are kept");
+    assert_eq!(first.header("rsvp_dlq_topic"), Some(env.topic.as_str()));
+    assert!(first.header("rsvp_dlq_offset").is_some());
+    assert!(first.header("rsvp_dlq_reason").unwrap().contains("undecodable"));
+    let second = parked.iter().find(|r| r.key.as_deref() == Some("poison-2")).expect("poison-2 parked");
+    assert!(second.header("rsvp_dlq_reason").unwrap().contains("InviteTeleported"), "{:?}", second.headers);
+
+    let metrics = http.get(format!("{}/metrics", services.projector.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|l| l == "rsvp_projector_dead_letters_total 2"), "{metrics}");
+    assert!(metrics.contains("rsvp_projector_lag_events"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_halt_policy_the_projector_stops_at_a_poison_event_and_parks_nothing() {
+    let env = TestEnv::new().await;
+    let mut projector = Service::start("projector", &env, &[("RSVP_PROJECTOR_ON_POISON", "halt".into())]).await;
+    env.produce_raw("poison", b"\xff\xfe", &GARBAGE_HEADERS).await;
+
+    eventually(Duration::from_secs(30), "the projector to stop", || {
+        let stopped = !projector.is_running();
+        async move { stopped.then_some(()) }
+    })
+    .await;
+    assert!(projector.log_text().contains("halting on a poison event"), "{}", projector.log_text());
+    assert!(env.read_raw(&format!("{}.dlq", env.topic)).is_empty());
+}
