@@ -1,6 +1,12 @@
--- The first read models: one row per invite, the audit trail, and the projector's positions.
+-- The read models live in a schema of their own: `projector rebuild` builds a fresh copy beside
+-- them (same tables, via CREATE TABLE ... LIKE) and swaps the two schemas in one transaction.
+-- Services reach the tables through `search_path`, so their queries never name the schema
+-- (migrations always do).
+-- The projector's positions live here too, so they swap together with the rows they produced.
 
-CREATE TABLE invites (
+CREATE SCHEMA read_model;
+
+CREATE TABLE read_model.invites (
     invite_id       uuid PRIMARY KEY,
     tenant_id       uuid NOT NULL,
     status          text NOT NULL,
@@ -21,9 +27,9 @@ CREATE TABLE invites (
 );
 
 -- Keyset pagination: newest first within a tenant, ties broken by id.
-CREATE INDEX invites_tenant_created ON invites (tenant_id, created_at DESC, invite_id DESC);
+CREATE INDEX invites_tenant_created ON read_model.invites (tenant_id, created_at DESC, invite_id DESC);
 
-CREATE TABLE invite_events (
+CREATE TABLE read_model.invite_events (
     invite_id       uuid NOT NULL,
     version         bigint NOT NULL,
     tenant_id       uuid NOT NULL,
@@ -43,7 +49,7 @@ CREATE TABLE invite_events (
 );
 
 -- Stored in the same transaction as the rows they produced: exactly-once effect.
-CREATE TABLE projector_offsets (
+CREATE TABLE read_model.projector_offsets (
     consumer    text NOT NULL,
     topic       text NOT NULL,
     partition   integer NOT NULL,

@@ -10,8 +10,19 @@ use std::time::Duration;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// The schema holding the read models; `projector rebuild` swaps a fresh copy in under this name.
+pub const READ_MODEL_SCHEMA: &str = "read_model";
+
+/// A pool whose connections find the read models (and then `public`) without naming a schema.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid postgres url")?;
+    connect_with_schema(url, max_connections, READ_MODEL_SCHEMA).await
+}
+
+/// Like [`connect`], with the read models looked up in `schema` (a rebuild's scratch schema).
+pub async fn connect_with_schema(url: &str, max_connections: u32, schema: &str) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)
+        .context("DATABASE_URL is not a valid postgres url")?
+        .options([("search_path", format!("{schema},public"))]);
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
@@ -21,5 +32,12 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
 }
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR.run(pool).await.context("cannot apply migrations")
+    let mut conn = pool.acquire().await.context("cannot connect to PostgreSQL")?;
+    // sqlx keeps its bookkeeping table unqualified: it must land in `public`, never in the read
+    // model schema that this pool searches first.
+    sqlx::query("SET search_path TO public").execute(&mut *conn).await?;
+    let result = MIGRATOR.run(&mut *conn).await.context("cannot apply migrations");
+    // The connection goes back to the pool: give it its usual search path again.
+    let _ = sqlx::query("RESET search_path").execute(&mut *conn).await;
+    result
 }

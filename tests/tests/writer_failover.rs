@@ -50,7 +50,8 @@ async fn a_second_instance_stands_by_until_the_leader_is_gone_then_takes_over() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_leader_is_fenced_by_its_successor_and_writes_nothing_after_waking() {
     let env = TestEnv::new().await;
-    let http = reqwest::Client::new();
+    // No pooled connections: the old instance's keep-alive connections die while it is frozen.
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let old = Service::start("command-api", &env, &[]).await;
     old.wait_ready(Duration::from_secs(60)).await;
     assert_eq!(create(&http, &old.url, &env.key, "before@example.com").await.status(), StatusCode::CREATED);
