@@ -2,6 +2,7 @@
 
 use crate::consumer::{self, ConsumerConfig, PoisonPolicy};
 use crate::metrics::Metrics;
+use crate::replay::{self, Source};
 use actix_web::{get, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -48,11 +49,50 @@ pub struct FollowArgs {
 pub enum Cmd {
     /// Follow the log and keep the read models current (the default).
     Run,
+    /// Replay the log from offset 0 into new tables beside the live ones, then swap them in one
+    /// transaction; readers go on throughout. The old tables are dropped.
+    Rebuild,
+    /// Replay the log up to the live positions into scratch tables and compare them with the live
+    /// read models; exits 1 and prints the first differences on any drift.
+    Verify {
+        /// How many differences to print at most.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
 }
 
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
+        let source = Source {
+            database_url: self.database_url.clone(),
+            brokers: self.kafka_brokers.clone(),
+            topic: self.kafka_topic.clone(),
+            name: self.name.clone(),
+            batch: self.follow.batch,
+        };
         match self.command.unwrap_or(Cmd::Run) {
+            Cmd::Rebuild => {
+                let done = replay::rebuild(&source).await?;
+                println!(
+                    "rebuilt the read models from {} events ({} passed over) in {:.1?}",
+                    done.events, done.skipped, done.elapsed
+                );
+                Ok(())
+            }
+            Cmd::Verify { limit } => {
+                let (done, drift) = replay::verify(&source, limit).await?;
+                if drift.is_empty() {
+                    println!("no drift: {} events replayed in {:.1?}", done.events, done.elapsed);
+                    return Ok(());
+                }
+                println!("DRIFT: the read models differ from a replay of the log (first {}):", drift.len());
+                for d in &drift {
+                    println!("  table {}", d.table);
+                    println!("    live:     {}", d.live.as_deref().unwrap_or("(missing)"));
+                    println!("    replayed: {}", d.replayed.as_deref().unwrap_or("(missing)"));
+                }
+                std::process::exit(1);
+            }
             Cmd::Run => {
                 let FollowArgs { host, port, batch, linger_ms, on_poison } = self.follow;
                 let pool = service_kit::db::connect(&self.database_url, 4).await?;

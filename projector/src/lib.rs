@@ -10,3 +10,4 @@ pub mod cli;
 pub mod consumer;
 pub mod metrics;
 pub mod projection;
+pub mod replay;

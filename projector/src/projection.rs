@@ -7,6 +7,10 @@ use events::{InvitationType, InviteEvent};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::BTreeMap;
 
+/// Serializes projection batches with a rebuild's swap: every batch holds it shared, the swap
+/// exclusively, so no batch straddles the moment the read-model schemas change places.
+pub const SWAP_LOCK: i64 = 0x7273_7670_7377_6170; // "rsvpswap"
+
 /// Applies a batch and stores the positions after it (`next`: partition → next offset to read);
 /// returns how many events changed something (the rest had been applied before).
 pub async fn apply_batch(
@@ -17,9 +21,23 @@ pub async fn apply_batch(
     next: &BTreeMap<i32, i64>,
 ) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await.context("cannot begin a projection transaction")?;
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(SWAP_LOCK).execute(&mut *tx).await?;
+    let applied = apply_in(&mut tx, consumer, topic, batch, next).await?;
+    tx.commit().await.context("cannot commit a projection transaction")?;
+    Ok(applied)
+}
+
+/// [`apply_batch`] inside a transaction the caller owns.
+pub async fn apply_in(
+    tx: &mut Transaction<'_, Postgres>,
+    consumer: &str,
+    topic: &str,
+    batch: &[Positioned],
+    next: &BTreeMap<i32, i64>,
+) -> anyhow::Result<usize> {
     let mut applied = 0;
     for p in batch {
-        if apply_one(&mut tx, p).await? {
+        if apply_one(tx, p).await? {
             applied += 1;
         }
     }
@@ -32,11 +50,10 @@ pub async fn apply_batch(
         .bind(topic)
         .bind(partition)
         .bind(next_offset)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .context("cannot store the projector position")?;
     }
-    tx.commit().await.context("cannot commit a projection transaction")?;
     Ok(applied)
 }
 

@@ -33,6 +33,7 @@ use anyhow::Context as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Partitions of a topic, from the cluster's metadata.
@@ -54,33 +55,62 @@ pub fn partitions<X: rdkafka::consumer::ConsumerContext, C: Consumer<X>>(
     Ok(partitions)
 }
 
+/// The log reader asks to be told of partition ends: they are how it knows it is done, not errors
+/// to log.
+pub struct EofIsNotAnError;
+
+impl rdkafka::client::ClientContext for EofIsNotAnError {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::error!(%error, reason, "kafka client error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EofIsNotAnError {}
+
 /// Reads every committed record of `topic` from `start` (per partition; missing = beginning) up
 /// to the end of the log as it is when the call begins, in per-partition order, calling `each`
 /// with (partition, offset, record). Aborted transactions are skipped (read_committed).
 pub fn read_to_end(
     brokers: &str,
     topic: &str,
-    start: &std::collections::HashMap<i32, i64>,
+    start: &HashMap<i32, i64>,
+    timeout: Duration,
+    each: impl FnMut(i32, i64, &rdkafka::message::BorrowedMessage<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    read_range(brokers, topic, start, None, timeout, each)
+}
+
+/// Like [`read_to_end`], stopping each partition before the offset `end` gives for it; with an
+/// `end`, partitions it does not name are not read at all.
+pub fn read_range(
+    brokers: &str,
+    topic: &str,
+    start: &HashMap<i32, i64>,
+    end: Option<&HashMap<i32, i64>>,
     timeout: Duration,
     mut each: impl FnMut(i32, i64, &rdkafka::message::BorrowedMessage<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let consumer: BaseConsumer = client_config(brokers, "rsvp-log-reader")
+    let consumer: BaseConsumer<EofIsNotAnError> = client_config(brokers, "rsvp-log-reader")
         .set("group.id", "rsvp-log-reader")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .set("fetch.max.bytes", "104857600")
         .set("max.partition.fetch.bytes", "10485760")
-        .create()
+        .create_with_context(EofIsNotAnError)
         .context("cannot create log reader")?;
     let deadline = Instant::now() + timeout;
-    let mut pending = std::collections::HashMap::new();
+    // partition → the offset to stop before
+    let mut pending = HashMap::new();
     let mut assignment = TopicPartitionList::new();
     for p in partitions(&consumer, topic, timeout)? {
         let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
         let from = start.get(&p).copied().unwrap_or(low).max(low);
-        if from < high {
-            pending.insert(p, high);
+        let stop = end.map_or(high, |e| e.get(&p).copied().unwrap_or(0)).min(high);
+        if from < stop {
+            pending.insert(p, stop);
             assignment.add_partition_offset(topic, p, Offset::Offset(from))?;
         }
     }
@@ -89,14 +119,17 @@ pub fn read_to_end(
     }
     consumer.assign(&assignment).context("cannot assign partitions")?;
     while !pending.is_empty() {
-        anyhow::ensure!(Instant::now() < deadline, "reading {topic} to its end took longer than {timeout:?}");
+        anyhow::ensure!(Instant::now() < deadline, "reading {topic} took longer than {timeout:?}");
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
             Some(Ok(message)) => {
                 let (p, offset) = (message.partition(), message.offset());
-                each(p, offset, &message)?;
+                let Some(&stop) = pending.get(&p) else { continue };
                 // Offsets have gaps under transactions (commit markers): compare, never count.
-                if pending.get(&p).is_some_and(|&high| offset + 1 >= high) {
+                if offset < stop {
+                    each(p, offset, &message)?;
+                }
+                if offset + 1 >= stop {
                     pending.remove(&p);
                 }
             }

@@ -10,7 +10,7 @@ pub mod infra;
 pub mod services;
 
 pub use infra::TestEnv;
-pub use services::{Service, Services};
+pub use services::{run_command, Service, Services};
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -113,6 +113,25 @@ impl Services {
     }
 }
 
+/// Runs a one-off command of a service binary (e.g. `projector verify`) with the test's settings
+/// and returns its exit code and stdout.
+pub async fn run_command(binary: &str, env: &TestEnv, args: &[&str]) -> (i32, String) {
+    let output = Command::new(bin_path(binary))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env("RSVP_KAFKA_BROKERS", &env.brokers)
+        .env("RSVP_KAFKA_TOPIC", &env.topic)
+        .env("DATABASE_URL", &env.database_url)
+        .env("RSVP_PROJECTOR_NAME", format!("projector-{}", env.topic))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {binary}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+}
+
 /// The binaries sit next to the test executable's `deps/` folder.
 fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its own path");

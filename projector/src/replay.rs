@@ -1,0 +1,301 @@
+//! Audit tooling over the read models: `rebuild` (from offset 0 into a scratch schema, then swap
+//! it in one transaction while readers go on) and `verify` (replay into a scratch schema and
+//! compare it with the live read models row by row).
+
+use crate::consumer::Positioned;
+use crate::projection::{self, SWAP_LOCK};
+use anyhow::Context;
+use service_kit::db::READ_MODEL_SCHEMA;
+use sqlx::{PgConnection, PgPool, Row};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+const REBUILD_SCHEMA: &str = "read_model_rebuild";
+const VERIFY_SCHEMA: &str = "read_model_verify";
+const RETIRED_SCHEMA: &str = "read_model_retired";
+/// Reading the log must end: a bound, generous for a long log.
+const READ_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Where the log and the database are, and whose positions to follow.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub database_url: String,
+    pub brokers: String,
+    pub topic: String,
+    /// The projector name whose positions the read models carry.
+    pub name: String,
+    pub batch: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Replayed {
+    pub events: u64,
+    /// Events the projection could not take (undecodable, or refused by the database); the live
+    /// projector parks the same ones in the dead-letter topic.
+    pub skipped: u64,
+    pub elapsed: Duration,
+}
+
+/// Replays the whole log into a fresh copy of the read models and swaps it in for the live one.
+pub async fn rebuild(source: &Source) -> anyhow::Result<Replayed> {
+    let started = Instant::now();
+    let admin = service_kit::db::connect(&source.database_url, 2).await?;
+    service_kit::db::migrate(&admin).await?;
+    create_scratch(&admin, REBUILD_SCHEMA).await?;
+    let scratch = service_kit::db::connect_with_schema(&source.database_url, 2, REBUILD_SCHEMA).await?;
+    let mut replayed = Replayed::default();
+    replay(&scratch, source, &HashMap::new(), None, &mut replayed).await?;
+
+    // The swap: with every live batch held off, replay what the live projector applied meanwhile,
+    // so both sides stand at the same positions, then trade the schemas' names.
+    let mut tx = admin.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SWAP_LOCK).execute(&mut *tx).await?;
+    let live = positions(&mut tx, READ_MODEL_SCHEMA, &source.name, &source.topic).await?;
+    let ours = positions(&mut tx, REBUILD_SCHEMA, &source.name, &source.topic).await?;
+    let tail = read_events(source, &ours, Some(&live)).await?;
+    sqlx::query(&format!("SET LOCAL search_path TO {REBUILD_SCHEMA}, public")).execute(&mut *tx).await?;
+    for chunk in tail.events.chunks(source.batch.max(1)) {
+        projection::apply_in(&mut tx, &source.name, &source.topic, chunk, &next_positions(chunk)).await?;
+    }
+    projection::apply_in(&mut tx, &source.name, &source.topic, &[], &tail.next).await?;
+    replayed.events += tail.events.len() as u64;
+    replayed.skipped += tail.skipped;
+    sqlx::raw_sql(&format!(
+        "ALTER SCHEMA {READ_MODEL_SCHEMA} RENAME TO {RETIRED_SCHEMA}; \
+         ALTER SCHEMA {REBUILD_SCHEMA} RENAME TO {READ_MODEL_SCHEMA}; \
+         DROP SCHEMA {RETIRED_SCHEMA} CASCADE"
+    ))
+    .execute(&mut *tx)
+    .await
+    .context("cannot swap the rebuilt read models in")?;
+    tx.commit().await.context("cannot commit the swap")?;
+    replayed.elapsed = started.elapsed();
+    Ok(replayed)
+}
+
+/// A difference between the live read models and a replay of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    pub table: String,
+    /// The row as the live read model has it (`None`: missing there).
+    pub live: Option<String>,
+    /// The row as the replay produced it (`None`: missing there).
+    pub replayed: Option<String>,
+}
+
+/// Replays the log up to the live projector's positions into a scratch schema and compares every
+/// table row by row with the live read models as they were at those positions. Returns the first
+/// `limit` differences (empty: no drift).
+pub async fn verify(source: &Source, limit: usize) -> anyhow::Result<(Replayed, Vec<Drift>)> {
+    let started = Instant::now();
+    let admin = service_kit::db::connect(&source.database_url, 3).await?;
+    service_kit::db::migrate(&admin).await?;
+    create_scratch(&admin, VERIFY_SCHEMA).await?;
+
+    // One snapshot of the live side: its positions and its rows, read in the same transaction.
+    let mut live = admin.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *live).await?;
+    let upto = positions(&mut live, READ_MODEL_SCHEMA, &source.name, &source.topic).await?;
+
+    let scratch = service_kit::db::connect_with_schema(&source.database_url, 2, VERIFY_SCHEMA).await?;
+    let mut replayed = Replayed::default();
+    replay(&scratch, source, &HashMap::new(), Some(&upto), &mut replayed).await?;
+
+    let mut drift = Vec::new();
+    let mut other = scratch.acquire().await?;
+    for table in tables(&admin, READ_MODEL_SCHEMA).await? {
+        let left = table_rows(&mut live, READ_MODEL_SCHEMA, &table).await?;
+        let right = table_rows(&mut other, VERIFY_SCHEMA, &table).await?;
+        diff_sorted(&table, &left, &right, limit, &mut drift);
+        if drift.len() >= limit {
+            break;
+        }
+    }
+    live.rollback().await?;
+    drop(other);
+    scratch.close().await;
+    sqlx::query(&format!("DROP SCHEMA {VERIFY_SCHEMA} CASCADE")).execute(&admin).await?;
+    replayed.elapsed = started.elapsed();
+    Ok((replayed, drift))
+}
+
+/// Merges two sorted row lists, noting rows found on one side only.
+fn diff_sorted(table: &str, live: &[String], replayed: &[String], limit: usize, out: &mut Vec<Drift>) {
+    let (mut i, mut j) = (0, 0);
+    while (i < live.len() || j < replayed.len()) && out.len() < limit {
+        let drift = |live: Option<&String>, replayed: Option<&String>| Drift {
+            table: table.to_owned(),
+            live: live.cloned(),
+            replayed: replayed.cloned(),
+        };
+        match (live.get(i), replayed.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a < b => {
+                out.push(drift(Some(a), None));
+                i += 1;
+            }
+            (Some(_), Some(b)) | (None, Some(b)) => {
+                out.push(drift(None, Some(b)));
+                j += 1;
+            }
+            (Some(a), None) => {
+                out.push(drift(Some(a), None));
+                i += 1;
+            }
+            (None, None) => break,
+        }
+    }
+}
+
+/// Every row of a table as JSON text, in one order both sides share.
+async fn table_rows(conn: &mut PgConnection, schema: &str, table: &str) -> anyhow::Result<Vec<String>> {
+    // Byte order ("C"), the same order Rust's string comparison uses in the merge.
+    let sql = format!(
+        "SELECT r FROM (SELECT row_to_json(t)::text AS r FROM {schema}.\"{table}\" t) rows ORDER BY r COLLATE \"C\""
+    );
+    let rows = sqlx::query(&sql).fetch_all(conn).await.with_context(|| format!("cannot read {schema}.{table}"))?;
+    Ok(rows.into_iter().map(|r| r.get::<String, _>("r")).collect())
+}
+
+async fn tables(pool: &PgPool, schema: &str) -> anyhow::Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = $1 AND table_type = 'BASE TABLE' ORDER BY table_name",
+    )
+    .bind(schema)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// An empty copy of every read-model table (columns, defaults, constraints, indexes).
+async fn create_scratch(pool: &PgPool, schema: &str) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")).execute(&mut *tx).await?;
+    for table in tables(pool, READ_MODEL_SCHEMA).await? {
+        sqlx::query(&format!("CREATE TABLE {schema}.\"{table}\" (LIKE {READ_MODEL_SCHEMA}.\"{table}\" INCLUDING ALL)"))
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("cannot copy table {table}"))?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn positions(
+    conn: &mut PgConnection,
+    schema: &str,
+    name: &str,
+    topic: &str,
+) -> anyhow::Result<HashMap<i32, i64>> {
+    let rows: Vec<(i32, i64)> = sqlx::query_as(&format!(
+        "SELECT partition, next_offset FROM {schema}.projector_offsets WHERE consumer = $1 AND topic = $2"
+    ))
+    .bind(name)
+    .bind(topic)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+fn next_positions(events: &[Positioned]) -> BTreeMap<i32, i64> {
+    events.iter().map(|e| (e.partition, e.offset + 1)).collect()
+}
+
+/// Replays `[start, end)` of the log into the read models of `pool`, in batches.
+async fn replay(
+    pool: &PgPool,
+    source: &Source,
+    start: &HashMap<i32, i64>,
+    end: Option<&HashMap<i32, i64>>,
+    replayed: &mut Replayed,
+) -> anyhow::Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<Positioned>, BTreeMap<i32, i64>, u64)>(4);
+    let reader = {
+        let (source, start, end) = (source.clone(), start.clone(), end.cloned());
+        tokio::task::spawn_blocking(move || {
+            let mut batch = Vec::with_capacity(source.batch);
+            let mut next = BTreeMap::new();
+            let mut skipped = 0;
+            service_kit::kafka::read_range(
+                &source.brokers,
+                &source.topic,
+                &start,
+                end.as_ref(),
+                READ_TIMEOUT,
+                |p, o, m| {
+                    next.insert(p, o + 1);
+                    match service_kit::kafka::envelope_of(m) {
+                        Ok(envelope) => batch.push(Positioned { partition: p, offset: o, envelope }),
+                        Err(e) => {
+                            tracing::warn!(partition = p, offset = o, error = %e, "replay passes over a poison event");
+                            skipped += 1;
+                        }
+                    }
+                    if batch.len() >= source.batch {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(source.batch));
+                        tx.blocking_send((full, std::mem::take(&mut next), std::mem::take(&mut skipped)))?;
+                    }
+                    Ok(())
+                },
+            )?;
+            tx.blocking_send((batch, next, skipped))?;
+            anyhow::Ok(())
+        })
+    };
+    while let Some((batch, next, skipped)) = rx.recv().await {
+        replayed.skipped += skipped;
+        replayed.events += batch.len() as u64;
+        if projection::apply_batch(pool, &source.name, &source.topic, &batch, &next).await.is_err() {
+            // One by one: the database refuses some event even alone, as it did live.
+            for event in &batch {
+                let one = std::slice::from_ref(event);
+                if projection::apply_batch(pool, &source.name, &source.topic, one, &next_positions(one)).await.is_err()
+                {
+                    replayed.skipped += 1;
+                }
+            }
+            projection::apply_batch(pool, &source.name, &source.topic, &[], &next).await?;
+        }
+    }
+    reader.await.context("the log reader panicked")??;
+    Ok(())
+}
+
+/// Events of `[start, end)` read into memory (the short tail a swap catches up on).
+struct Tail {
+    events: Vec<Positioned>,
+    next: BTreeMap<i32, i64>,
+    skipped: u64,
+}
+
+async fn read_events(
+    source: &Source,
+    start: &HashMap<i32, i64>,
+    end: Option<&HashMap<i32, i64>>,
+) -> anyhow::Result<Tail> {
+    let (source, start, end) = (source.clone(), start.clone(), end.cloned());
+    tokio::task::spawn_blocking(move || {
+        let mut tail = Tail { events: Vec::new(), next: BTreeMap::new(), skipped: 0 };
+        service_kit::kafka::read_range(
+            &source.brokers,
+            &source.topic,
+            &start,
+            end.as_ref(),
+            READ_TIMEOUT,
+            |p, o, m| {
+                tail.next.insert(p, o + 1);
+                match service_kit::kafka::envelope_of(m) {
+                    Ok(envelope) => tail.events.push(Positioned { partition: p, offset: o, envelope }),
+                    Err(_) => tail.skipped += 1,
+                }
+                Ok(())
+            },
+        )?;
+        Ok(tail)
+    })
+    .await
+    .context("the log reader panicked")?
+}
