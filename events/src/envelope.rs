@@ -6,7 +6,7 @@
 //! | `event_id`        | `id`                  | UUIDv7, so ids sort by creation time           |
 //! | event type        | `type`                | `dev.rsvp.invite.<EventType>.v<schema_version>`|
 //! | tenant            | `source`              | `/tenants/<tenant_id>`                         |
-//! | `invite_id`       | `subject`             | also the Kafka key                             |
+//! | `stream`          | `subject`             | `invites/<uuid>` or `definitions/<uuid>`; the uuid is the Kafka key |
 //! | `occurred_at`     | `time`                | RFC 3339                                       |
 //! | —                 | `datacontenttype`     | `application/json`                             |
 //! | `tenant_id`       | `tenantid` (ext.)     |                                                |
@@ -15,9 +15,13 @@
 //! | `correlation_id`  | `correlationid`       | the request id that caused the command         |
 //! | `causation_id`    | `causationid`         | the event or command that caused this one      |
 //! | `idempotency_key` | `idempotencykey`      | the command's `Idempotency-Key`, when it had one |
+//! | `request_hash`    | `requesthash`         | fingerprint of the request that carried the key |
+//!
+//! Envelopes of the first release named the invite alone in `subject` (a bare uuid); they are read
+//! as invite streams.
 
-use crate::event::InviteEvent;
-use crate::ids::{InviteId, TenantId};
+use crate::event::{DomainEvent, InviteEvent};
+use crate::ids::{InviteId, StreamId, TenantId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -69,22 +73,33 @@ pub struct Actor {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventMeta {
     pub event_id: Uuid,
-    pub invite_id: InviteId,
+    /// The aggregate the event belongs to.
+    pub stream: StreamId,
     pub tenant_id: TenantId,
-    /// Position in the invite's own history, consecutive from 1.
+    /// Position in the stream's own history, consecutive from 1.
     pub version: u64,
     pub occurred_at: DateTime<Utc>,
     pub actor: Actor,
     pub correlation_id: Option<Uuid>,
     pub causation_id: Option<Uuid>,
     pub idempotency_key: Option<String>,
+    /// Fingerprint of the request body that carried `idempotency_key`, so that a replay with
+    /// another body can be told apart even after a restart.
+    #[serde(default)]
+    pub request_hash: Option<String>,
+}
+
+impl EventMeta {
+    pub fn invite_id(&self) -> Option<InviteId> {
+        self.stream.invite_id()
+    }
 }
 
 /// One event with its metadata: what is written to the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
     pub meta: EventMeta,
-    pub event: InviteEvent,
+    pub event: DomainEvent,
 }
 
 /// Why a record could not be read as an event.
@@ -95,6 +110,8 @@ pub enum DecodeError {
     UnknownType(String),
     UnknownVersion(String, u32),
     InvalidData(String),
+    /// The event's type does not belong to the stream named in `subject`.
+    WrongStream(String),
 }
 
 impl fmt::Display for DecodeError {
@@ -103,10 +120,9 @@ impl fmt::Display for DecodeError {
             Self::MissingAttribute(a) => write!(f, "missing cloudevents attribute `{a}`"),
             Self::InvalidAttribute(a, v) => write!(f, "invalid cloudevents attribute `{a}`: {v:?}"),
             Self::UnknownType(t) => write!(f, "unknown event type {t:?}"),
-            Self::UnknownVersion(t, v) => {
-                write!(f, "unknown schema version {v} of event type {t:?}")
-            }
+            Self::UnknownVersion(t, v) => write!(f, "unknown schema version {v} of event type {t:?}"),
             Self::InvalidData(e) => write!(f, "invalid event data: {e}"),
+            Self::WrongStream(t) => write!(f, "event type {t:?} does not belong to its subject's stream"),
         }
     }
 }
@@ -125,11 +141,28 @@ struct Document {
 }
 
 impl Envelope {
+    /// Wraps an event with everything the writer knows about it.
+    pub fn new(meta: EventMeta, event: DomainEvent) -> Self {
+        Self { meta, event }
+    }
+
     pub fn event_type(&self) -> &'static str {
         self.event.event_type()
     }
 
-    /// The CloudEvents `type`: `dev.rsvp.invite.InviteCreated.v1`.
+    pub fn invite_event(&self) -> Option<(InviteId, &InviteEvent)> {
+        match (&self.meta.stream, &self.event) {
+            (StreamId::Invite(id), DomainEvent::Invite(e)) => Some((*id, e)),
+            _ => None,
+        }
+    }
+
+    /// The Kafka record key: the stream's uuid, so a stream's events share one partition.
+    pub fn key(&self) -> String {
+        self.meta.stream.as_uuid().to_string()
+    }
+
+    /// The CloudEvents `type`: `dev.rsvp.invite.InviteCreated.v2`.
     pub fn cloudevents_type(&self) -> String {
         format!("{TYPE_PREFIX}{}.v{}", self.event.event_type(), self.event.schema_version())
     }
@@ -147,7 +180,7 @@ impl Envelope {
             ("ce_id", m.event_id.to_string()),
             ("ce_type", self.cloudevents_type()),
             ("ce_source", format!("/tenants/{}", m.tenant_id)),
-            ("ce_subject", m.invite_id.to_string()),
+            ("ce_subject", m.stream.subject()),
             ("ce_time", m.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
             ("content-type", "application/json".to_owned()),
             ("ce_tenantid", m.tenant_id.to_string()),
@@ -163,6 +196,9 @@ impl Envelope {
         }
         if let Some(k) = &m.idempotency_key {
             h.push(("ce_idempotencykey", k.clone()));
+        }
+        if let Some(k) = &m.request_hash {
+            h.push(("ce_requesthash", k.clone()));
         }
         h
     }
@@ -181,14 +217,20 @@ impl Envelope {
             .and_then(|(t, v)| Some((t, v.parse::<u32>().ok()?)))
             .ok_or_else(|| InvalidAttribute("ce_type", ce_type.to_owned()))?;
         let data: serde_json::Value = serde_json::from_slice(data).map_err(|e| InvalidData(e.to_string()))?;
-        let event = InviteEvent::from_data(event_type, schema_version, data)?;
+        let event = DomainEvent::from_data(event_type, schema_version, data)?;
 
+        let subject = req("ce_subject")?;
+        let stream = match StreamId::parse_subject(subject) {
+            Some(stream) => stream,
+            // The first release wrote the bare invite id.
+            None => StreamId::Invite(InviteId::from_uuid(uuid("ce_subject", subject)?)),
+        };
         let time = req("ce_time")?;
         let version = req("ce_inviteversion")?;
         let actor_kind = req("ce_actorkind")?;
         let meta = EventMeta {
             event_id: uuid("ce_id", req("ce_id")?)?,
-            invite_id: InviteId::from_uuid(uuid("ce_subject", req("ce_subject")?)?),
+            stream,
             tenant_id: TenantId::from_uuid(uuid("ce_tenantid", req("ce_tenantid")?)?),
             version: version.parse().map_err(|_| InvalidAttribute("ce_inviteversion", version.to_owned()))?,
             occurred_at: DateTime::parse_from_rfc3339(time)
@@ -202,8 +244,18 @@ impl Envelope {
             correlation_id: opt_uuid("ce_correlationid")?,
             causation_id: opt_uuid("ce_causationid")?,
             idempotency_key: header("ce_idempotencykey").map(str::to_owned),
+            request_hash: header("ce_requesthash").map(str::to_owned),
         };
-        Ok(Self { meta, event })
+        Self::checked(meta, event)
+    }
+
+    fn checked(meta: EventMeta, event: DomainEvent) -> Result<Self, DecodeError> {
+        match (&meta.stream, &event) {
+            (StreamId::Invite(_), DomainEvent::Invite(_)) | (StreamId::Definition(_), DomainEvent::Definition(_)) => {
+                Ok(Self { meta, event })
+            }
+            _ => Err(DecodeError::WrongStream(event.event_type().to_owned())),
+        }
     }
 
     /// The self-contained JSON document: envelope fields, `type`, `schema_version` and `data`.
@@ -220,7 +272,7 @@ impl Envelope {
     /// Reads a JSON document written by any version of [`Envelope::to_json`], upcasting old data.
     pub fn from_json(value: serde_json::Value) -> Result<Self, DecodeError> {
         let doc: Document = serde_json::from_value(value).map_err(|e| DecodeError::InvalidData(e.to_string()))?;
-        let event = InviteEvent::from_data(&doc.event_type, doc.schema_version, doc.data)?;
-        Ok(Self { meta: doc.meta, event })
+        let event = DomainEvent::from_data(&doc.event_type, doc.schema_version, doc.data)?;
+        Self::checked(doc.meta, event)
     }
 }

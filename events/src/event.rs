@@ -1,7 +1,11 @@
-//! The events: past-tense facts about one invitation. Events carry the facts; everything
-//! derived (status, counters, expiry) is computed from them by [`crate::evolve`].
+//! The events: past-tense facts. Events carry the facts; everything derived (status, counters,
+//! expiry) is computed from them by `evolve`.
+//!
+//! The JSON of each event's data is the wire format (CloudEvents `data`), stable: a field is
+//! only ever added as optional. Any other change bumps the type's schema version and adds an
+//! upcaster in [`upcast`], so that every event ever written still loads.
 
-use crate::ids::{DefinitionId, LinkToken};
+use crate::ids::{DefinitionId, DeliveryId, InviteId, LinkToken};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -16,7 +20,7 @@ pub struct Inviter {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetKind {
     Email,
@@ -48,6 +52,30 @@ pub struct Target {
     pub name: Option<String>,
 }
 
+impl Target {
+    /// The form used to match targets: emails compare case-insensitively, phone numbers by digits
+    /// (and a leading `+`).
+    pub fn normalized(&self) -> String {
+        normalize_target(self.kind, &self.value)
+    }
+}
+
+pub fn normalize_target(kind: TargetKind, value: &str) -> String {
+    match kind {
+        TargetKind::Email => value.trim().to_lowercase(),
+        TargetKind::Phone => {
+            let v = value.trim();
+            let digits: String = v.chars().filter(char::is_ascii_digit).collect();
+            if v.starts_with('+') {
+                format!("+{digits}")
+            } else {
+                digits
+            }
+        }
+        TargetKind::Internal | TargetKind::Share => value.trim().to_owned(),
+    }
+}
+
 /// What the invite grants access to: a workspace, a team, a group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scope {
@@ -69,10 +97,13 @@ pub enum InvitationType {
 }
 
 /// An invitation came into being. Holds everything the client said about it.
+/// Schema v2; v1 lacked `recipient_names` (see [`upcast`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InviteCreated {
     pub inviter: Inviter,
     pub targets: Vec<Target>,
+    /// Names to greet the recipients with, when the client gives them apart from the targets.
+    pub recipient_names: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub invitation_type: InvitationType,
@@ -99,31 +130,251 @@ pub struct InviteCreated {
     pub token: LinkToken,
 }
 
+/// How a delivery travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryMethod {
+    Email,
+    Sms,
+    /// Shown inside the client's product.
+    InApp,
+    /// Handed to the inviter to pass on themselves.
+    Link,
+}
+
+impl DeliveryMethod {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "sms",
+            Self::InApp => "in_app",
+            Self::Link => "link",
+        }
+    }
+}
+
+/// Where a delivery stands. The provider reports it; `queued` is where every delivery starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Queued,
+    Sending,
+    Sent,
+    Delivered,
+    Opened,
+    Bounced,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Opened => "opened",
+            Self::Bounced => "bounced",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Bounced and failed end a delivery; nothing is reported after them.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Bounced | Self::Failed)
+    }
+
+    /// A provider may skip steps but never goes back: queued → sending → sent → delivered →
+    /// opened, and bounced or failed from anywhere before opened.
+    pub fn may_follow(&self, current: DeliveryStatus) -> bool {
+        if current.is_final() || current == Self::Opened {
+            return false;
+        }
+        match self {
+            Self::Bounced | Self::Failed => true,
+            next => *next > current,
+        }
+    }
+}
+
+/// A delivery was requested: the send or a resend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteSent {
+    pub delivery_id: DeliveryId,
+    pub method: DeliveryMethod,
+    /// The target value it goes to.
+    pub target: String,
+    /// True for every delivery after the first.
+    pub resend: bool,
+}
+
+/// The delivery provider reported progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryStatusChanged {
+    pub delivery_id: DeliveryId,
+    pub status: DeliveryStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngagementKind {
+    /// The invitation was looked at.
+    View,
+    /// The link was followed.
+    Click,
+    /// The recipient passed it on.
+    Share,
+    /// A link preview was rendered (a chat app fetched the link).
+    Unfurl,
+}
+
+impl EngagementKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::View => "view",
+            Self::Click => "click",
+            Self::Share => "share",
+            Self::Unfurl => "unfurl",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteEngaged {
+    pub kind: EngagementKind,
+    /// Where it happened, as the client reports it (a channel, a user agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteAccepted {
+    /// The user in the client's system who accepted, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_by: Option<String>,
+    /// The (normalized) target value it was accepted as, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// Another invite for the same target and scope was accepted: this one is no longer needed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteAcceptedElsewhere {
+    pub accepted_invite_id: InviteId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteClosed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// Every fact in an invitation's life.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InviteEvent {
-    Created(InviteCreated),
+    Created(Box<InviteCreated>),
+    Sent(InviteSent),
+    DeliveryStatusChanged(DeliveryStatusChanged),
+    Engaged(InviteEngaged),
+    Accepted(InviteAccepted),
+    AcceptedElsewhere(InviteAcceptedElsewhere),
+    Declined(InviteClosed),
+    Revoked(InviteClosed),
+    Expired(InviteClosed),
 }
 
-impl InviteEvent {
+/// The rules of a definition (campaign), as set when created or last updated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefinitionRules {
+    /// Unique per tenant; how clients name the definition (`gold-definition`).
+    pub handle: String,
+    /// Most invites one inviter may create under this definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_invites_per_inviter: Option<u32>,
+    /// Invites may be created from this time on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<DateTime<Utc>>,
+    /// ... and until this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<DateTime<Utc>>,
+    /// Most deliveries (send + resends) per invite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_send_count: Option<u32>,
+    /// Expiry of its invites when the create command gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_expiry_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DefinitionEvent {
+    Created(DefinitionRules),
+    Updated(DefinitionRules),
+}
+
+/// Any event of the log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DomainEvent {
+    Invite(InviteEvent),
+    Definition(DefinitionEvent),
+}
+
+/// (event type, current schema version) of every event this code writes.
+pub const EVENT_TYPES: &[(&str, u32)] = &[
+    ("InviteCreated", 2),
+    ("InviteSent", 1),
+    ("DeliveryStatusChanged", 1),
+    ("InviteEngaged", 1),
+    ("InviteAccepted", 1),
+    ("InviteAcceptedElsewhere", 1),
+    ("InviteDeclined", 1),
+    ("InviteRevoked", 1),
+    ("InviteExpired", 1),
+    ("DefinitionCreated", 1),
+    ("DefinitionUpdated", 1),
+];
+
+impl DomainEvent {
     /// The stable name of the event type, as written in `ce_type` (prefixed) and the history.
     pub fn event_type(&self) -> &'static str {
         match self {
-            Self::Created(_) => "InviteCreated",
+            Self::Invite(e) => match e {
+                InviteEvent::Created(_) => "InviteCreated",
+                InviteEvent::Sent(_) => "InviteSent",
+                InviteEvent::DeliveryStatusChanged(_) => "DeliveryStatusChanged",
+                InviteEvent::Engaged(_) => "InviteEngaged",
+                InviteEvent::Accepted(_) => "InviteAccepted",
+                InviteEvent::AcceptedElsewhere(_) => "InviteAcceptedElsewhere",
+                InviteEvent::Declined(_) => "InviteDeclined",
+                InviteEvent::Revoked(_) => "InviteRevoked",
+                InviteEvent::Expired(_) => "InviteExpired",
+            },
+            Self::Definition(DefinitionEvent::Created(_)) => "DefinitionCreated",
+            Self::Definition(DefinitionEvent::Updated(_)) => "DefinitionUpdated",
         }
     }
 
     /// The current schema version of this event type. Older versions are upcast on read.
     pub fn schema_version(&self) -> u32 {
-        match self {
-            Self::Created(_) => 1,
-        }
+        let t = self.event_type();
+        EVENT_TYPES.iter().find(|(name, _)| *name == t).map_or(1, |(_, v)| *v)
     }
 
     /// The event's data as JSON (the CloudEvents `data`).
     pub fn to_data(&self) -> serde_json::Value {
+        use serde_json::to_value;
         let value = match self {
-            Self::Created(e) => serde_json::to_value(e),
+            Self::Invite(e) => match e {
+                InviteEvent::Created(e) => to_value(e),
+                InviteEvent::Sent(e) => to_value(e),
+                InviteEvent::DeliveryStatusChanged(e) => to_value(e),
+                InviteEvent::Engaged(e) => to_value(e),
+                InviteEvent::Accepted(e) => to_value(e),
+                InviteEvent::AcceptedElsewhere(e) => to_value(e),
+                InviteEvent::Declined(e) | InviteEvent::Revoked(e) | InviteEvent::Expired(e) => to_value(e),
+            },
+            Self::Definition(DefinitionEvent::Created(r) | DefinitionEvent::Updated(r)) => to_value(r),
         };
         value.expect("event data always serializes")
     }
@@ -134,13 +385,59 @@ impl InviteEvent {
         schema_version: u32,
         data: serde_json::Value,
     ) -> Result<Self, crate::DecodeError> {
-        use crate::DecodeError::*;
-        match (event_type, schema_version) {
-            ("InviteCreated", 1) => {
-                Ok(Self::Created(serde_json::from_value(data).map_err(|e| InvalidData(e.to_string()))?))
-            }
-            ("InviteCreated", v) => Err(UnknownVersion(event_type.to_owned(), v)),
-            _ => Err(UnknownType(event_type.to_owned())),
+        use crate::DecodeError::{InvalidData, UnknownType, UnknownVersion};
+        let current = EVENT_TYPES
+            .iter()
+            .find(|(name, _)| *name == event_type)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| UnknownType(event_type.to_owned()))?;
+        if schema_version == 0 || schema_version > current {
+            return Err(UnknownVersion(event_type.to_owned(), schema_version));
         }
+        let data = upcast(event_type, schema_version, data);
+        fn parse<T: serde::de::DeserializeOwned>(data: serde_json::Value) -> Result<T, crate::DecodeError> {
+            serde_json::from_value(data).map_err(|e| InvalidData(e.to_string()))
+        }
+        Ok(match event_type {
+            "InviteCreated" => Self::Invite(InviteEvent::Created(Box::new(parse(data)?))),
+            "InviteSent" => Self::Invite(InviteEvent::Sent(parse(data)?)),
+            "DeliveryStatusChanged" => Self::Invite(InviteEvent::DeliveryStatusChanged(parse(data)?)),
+            "InviteEngaged" => Self::Invite(InviteEvent::Engaged(parse(data)?)),
+            "InviteAccepted" => Self::Invite(InviteEvent::Accepted(parse(data)?)),
+            "InviteAcceptedElsewhere" => Self::Invite(InviteEvent::AcceptedElsewhere(parse(data)?)),
+            "InviteDeclined" => Self::Invite(InviteEvent::Declined(parse(data)?)),
+            "InviteRevoked" => Self::Invite(InviteEvent::Revoked(parse(data)?)),
+            "InviteExpired" => Self::Invite(InviteEvent::Expired(parse(data)?)),
+            "DefinitionCreated" => Self::Definition(DefinitionEvent::Created(parse(data)?)),
+            "DefinitionUpdated" => Self::Definition(DefinitionEvent::Updated(parse(data)?)),
+            other => return Err(UnknownType(other.to_owned())),
+        })
+    }
+}
+
+/// Brings event data of an old schema version to the current one, one version at a time.
+/// Old events are never rewritten in the log; they are upcast every time they are read.
+pub fn upcast(event_type: &str, mut version: u32, mut data: serde_json::Value) -> serde_json::Value {
+    while let Some(next) = upcast_once(event_type, version, &mut data) {
+        version = next;
+    }
+    data
+}
+
+fn upcast_once(event_type: &str, version: u32, data: &mut serde_json::Value) -> Option<u32> {
+    match (event_type, version) {
+        // v1 (the first release) had no `recipient_names`; the names lived only on the targets.
+        ("InviteCreated", 1) => {
+            if let Some(object) = data.as_object_mut() {
+                let names: Vec<serde_json::Value> = object
+                    .get("targets")
+                    .and_then(|t| t.as_array())
+                    .map(|targets| targets.iter().filter_map(|t| t.get("name").cloned()).collect())
+                    .unwrap_or_default();
+                object.insert("recipient_names".into(), serde_json::Value::Array(names));
+            }
+            Some(2)
+        }
+        _ => None,
     }
 }

@@ -1,28 +1,47 @@
 //! The invite aggregate: `decide(state, command, context)` and `evolve(state, event)`.
+//!
+//! Lifecycle (`*` = terminal; after it only reads, and late delivery reports from the provider):
+//!
+//! ```text
+//!  (absent) --Create--> open --Send--> open --Resend--> open ...      (deliveries, engagement)
+//!                        |--Accept--> accepted*   (multi-use: open until its max accepts)
+//!                        |--another invite for the same target and scope accepted--> accepted_elsewhere*
+//!                        |--Decline--> declined*
+//!                        |--Revoke--> revoked*
+//!                        |--Expire (or time passing expires_at)--> expired*
+//! ```
 
-use crate::event::{InvitationType, InviteCreated, InviteEvent, Inviter, Scope, Target};
-use crate::ids::{DefinitionId, LinkToken};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use crate::event::*;
+use crate::ids::{DefinitionId, DeliveryId, LinkToken};
+use crate::rejection::Rejection;
+use crate::status::InviteStatus;
+use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
-use std::fmt;
 
-/// What the caller knows that the domain may not compute itself: the time and fresh randomness.
+/// What the caller knows that the domain may not compute itself: the time, fresh ids and
+/// randomness, and the rules of the invite's definition.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub now: DateTime<Utc>,
     /// A fresh link token, used when the command creates an invite.
     pub new_token: LinkToken,
+    /// A fresh delivery id, used when the command sends.
+    pub new_delivery_id: DeliveryId,
+    /// The rules of the definition the invite draws from, if any.
+    pub rules: Option<DefinitionRules>,
 }
 
 /// Create an invitation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct CreateInvite {
-    pub inviter: Inviter,
+    pub inviter: Option<Inviter>,
     pub targets: Vec<Target>,
+    pub recipient_names: Vec<String>,
     pub message: Option<String>,
-    pub invitation_type: InvitationType,
+    pub multi_use: bool,
+    pub max_accepts: Option<u32>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub expires_in_days: Option<u32>,
     pub scopes: Vec<Scope>,
     pub reply_to: Vec<String>,
     pub metadata: BTreeMap<String, serde_json::Value>,
@@ -34,23 +53,129 @@ pub struct CreateInvite {
     pub definition_id: Option<DefinitionId>,
 }
 
+/// Commands on one invite. Imperative; each turns into zero or more events, or a rejection.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    Create(CreateInvite),
+pub enum InviteCommand {
+    Create(Box<CreateInvite>),
+    /// The first delivery. `target`: one of the invite's target values (default: the first).
+    Send {
+        method: DeliveryMethod,
+        target: Option<String>,
+    },
+    /// Another delivery, while the send count is below the definition's max send count.
+    Resend {
+        method: DeliveryMethod,
+        target: Option<String>,
+    },
+    ReportDelivery {
+        delivery_id: DeliveryId,
+        status: DeliveryStatus,
+        detail: Option<String>,
+    },
+    Engage {
+        kind: EngagementKind,
+        source: Option<String>,
+    },
+    Accept {
+        accepted_by: Option<String>,
+        target: Option<String>,
+    },
+    /// Issued by the tenant aggregate, never by a client.
+    MarkAcceptedElsewhere {
+        accepted_invite_id: crate::InviteId,
+    },
+    Decline {
+        reason: Option<String>,
+    },
+    Revoke {
+        reason: Option<String>,
+    },
+    Expire {
+        reason: Option<String>,
+    },
 }
 
-/// The canonical status of an invitation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InviteStatus {
-    Pending,
+/// How an invite's life ended, if it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Open,
+    Accepted,
+    AcceptedElsewhere,
+    Declined,
+    Revoked,
+    Expired,
 }
 
-impl InviteStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: DeliveryId,
+    pub method: DeliveryMethod,
+    pub target: String,
+    pub status: DeliveryStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accept {
+    pub accepted_by: Option<String>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    pub sends: u32,
+    pub deliveries: u32,
+    pub views: u32,
+    pub clicks: u32,
+    pub shares: u32,
+    pub unfurls: u32,
+}
+
+/// A live invite: everything `decide` needs, folded from its events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invite {
+    pub created: Box<InviteCreated>,
+    pub version: u64,
+    pub lifecycle: Lifecycle,
+    /// The furthest open stage reached (created … shared).
+    pub stage: InviteStatus,
+    pub deliveries: Vec<Delivery>,
+    pub accepts: Vec<Accept>,
+    pub counters: Counters,
+}
+
+impl Invite {
+    /// The canonical status at `now`: expiry is a function of time.
+    pub fn status_at(&self, now: DateTime<Utc>) -> InviteStatus {
+        match self.lifecycle {
+            Lifecycle::Accepted => InviteStatus::Accepted,
+            Lifecycle::AcceptedElsewhere => InviteStatus::AcceptedElsewhere,
+            Lifecycle::Declined => InviteStatus::Declined,
+            Lifecycle::Revoked => InviteStatus::Revoked,
+            Lifecycle::Expired => InviteStatus::Expired,
+            Lifecycle::Open if self.is_expired_at(now) => InviteStatus::Expired,
+            Lifecycle::Open if !self.accepts.is_empty() => InviteStatus::Accepted,
+            Lifecycle::Open => self.stage,
         }
+    }
+
+    pub fn is_expired_at(&self, now: DateTime<Utc>) -> bool {
+        self.lifecycle == Lifecycle::Expired || self.created.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// Open and not expired: it can still be accepted.
+    pub fn is_open_at(&self, now: DateTime<Utc>) -> bool {
+        self.lifecycle == Lifecycle::Open && !self.is_expired_at(now)
+    }
+
+    pub fn max_accepts(&self) -> Option<u32> {
+        match self.created.invitation_type {
+            InvitationType::SingleUse => Some(1),
+            InvitationType::MultiUse { max_accepts } => max_accepts,
+        }
+    }
+
+    pub fn has_target(&self, normalized: &str) -> bool {
+        self.created.targets.iter().any(|t| t.normalized() == normalized)
     }
 }
 
@@ -59,14 +184,7 @@ impl InviteStatus {
 pub enum InviteState {
     #[default]
     Absent,
-    Live(Box<LiveInvite>),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct LiveInvite {
-    pub created: InviteCreated,
-    pub status: InviteStatus,
-    pub version: u64,
+    Live(Box<Invite>),
 }
 
 impl InviteState {
@@ -76,87 +194,292 @@ impl InviteState {
             Self::Live(i) => i.version,
         }
     }
-}
 
-/// Why a command was refused. Each has a stable code and a field where one is to blame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rejection {
-    AlreadyExists,
-    Invalid { field: &'static str, reason: String },
-}
-
-impl Rejection {
-    /// Stable, machine-readable code (the last segment of the problem `type`).
-    pub fn code(&self) -> &'static str {
+    pub fn live(&self) -> Option<&Invite> {
         match self {
-            Self::AlreadyExists => "invite-already-exists",
-            Self::Invalid { .. } => "invalid-field",
-        }
-    }
-    /// The request field at fault, if any.
-    pub fn field(&self) -> Option<&'static str> {
-        match self {
-            Self::Invalid { field, .. } => Some(field),
-            _ => None,
-        }
-    }
-    /// True when the command was malformed (422), false when it conflicts with the state (409).
-    pub fn is_invalid_input(&self) -> bool {
-        matches!(self, Self::Invalid { .. })
-    }
-}
-
-impl fmt::Display for Rejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::AlreadyExists => f.write_str("the invite already exists"),
-            Self::Invalid { field, reason } => write!(f, "{field}: {reason}"),
+            Self::Absent => None,
+            Self::Live(i) => Some(i),
         }
     }
 }
 
-impl std::error::Error for Rejection {}
-
-pub fn decide(state: &InviteState, command: &Command, ctx: &Context) -> Result<Vec<InviteEvent>, Rejection> {
-    match command {
-        Command::Create(c) => {
-            if !matches!(state, InviteState::Absent) {
-                return Err(Rejection::AlreadyExists);
+/// Decides a command against the invite's complete state.
+pub fn decide(state: &InviteState, command: &InviteCommand, ctx: &Context) -> Result<Vec<InviteEvent>, Rejection> {
+    let invite = match (state, command) {
+        (InviteState::Absent, InviteCommand::Create(c)) => return create(c, ctx).map(|e| vec![e]),
+        (InviteState::Live(_), InviteCommand::Create(_)) => return Err(Rejection::InviteAlreadyExists),
+        (InviteState::Absent, _) => return Err(Rejection::InviteNotFound),
+        (InviteState::Live(invite), _) => invite,
+    };
+    use InviteCommand::*;
+    // Late provider reports are facts about the outside world: taken even after the end.
+    if let ReportDelivery { delivery_id, status, detail } = command {
+        let delivery = invite.deliveries.iter().find(|d| d.id == *delivery_id).ok_or(Rejection::DeliveryNotFound)?;
+        if delivery.status == *status {
+            return Ok(vec![]);
+        }
+        if !status.may_follow(delivery.status) {
+            return Err(Rejection::InvalidDeliveryTransition { from: delivery.status.as_str(), to: status.as_str() });
+        }
+        return Ok(vec![InviteEvent::DeliveryStatusChanged(DeliveryStatusChanged {
+            delivery_id: *delivery_id,
+            status: *status,
+            detail: detail.clone(),
+        })]);
+    }
+    ensure_open(invite, ctx.now)?;
+    let event = match command {
+        Create(_) | ReportDelivery { .. } => unreachable!("handled above"),
+        Send { method, target } | Resend { method, target } => {
+            let resend = matches!(command, Resend { .. });
+            match (resend, invite.counters.sends) {
+                (false, n) if n > 0 => return Err(Rejection::AlreadySent),
+                (true, 0) => return Err(Rejection::NotSentYet),
+                _ => {}
             }
-            if c.targets.is_empty() {
-                return Err(Rejection::Invalid { field: "targets", reason: "at least one target is required".into() });
-            }
-            if let Some(at) = c.expires_at {
-                if at <= ctx.now {
-                    return Err(Rejection::Invalid { field: "expires_at", reason: "must be in the future".into() });
+            if let Some(max) = ctx.rules.as_ref().and_then(|r| r.max_send_count) {
+                if invite.counters.sends >= max {
+                    return Err(Rejection::MaxSendsReached { max });
                 }
             }
-            Ok(vec![InviteEvent::Created(InviteCreated {
-                inviter: c.inviter.clone(),
-                targets: c.targets.clone(),
-                message: c.message.clone(),
-                invitation_type: c.invitation_type,
-                expires_at: c.expires_at,
-                scopes: c.scopes.clone(),
-                reply_to: c.reply_to.clone(),
-                metadata: c.metadata.clone(),
-                template_variables: c.template_variables.clone(),
-                widget_id: c.widget_id.clone(),
-                flow_id: c.flow_id.clone(),
-                template_id: c.template_id.clone(),
-                landing_url: c.landing_url.clone(),
-                definition_id: c.definition_id,
-                token: ctx.new_token.clone(),
-            })])
+            let target = match target {
+                None => invite.created.targets[0].value.clone(),
+                Some(t) => invite
+                    .created
+                    .targets
+                    .iter()
+                    .find(|x| x.value == *t || x.normalized() == normalize_target(x.kind, t))
+                    .map(|x| x.value.clone())
+                    .ok_or(Rejection::TargetNotOnInvite)?,
+            };
+            InviteEvent::Sent(InviteSent { delivery_id: ctx.new_delivery_id, method: *method, target, resend })
         }
+        Engage { kind, source } => InviteEvent::Engaged(InviteEngaged { kind: *kind, source: source.clone() }),
+        Accept { accepted_by, target } => {
+            if let Some(max) = invite.max_accepts() {
+                if invite.accepts.len() as u32 >= max {
+                    return Err(Rejection::MaxAcceptsReached { max });
+                }
+            }
+            let target = match target {
+                None => None,
+                Some(t) => {
+                    let found = invite.created.targets.iter().find(|x| x.normalized() == normalize_target(x.kind, t));
+                    Some(found.ok_or(Rejection::TargetNotOnInvite)?.normalized())
+                }
+            };
+            InviteEvent::Accepted(InviteAccepted { accepted_by: accepted_by.clone(), target })
+        }
+        MarkAcceptedElsewhere { accepted_invite_id } => {
+            InviteEvent::AcceptedElsewhere(InviteAcceptedElsewhere { accepted_invite_id: *accepted_invite_id })
+        }
+        Decline { reason } => InviteEvent::Declined(InviteClosed { reason: reason.clone() }),
+        Revoke { reason } => InviteEvent::Revoked(InviteClosed { reason: reason.clone() }),
+        Expire { reason } => InviteEvent::Expired(InviteClosed { reason: reason.clone() }),
+    };
+    Ok(vec![event])
+}
+
+fn ensure_open(invite: &Invite, now: DateTime<Utc>) -> Result<(), Rejection> {
+    match invite.lifecycle {
+        Lifecycle::Open if invite.is_expired_at(now) => Err(Rejection::InviteExpired),
+        Lifecycle::Open => Ok(()),
+        Lifecycle::Revoked => Err(Rejection::InviteRevoked),
+        Lifecycle::Expired => Err(Rejection::InviteExpired),
+        _ => Err(Rejection::InviteClosed { status: invite.status_at(now).as_str() }),
     }
 }
 
+/// Folds one event into the state. Total: an event that does not fit (which `decide` never
+/// produces) leaves the state as it was, apart from the version.
 pub fn evolve(state: InviteState, event: &InviteEvent) -> InviteState {
-    match (state, event) {
-        (InviteState::Absent, InviteEvent::Created(e)) => {
-            InviteState::Live(Box::new(LiveInvite { created: e.clone(), status: InviteStatus::Pending, version: 1 }))
+    let mut invite = match (state, event) {
+        (InviteState::Absent, InviteEvent::Created(created)) => {
+            return InviteState::Live(Box::new(Invite {
+                created: created.clone(),
+                version: 1,
+                lifecycle: Lifecycle::Open,
+                stage: InviteStatus::Created,
+                deliveries: Vec::new(),
+                accepts: Vec::new(),
+                counters: Counters::default(),
+            }))
         }
-        (InviteState::Live(i), InviteEvent::Created(_)) => InviteState::Live(i),
+        (InviteState::Absent, _) => return InviteState::Absent,
+        (InviteState::Live(invite), _) => invite,
+    };
+    invite.version += 1;
+    let advance = |invite: &mut Invite, stage: InviteStatus| invite.stage = invite.stage.max(stage);
+    match event {
+        InviteEvent::Created(_) => {}
+        InviteEvent::Sent(e) => {
+            invite.counters.sends += 1;
+            invite.deliveries.push(Delivery {
+                id: e.delivery_id,
+                method: e.method,
+                target: e.target.clone(),
+                status: DeliveryStatus::Queued,
+            });
+            advance(&mut invite, InviteStatus::Queued);
+        }
+        InviteEvent::DeliveryStatusChanged(e) => {
+            if let Some(d) = invite.deliveries.iter_mut().find(|d| d.id == e.delivery_id) {
+                d.status = e.status;
+            }
+            let stage = match e.status {
+                DeliveryStatus::Sending => Some(InviteStatus::Sending),
+                DeliveryStatus::Sent => Some(InviteStatus::Sent),
+                DeliveryStatus::Delivered => Some(InviteStatus::Delivered),
+                DeliveryStatus::Opened => Some(InviteStatus::Opened),
+                _ => None,
+            };
+            if e.status == DeliveryStatus::Delivered {
+                invite.counters.deliveries += 1;
+            }
+            if let Some(stage) = stage {
+                advance(&mut invite, stage);
+            }
+        }
+        InviteEvent::Engaged(e) => {
+            let (counter, stage) = match e.kind {
+                EngagementKind::View => (&mut invite.counters.views, InviteStatus::Opened),
+                EngagementKind::Click => (&mut invite.counters.clicks, InviteStatus::Opened),
+                EngagementKind::Share => (&mut invite.counters.shares, InviteStatus::Shared),
+                EngagementKind::Unfurl => (&mut invite.counters.unfurls, InviteStatus::Unfurled),
+            };
+            *counter += 1;
+            advance(&mut invite, stage);
+        }
+        InviteEvent::Accepted(e) => {
+            invite.accepts.push(Accept { accepted_by: e.accepted_by.clone(), target: e.target.clone() });
+            if invite.max_accepts().is_some_and(|max| invite.accepts.len() as u32 >= max) {
+                invite.lifecycle = Lifecycle::Accepted;
+            }
+        }
+        InviteEvent::AcceptedElsewhere(_) => invite.lifecycle = Lifecycle::AcceptedElsewhere,
+        InviteEvent::Declined(_) => invite.lifecycle = Lifecycle::Declined,
+        InviteEvent::Revoked(_) => invite.lifecycle = Lifecycle::Revoked,
+        InviteEvent::Expired(_) => invite.lifecycle = Lifecycle::Expired,
+    }
+    InviteState::Live(invite)
+}
+
+const MAX_TARGETS: usize = 100;
+const MAX_TEXT: usize = 2000;
+const MAX_NAME: usize = 200;
+
+fn create(c: &CreateInvite, ctx: &Context) -> Result<InviteEvent, Rejection> {
+    fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Rejection {
+        Rejection::invalid(field, reason)
+    }
+    let inviter = c.inviter.clone().ok_or_else(|| invalid("inviter", "the inviter is required"))?;
+    if inviter.id.trim().is_empty() || inviter.id.len() > MAX_NAME {
+        return Err(invalid("inviter.id", "must be 1 to 200 characters"));
+    }
+    if let Some(email) = &inviter.email {
+        check_email("inviter.email", email)?;
+    }
+    if c.targets.is_empty() {
+        return Err(invalid("targets", "at least one target is required"));
+    }
+    if c.targets.len() > MAX_TARGETS {
+        return Err(invalid("targets", format!("at most {MAX_TARGETS} targets")));
+    }
+    for (i, t) in c.targets.iter().enumerate() {
+        check_target(i, t)?;
+    }
+    for (i, name) in c.recipient_names.iter().enumerate() {
+        if name.len() > MAX_NAME {
+            return Err(invalid(format!("recipient_names[{i}]"), "at most 200 characters"));
+        }
+    }
+    if c.message.as_ref().is_some_and(|m| m.len() > MAX_TEXT) {
+        return Err(invalid("message", format!("at most {MAX_TEXT} characters")));
+    }
+    let invitation_type = match (c.multi_use, c.max_accepts) {
+        (false, Some(_)) => return Err(invalid("max_accepts", "only a multi_use invitation takes max_accepts")),
+        (false, None) => InvitationType::SingleUse,
+        (true, Some(0)) => return Err(invalid("max_accepts", "must be at least 1")),
+        (true, max_accepts) => InvitationType::MultiUse { max_accepts },
+    };
+    let default_days = ctx.rules.as_ref().and_then(|r| r.default_expiry_days);
+    let expires_at = match (c.expires_at, c.expires_in_days) {
+        (Some(_), Some(_)) => return Err(invalid("expires_in_days", "give expires_at or expires_in_days, not both")),
+        (Some(at), None) if at <= ctx.now => return Err(invalid("expires_at", "must be in the future")),
+        (Some(at), None) => Some(at),
+        (None, Some(days)) if !(1..=3650).contains(&days) => {
+            return Err(invalid("expires_in_days", "must be between 1 and 3650"))
+        }
+        (None, Some(days)) => Some(ctx.now + Duration::days(i64::from(days))),
+        (None, None) => default_days.map(|days| ctx.now + Duration::days(i64::from(days))),
+    };
+    for (i, s) in c.scopes.iter().enumerate() {
+        if s.kind.trim().is_empty() || s.id.trim().is_empty() {
+            return Err(invalid(format!("scopes[{i}]"), "a scope needs a type and an id"));
+        }
+    }
+    for (i, address) in c.reply_to.iter().enumerate() {
+        check_email(&format!("reply_to[{i}]"), address)?;
+    }
+    if let Some(url) = &c.landing_url {
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > MAX_TEXT {
+            return Err(invalid("landing_url", "must be an http(s) URL"));
+        }
+    }
+    Ok(InviteEvent::Created(Box::new(InviteCreated {
+        inviter,
+        targets: c.targets.clone(),
+        recipient_names: c.recipient_names.clone(),
+        message: c.message.clone(),
+        invitation_type,
+        expires_at,
+        scopes: c.scopes.clone(),
+        reply_to: c.reply_to.iter().map(|a| a.trim().to_lowercase()).collect(),
+        metadata: c.metadata.clone(),
+        template_variables: c.template_variables.clone(),
+        widget_id: c.widget_id.clone(),
+        flow_id: c.flow_id.clone(),
+        template_id: c.template_id.clone(),
+        landing_url: c.landing_url.clone(),
+        definition_id: c.definition_id,
+        token: ctx.new_token.clone(),
+    })))
+}
+
+fn check_email(field: &str, value: &str) -> Result<(), Rejection> {
+    let v = value.trim();
+    let ok = v.len() <= 320
+        && !v.contains(char::is_whitespace)
+        && v.split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::invalid(field, "not an email address"))
+    }
+}
+
+fn check_target(i: usize, t: &Target) -> Result<(), Rejection> {
+    let field = format!("targets[{i}].value");
+    if t.value.trim().is_empty() || t.value.len() > 320 {
+        return Err(Rejection::invalid(field, "must be 1 to 320 characters"));
+    }
+    match t.kind {
+        TargetKind::Email => check_email(&field, &t.value),
+        TargetKind::Phone => {
+            let allowed = t
+                .value
+                .trim()
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c.is_ascii_digit() || " -().".contains(c) || (c == '+' && i == 0));
+            let digits = t.value.chars().filter(char::is_ascii_digit).count();
+            if allowed && (7..=15).contains(&digits) {
+                Ok(())
+            } else {
+                Err(Rejection::invalid(field, "not a phone number (7 to 15 digits, optional leading +)"))
+            }
+        }
+        TargetKind::Internal | TargetKind::Share => Ok(()),
     }
 }

@@ -1,13 +1,30 @@
 //! The invite domain of rsvp, pure: event types, their envelope, and the rules of an
-//! invitation's life as functions (`decide`, `evolve`) with no I/O and no clock reads.
-//! Time and ids come in through [`Context`].
+//! invitation's life as functions with no I/O and no clock reads. Time, ids and randomness come
+//! in through [`Context`].
+//!
+//! - [`invite`]: one invitation: `decide(state, command, context)` and `evolve(state, event)`,
+//!   with the lifecycle diagram.
+//! - [`tenant`]: all invites and definitions of a tenant, and the rules spanning invites.
+//! - [`status`]: the canonical status set and the vendors' status vocabularies mapped onto it.
+//! - [`event`]: the events, their JSON, and the upcasters that keep old events readable.
+//! - [`envelope`]: the metadata around each event and its CloudEvents 1.0 form.
+//! - [`rejection`]: why a command is refused, with stable codes.
 
 pub mod envelope;
 pub mod event;
 pub mod ids;
 pub mod invite;
+pub mod rejection;
+pub mod status;
+pub mod tenant;
 
 pub use envelope::{Actor, ActorKind, DecodeError, Envelope, EventMeta};
-pub use event::{InvitationType, InviteCreated, InviteEvent, Inviter, Scope, Target, TargetKind};
-pub use ids::{DefinitionId, InviteId, LinkToken, TenantId};
-pub use invite::{decide, evolve, Command, Context, CreateInvite, InviteState, InviteStatus, Rejection};
+pub use event::{
+    DefinitionEvent, DefinitionRules, DeliveryMethod, DeliveryStatus, DomainEvent, EngagementKind, InvitationType,
+    InviteCreated, InviteEvent, Inviter, Scope, Target, TargetKind,
+};
+pub use ids::{DefinitionId, DeliveryId, InviteId, LinkToken, StreamId, TenantId};
+pub use invite::{decide, evolve, Context, CreateInvite, Invite, InviteCommand, InviteState, Lifecycle};
+pub use rejection::{Rejection, RejectionClass};
+pub use status::{InviteStatus, Vendor};
+pub use tenant::{Change, Definition, Tenant, TenantCommand};

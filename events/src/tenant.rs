@@ -1,0 +1,420 @@
+//! The tenant aggregate: every invite and definition of one tenant, and the rules that span
+//! invites (quotas and active windows of definitions, `accepted_elsewhere`, accepting several
+//! invites at once). The command API runs one writer per tenant, so deciding here against the
+//! complete state of all of them is safe, and the events of one command go out in one
+//! transaction.
+
+use crate::event::*;
+use crate::ids::{DefinitionId, DeliveryId, InviteId, LinkToken, StreamId};
+use crate::invite::{decide as decide_invite, evolve as evolve_invite, Context, Invite, InviteCommand, InviteState};
+use crate::rejection::Rejection;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeSet, HashMap};
+
+/// A definition (campaign), folded from its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    pub rules: DefinitionRules,
+    pub version: u64,
+}
+
+impl Definition {
+    pub fn is_active_at(&self, now: DateTime<Utc>) -> bool {
+        self.rules.starts_at.is_none_or(|s| s <= now) && self.rules.ends_at.is_none_or(|e| now < e)
+    }
+}
+
+/// Commands a tenant's writer takes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TenantCommand {
+    Invite {
+        invite_id: InviteId,
+        command: InviteCommand,
+    },
+    /// Accept several invitations of one target at once: all of them, or none.
+    AcceptMany {
+        target: String,
+        invite_ids: Vec<InviteId>,
+        accepted_by: Option<String>,
+    },
+    /// A delivery provider's report, by delivery id.
+    ReportDelivery {
+        delivery_id: DeliveryId,
+        status: DeliveryStatus,
+        detail: Option<String>,
+    },
+    /// Someone followed the public link.
+    EngageByToken {
+        token: LinkToken,
+        kind: EngagementKind,
+        source: Option<String>,
+    },
+    CreateDefinition {
+        definition_id: DefinitionId,
+        rules: DefinitionRules,
+    },
+    UpdateDefinition {
+        definition_id: DefinitionId,
+        rules: DefinitionRules,
+    },
+}
+
+/// One event the tenant decided, with the stream it belongs to and its version there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub stream: StreamId,
+    pub version: u64,
+    pub event: DomainEvent,
+}
+
+/// Who may be matched for `accepted_elsewhere`: a person's target within one scope.
+type MatchKey = (String, Option<(String, String)>);
+
+#[derive(Debug, Clone, Default)]
+pub struct Tenant {
+    invites: HashMap<InviteId, InviteState>,
+    definitions: HashMap<DefinitionId, Definition>,
+    handles: HashMap<String, DefinitionId>,
+    /// Invites not closed yet, by target and scope (time-based expiry is checked when used).
+    open_by_match: HashMap<MatchKey, BTreeSet<InviteId>>,
+    /// How many invites each inviter created, per definition (`None`: without one).
+    created_per_inviter: HashMap<(Option<DefinitionId>, String), u32>,
+    deliveries: HashMap<DeliveryId, InviteId>,
+    tokens: HashMap<LinkToken, InviteId>,
+}
+
+impl Tenant {
+    pub fn invite(&self, id: InviteId) -> Option<&Invite> {
+        self.invites.get(&id).and_then(InviteState::live)
+    }
+
+    pub fn invite_state(&self, id: InviteId) -> &InviteState {
+        static ABSENT: InviteState = InviteState::Absent;
+        self.invites.get(&id).unwrap_or(&ABSENT)
+    }
+
+    pub fn invite_by_token(&self, token: &LinkToken) -> Option<(InviteId, &Invite)> {
+        let id = *self.tokens.get(token)?;
+        Some((id, self.invite(id)?))
+    }
+
+    pub fn invite_of_delivery(&self, delivery: DeliveryId) -> Option<InviteId> {
+        self.deliveries.get(&delivery).copied()
+    }
+
+    pub fn definition(&self, id: DefinitionId) -> Option<&Definition> {
+        self.definitions.get(&id)
+    }
+
+    pub fn definition_by_handle(&self, handle: &str) -> Option<(DefinitionId, &Definition)> {
+        let id = *self.handles.get(handle)?;
+        Some((id, self.definitions.get(&id)?))
+    }
+
+    pub fn definitions(&self) -> impl Iterator<Item = (DefinitionId, &Definition)> {
+        self.definitions.iter().map(|(id, d)| (*id, d))
+    }
+
+    pub fn invite_count(&self) -> usize {
+        self.invites.len()
+    }
+
+    /// How many more invites `inviter` may create under `definition` (`None`: no limit).
+    pub fn remaining_quota(&self, definition: DefinitionId, inviter: &str) -> Option<u32> {
+        let max = self.definitions.get(&definition)?.rules.max_invites_per_inviter?;
+        let used = self.created_per_inviter.get(&(Some(definition), inviter.to_owned())).copied().unwrap_or(0);
+        Some(max.saturating_sub(used))
+    }
+
+    /// Decides a command against the tenant's complete state. The changes carry consecutive
+    /// versions per stream, continuing from the current ones.
+    pub fn decide(&self, command: &TenantCommand, ctx: &Context) -> Result<Vec<Change>, Rejection> {
+        match command {
+            TenantCommand::Invite { invite_id, command } => self.decide_for_invite(*invite_id, command, ctx),
+            TenantCommand::ReportDelivery { delivery_id, status, detail } => {
+                let invite_id = self.invite_of_delivery(*delivery_id).ok_or(Rejection::DeliveryNotFound)?;
+                let command = InviteCommand::ReportDelivery {
+                    delivery_id: *delivery_id,
+                    status: *status,
+                    detail: detail.clone(),
+                };
+                self.decide_for_invite(invite_id, &command, ctx)
+            }
+            TenantCommand::EngageByToken { token, kind, source } => {
+                let invite_id = *self.tokens.get(token).ok_or(Rejection::TokenNotFound)?;
+                let command = InviteCommand::Engage { kind: *kind, source: source.clone() };
+                self.decide_for_invite(invite_id, &command, ctx)
+            }
+            TenantCommand::AcceptMany { target, invite_ids, accepted_by } => {
+                self.accept_many(target, invite_ids, accepted_by, ctx)
+            }
+            TenantCommand::CreateDefinition { definition_id, rules } => {
+                if self.definitions.contains_key(definition_id) {
+                    return Err(Rejection::DefinitionAlreadyExists);
+                }
+                self.check_rules(*definition_id, rules)?;
+                Ok(vec![Change {
+                    stream: StreamId::Definition(*definition_id),
+                    version: 1,
+                    event: DomainEvent::Definition(DefinitionEvent::Created(rules.clone())),
+                }])
+            }
+            TenantCommand::UpdateDefinition { definition_id, rules } => {
+                let current =
+                    self.definitions.get(definition_id).ok_or(Rejection::DefinitionNotFound { field: "id" })?;
+                self.check_rules(*definition_id, rules)?;
+                if current.rules == *rules {
+                    return Ok(vec![]);
+                }
+                Ok(vec![Change {
+                    stream: StreamId::Definition(*definition_id),
+                    version: current.version + 1,
+                    event: DomainEvent::Definition(DefinitionEvent::Updated(rules.clone())),
+                }])
+            }
+        }
+    }
+
+    fn check_rules(&self, id: DefinitionId, rules: &DefinitionRules) -> Result<(), Rejection> {
+        let handle_ok = !rules.handle.is_empty()
+            && rules.handle.len() <= 100
+            && rules.handle.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !handle_ok {
+            return Err(Rejection::invalid("handle", "1 to 100 letters, digits, '-', '_' or '.'"));
+        }
+        if self.handles.get(&rules.handle).is_some_and(|owner| *owner != id) {
+            return Err(Rejection::HandleTaken { handle: rules.handle.clone() });
+        }
+        if let (Some(s), Some(e)) = (rules.starts_at, rules.ends_at) {
+            if e <= s {
+                return Err(Rejection::invalid("ends_at", "must be after starts_at"));
+            }
+        }
+        if rules.max_send_count == Some(0) {
+            return Err(Rejection::invalid("max_send_count", "must be at least 1"));
+        }
+        if rules.default_expiry_days.is_some_and(|d| !(1..=3650).contains(&d)) {
+            return Err(Rejection::invalid("default_expiry_days", "must be between 1 and 3650"));
+        }
+        Ok(())
+    }
+
+    fn rules_of(&self, invite: InviteId, create: Option<&crate::invite::CreateInvite>) -> Option<DefinitionRules> {
+        let definition = match create {
+            Some(c) => c.definition_id,
+            None => self.invite(invite)?.created.definition_id,
+        }?;
+        self.definitions.get(&definition).map(|d| d.rules.clone())
+    }
+
+    fn decide_for_invite(
+        &self,
+        id: InviteId,
+        command: &InviteCommand,
+        ctx: &Context,
+    ) -> Result<Vec<Change>, Rejection> {
+        let state = self.invite_state(id);
+        let create = match command {
+            InviteCommand::Create(c) => Some(c.as_ref()),
+            _ => None,
+        };
+        if let (Some(c), InviteState::Absent) = (create, state) {
+            self.check_quota(c, ctx.now)?;
+        }
+        let ctx = Context { rules: self.rules_of(id, create), ..ctx.clone() };
+        let events = decide_invite(state, command, &ctx)?;
+        let mut changes = numbered(StreamId::Invite(id), state.version(), events);
+        if let InviteCommand::Accept { target, .. } = command {
+            let invite = self.invite(id).expect("an accepted invite exists");
+            let targets = match target {
+                Some(t) => vec![self.normalize_for(invite, t)],
+                None => invite
+                    .created
+                    .targets
+                    .iter()
+                    .filter(|t| t.kind != TargetKind::Share)
+                    .map(Target::normalized)
+                    .collect(),
+            };
+            changes.extend(self.accepted_elsewhere(invite, id, &targets, &BTreeSet::from([id]), ctx.now));
+        }
+        Ok(changes)
+    }
+
+    fn check_quota(&self, c: &crate::invite::CreateInvite, now: DateTime<Utc>) -> Result<(), Rejection> {
+        let Some(definition_id) = c.definition_id else { return Ok(()) };
+        let definition =
+            self.definitions.get(&definition_id).ok_or(Rejection::DefinitionNotFound { field: "definition_id" })?;
+        if !definition.is_active_at(now) {
+            return Err(Rejection::OutsideActiveWindow);
+        }
+        if let (Some(max), Some(inviter)) = (definition.rules.max_invites_per_inviter, &c.inviter) {
+            if self.remaining_quota(definition_id, &inviter.id) == Some(0) {
+                return Err(Rejection::QuotaExhausted { max });
+            }
+        }
+        Ok(())
+    }
+
+    fn normalize_for(&self, invite: &Invite, target: &str) -> String {
+        invite
+            .created
+            .targets
+            .iter()
+            .find(|t| t.normalized() == normalize_target(t.kind, target))
+            .map_or_else(|| target.trim().to_lowercase(), Target::normalized)
+    }
+
+    /// `InviteAcceptedElsewhere` for every other open invite of the same targets and scopes.
+    fn accepted_elsewhere(
+        &self,
+        accepted: &Invite,
+        accepted_id: InviteId,
+        targets: &[String],
+        exclude: &BTreeSet<InviteId>,
+        now: DateTime<Utc>,
+    ) -> Vec<Change> {
+        let mut others = BTreeSet::new();
+        for key in match_keys(targets, &accepted.created.scopes) {
+            if let Some(ids) = self.open_by_match.get(&key) {
+                others.extend(ids.iter().filter(|id| !exclude.contains(id)));
+            }
+        }
+        others
+            .into_iter()
+            .filter_map(|other| {
+                let invite = self.invite(other)?;
+                invite.is_open_at(now).then(|| Change {
+                    stream: StreamId::Invite(other),
+                    version: invite.version + 1,
+                    event: DomainEvent::Invite(InviteEvent::AcceptedElsewhere(InviteAcceptedElsewhere {
+                        accepted_invite_id: accepted_id,
+                    })),
+                })
+            })
+            .collect()
+    }
+
+    fn accept_many(
+        &self,
+        target: &str,
+        ids: &[InviteId],
+        accepted_by: &Option<String>,
+        ctx: &Context,
+    ) -> Result<Vec<Change>, Rejection> {
+        if ids.is_empty() {
+            return Err(Rejection::invalid("invitation_ids", "at least one invitation id is required"));
+        }
+        if ids.len() > 100 {
+            return Err(Rejection::invalid("invitation_ids", "at most 100 invitations at once"));
+        }
+        let unique: BTreeSet<InviteId> = ids.iter().copied().collect();
+        let mut changes = Vec::new();
+        let mut failures = Vec::new();
+        let mut targets = BTreeSet::new();
+        for &id in &unique {
+            let command = InviteCommand::Accept { accepted_by: accepted_by.clone(), target: Some(target.to_owned()) };
+            let state = self.invite_state(id);
+            match decide_invite(state, &command, &Context { rules: self.rules_of(id, None), ..ctx.clone() }) {
+                Ok(events) => {
+                    let invite = self.invite(id).expect("accepted invites exist");
+                    targets.insert(self.normalize_for(invite, target));
+                    changes.extend(numbered(StreamId::Invite(id), state.version(), events));
+                }
+                Err(e) => failures.push((id, e)),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(Rejection::BatchRefused { failures });
+        }
+        let targets: Vec<String> = targets.into_iter().collect();
+        let mut elsewhere: Vec<Change> = Vec::new();
+        for &id in &unique {
+            for change in self.accepted_elsewhere(self.invite(id).expect("exists"), id, &targets, &unique, ctx.now) {
+                if !elsewhere.iter().any(|c| c.stream == change.stream) {
+                    elsewhere.push(change);
+                }
+            }
+        }
+        changes.extend(elsewhere);
+        Ok(changes)
+    }
+
+    /// Folds an event of this tenant into the state (while deciding, and when reading the log).
+    pub fn apply(&mut self, stream: StreamId, event: &DomainEvent) {
+        match (stream, event) {
+            (StreamId::Invite(id), DomainEvent::Invite(event)) => self.apply_invite(id, event),
+            (StreamId::Definition(id), DomainEvent::Definition(event)) => {
+                let rules = match event {
+                    DefinitionEvent::Created(r) | DefinitionEvent::Updated(r) => r.clone(),
+                };
+                let version = self.definitions.get(&id).map_or(0, |d| d.version) + 1;
+                if let Some(old) = self.definitions.get(&id) {
+                    self.handles.remove(&old.rules.handle);
+                }
+                self.handles.insert(rules.handle.clone(), id);
+                self.definitions.insert(id, Definition { rules, version });
+            }
+            _ => {}
+        }
+    }
+
+    fn apply_invite(&mut self, id: InviteId, event: &InviteEvent) {
+        let state = self.invites.remove(&id).unwrap_or_default();
+        let was_open = state.live().is_some_and(|i| i.lifecycle == crate::invite::Lifecycle::Open);
+        let state = evolve_invite(state, event);
+        if let Some(invite) = state.live() {
+            let keys = || {
+                let targets: Vec<String> = invite
+                    .created
+                    .targets
+                    .iter()
+                    .filter(|t| t.kind != TargetKind::Share)
+                    .map(Target::normalized)
+                    .collect();
+                match_keys(&targets, &invite.created.scopes)
+            };
+            match event {
+                InviteEvent::Created(c) => {
+                    for key in keys() {
+                        self.open_by_match.entry(key).or_default().insert(id);
+                    }
+                    *self.created_per_inviter.entry((c.definition_id, c.inviter.id.clone())).or_default() += 1;
+                    self.tokens.insert(c.token.clone(), id);
+                }
+                InviteEvent::Sent(s) => {
+                    self.deliveries.insert(s.delivery_id, id);
+                }
+                _ => {}
+            }
+            if was_open && invite.lifecycle != crate::invite::Lifecycle::Open {
+                for key in keys() {
+                    if let Some(ids) = self.open_by_match.get_mut(&key) {
+                        ids.remove(&id);
+                        if ids.is_empty() {
+                            self.open_by_match.remove(&key);
+                        }
+                    }
+                }
+            }
+        }
+        self.invites.insert(id, state);
+    }
+}
+
+fn match_keys(targets: &[String], scopes: &[Scope]) -> Vec<MatchKey> {
+    let scopes: Vec<Option<(String, String)>> = if scopes.is_empty() {
+        vec![None]
+    } else {
+        scopes.iter().map(|s| Some((s.kind.clone(), s.id.clone()))).collect()
+    };
+    targets.iter().flat_map(|t| scopes.iter().map(move |s| (t.clone(), s.clone()))).collect()
+}
+
+fn numbered(stream: StreamId, from: u64, events: Vec<InviteEvent>) -> Vec<Change> {
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| Change { stream, version: from + 1 + i as u64, event: DomainEvent::Invite(e) })
+        .collect()
+}

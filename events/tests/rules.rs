@@ -1,0 +1,486 @@
+//! Every rule of an invitation's life, as given / when / then sentences over `decide`.
+
+mod common;
+use common::*;
+use events::*;
+use uuid::Uuid;
+
+fn send() -> InviteCommand {
+    InviteCommand::Send { method: DeliveryMethod::Email, target: None }
+}
+fn resend() -> InviteCommand {
+    InviteCommand::Resend { method: DeliveryMethod::Email, target: None }
+}
+fn accept() -> InviteCommand {
+    InviteCommand::Accept { accepted_by: Some("user-9".into()), target: None }
+}
+fn create_cmd(id: InviteId, c: CreateInvite) -> TenantCommand {
+    on(id, InviteCommand::Create(Box::new(c)))
+}
+fn new_id() -> InviteId {
+    InviteId::from_uuid(Uuid::now_v7())
+}
+fn definition(world: &mut World, rules: DefinitionRules) -> DefinitionId {
+    let id = DefinitionId::from_uuid(Uuid::now_v7());
+    world.given(TenantCommand::CreateDefinition { definition_id: id, rules });
+    id
+}
+fn rules(handle: &str) -> DefinitionRules {
+    DefinitionRules {
+        handle: handle.into(),
+        max_invites_per_inviter: None,
+        starts_at: None,
+        ends_at: None,
+        max_send_count: None,
+        default_expiry_days: None,
+    }
+}
+
+// --- create ---
+
+#[test]
+fn creating_an_invite_records_every_fact_and_the_link_token_from_the_context() {
+    let world = World::new();
+    let mut c = create_for("bob@example.com");
+    c.message = Some("join us".into());
+    c.scopes = vec![scope("ws-1")];
+    c.reply_to = vec!["Help@Example.com".into()];
+    c.recipient_names = vec!["Bob".into()];
+    let ctx = ctx();
+    let changes = world.tenant.decide(&create_cmd(new_id(), c), &ctx).unwrap();
+    assert_eq!(event_types(&changes), ["InviteCreated"]);
+    assert_eq!(changes[0].version, 1);
+    let DomainEvent::Invite(InviteEvent::Created(created)) = &changes[0].event else { panic!() };
+    assert_eq!(created.token, ctx.new_token);
+    assert_eq!(created.message.as_deref(), Some("join us"));
+    assert_eq!(created.reply_to, ["help@example.com"]);
+    assert_eq!(created.invitation_type, InvitationType::SingleUse);
+}
+
+#[test]
+fn an_invite_cannot_be_created_twice() {
+    let mut world = World::new();
+    let id = new_id();
+    world.given(create_cmd(id, create_for("a@example.com")));
+    assert_eq!(world.when(create_cmd(id, create_for("a@example.com"))), Err(Rejection::InviteAlreadyExists));
+}
+
+#[test]
+fn an_invite_needs_an_inviter_and_at_least_one_valid_target() {
+    let world = World::new();
+    let mut no_inviter = create_for("a@example.com");
+    no_inviter.inviter = None;
+    assert_eq!(world.when(create_cmd(new_id(), no_inviter)).unwrap_err().field(), Some("inviter"));
+    let mut no_targets = create_for("a@example.com");
+    no_targets.targets.clear();
+    assert_eq!(world.when(create_cmd(new_id(), no_targets)).unwrap_err().field(), Some("targets"));
+    let mut bad_email = create_for("a@example.com");
+    bad_email.targets.push(email("not an email"));
+    let rejection = world.when(create_cmd(new_id(), bad_email)).unwrap_err();
+    assert_eq!(rejection.field(), Some("targets[1].value"));
+    assert_eq!(rejection.class(), RejectionClass::Invalid);
+    let mut bad_phone = create_for("a@example.com");
+    bad_phone.targets = vec![Target { kind: TargetKind::Phone, value: "12ab".into(), name: None }];
+    assert_eq!(world.when(create_cmd(new_id(), bad_phone)).unwrap_err().field(), Some("targets[0].value"));
+}
+
+#[test]
+fn phone_and_internal_and_share_targets_are_accepted() {
+    let world = World::new();
+    let mut c = create_for("a@example.com");
+    c.targets = vec![
+        Target { kind: TargetKind::Phone, value: "+1 (212) 555-5555".into(), name: None },
+        Target { kind: TargetKind::Internal, value: "user-7".into(), name: Some("Sam".into()) },
+        Target { kind: TargetKind::Share, value: "link".into(), name: None },
+    ];
+    assert!(world.when(create_cmd(new_id(), c)).is_ok());
+}
+
+#[test]
+fn a_single_use_invite_takes_no_max_accepts_and_a_multi_use_one_takes_at_least_one() {
+    let world = World::new();
+    let mut single = create_for("a@example.com");
+    single.max_accepts = Some(3);
+    assert_eq!(world.when(create_cmd(new_id(), single)).unwrap_err().field(), Some("max_accepts"));
+    let mut zero = create_for("a@example.com");
+    zero.multi_use = true;
+    zero.max_accepts = Some(0);
+    assert_eq!(world.when(create_cmd(new_id(), zero)).unwrap_err().field(), Some("max_accepts"));
+}
+
+#[test]
+fn expiry_is_given_as_a_future_time_or_in_days_counted_from_now_but_not_both() {
+    let mut world = World::new();
+    let mut past = create_for("a@example.com");
+    past.expires_at = Some(later(-1));
+    assert_eq!(world.when(create_cmd(new_id(), past)).unwrap_err().field(), Some("expires_at"));
+    let mut both = create_for("a@example.com");
+    both.expires_at = Some(later(1));
+    both.expires_in_days = Some(1);
+    assert_eq!(world.when(create_cmd(new_id(), both)).unwrap_err().field(), Some("expires_in_days"));
+    let mut days = create_for("a@example.com");
+    days.expires_in_days = Some(30);
+    let id = world.create(days);
+    assert_eq!(world.invite(id).created.expires_at, Some(later(30)));
+}
+
+#[test]
+fn reply_to_addresses_and_the_landing_url_are_checked() {
+    let world = World::new();
+    let mut bad_reply = create_for("a@example.com");
+    bad_reply.reply_to = vec!["nope".into()];
+    assert_eq!(world.when(create_cmd(new_id(), bad_reply)).unwrap_err().field(), Some("reply_to[0]"));
+    let mut bad_url = create_for("a@example.com");
+    bad_url.landing_url = Some("javascript:alert(1)".into());
+    assert_eq!(world.when(create_cmd(new_id(), bad_url)).unwrap_err().field(), Some("landing_url"));
+}
+
+// --- definitions ---
+
+#[test]
+fn creating_past_an_inviters_quota_is_refused_and_the_remaining_quota_is_derivable() {
+    let mut world = World::new();
+    let def = definition(&mut world, DefinitionRules { max_invites_per_inviter: Some(2), ..rules("gold") });
+    let mut c = create_for("a@example.com");
+    c.definition_id = Some(def);
+    assert_eq!(world.tenant.remaining_quota(def, "ann"), Some(2));
+    world.create(c.clone());
+    assert_eq!(world.tenant.remaining_quota(def, "ann"), Some(1));
+    world.create(c.clone());
+    assert_eq!(world.tenant.remaining_quota(def, "ann"), Some(0));
+    assert_eq!(world.when(create_cmd(new_id(), c.clone())), Err(Rejection::QuotaExhausted { max: 2 }));
+    // Another inviter has a quota of their own.
+    c.inviter = Some(Inviter { id: "bea".into(), name: None, email: None });
+    assert!(world.when(create_cmd(new_id(), c)).is_ok());
+}
+
+#[test]
+fn creating_outside_the_definitions_active_window_is_refused() {
+    let mut world = World::new();
+    let def =
+        definition(&mut world, DefinitionRules { starts_at: Some(later(1)), ends_at: Some(later(2)), ..rules("w") });
+    let mut c = create_for("a@example.com");
+    c.definition_id = Some(def);
+    assert_eq!(world.when(create_cmd(new_id(), c.clone())), Err(Rejection::OutsideActiveWindow));
+    assert!(world.when_at(create_cmd(new_id(), c.clone()), later(1)).is_ok());
+    assert_eq!(world.when_at(create_cmd(new_id(), c), later(2)), Err(Rejection::OutsideActiveWindow));
+}
+
+#[test]
+fn an_invite_naming_an_unknown_definition_is_invalid_input() {
+    let world = World::new();
+    let mut c = create_for("a@example.com");
+    c.definition_id = Some(DefinitionId::from_uuid(Uuid::now_v7()));
+    let rejection = world.when(create_cmd(new_id(), c)).unwrap_err();
+    assert_eq!(rejection.field(), Some("definition_id"));
+    assert_eq!(rejection.class(), RejectionClass::Invalid);
+}
+
+#[test]
+fn the_definitions_default_expiry_applies_when_the_invite_gives_none() {
+    let mut world = World::new();
+    let def = definition(&mut world, DefinitionRules { default_expiry_days: Some(14), ..rules("d") });
+    let mut c = create_for("a@example.com");
+    c.definition_id = Some(def);
+    let id = world.create(c);
+    assert_eq!(world.invite(id).created.expires_at, Some(later(14)));
+}
+
+#[test]
+fn definition_handles_are_unique_per_tenant_and_updates_keep_them_unique() {
+    let mut world = World::new();
+    definition(&mut world, rules("gold"));
+    let silver = definition(&mut world, rules("silver"));
+    let taken = world.when(TenantCommand::CreateDefinition {
+        definition_id: DefinitionId::from_uuid(Uuid::now_v7()),
+        rules: rules("gold"),
+    });
+    assert_eq!(taken, Err(Rejection::HandleTaken { handle: "gold".into() }));
+    let renamed = world.when(TenantCommand::UpdateDefinition { definition_id: silver, rules: rules("gold") });
+    assert_eq!(renamed, Err(Rejection::HandleTaken { handle: "gold".into() }));
+    let changes = world.given(TenantCommand::UpdateDefinition { definition_id: silver, rules: rules("platinum") });
+    assert_eq!(event_types(&changes), ["DefinitionUpdated"]);
+    assert_eq!(changes[0].version, 2);
+    assert!(world.tenant.definition_by_handle("platinum").is_some());
+    assert!(world.tenant.definition_by_handle("silver").is_none());
+}
+
+// --- deliveries ---
+
+#[test]
+fn sending_records_a_delivery_and_raises_the_send_count() {
+    let mut world = World::new();
+    let id = world.create(create_for("bob@example.com"));
+    let changes = world.given(on(id, send()));
+    let DomainEvent::Invite(InviteEvent::Sent(sent)) = &changes[0].event else { panic!() };
+    assert_eq!(sent.target, "bob@example.com");
+    assert!(!sent.resend);
+    assert_eq!(world.invite(id).counters.sends, 1);
+    assert_eq!(world.invite(id).status_at(t0()), InviteStatus::Queued);
+}
+
+#[test]
+fn an_invite_is_sent_once_then_resent_and_never_resent_before_it_was_sent() {
+    let mut world = World::new();
+    let id = world.create(create_for("bob@example.com"));
+    assert_eq!(world.when(on(id, resend())), Err(Rejection::NotSentYet));
+    world.given(on(id, send()));
+    assert_eq!(world.when(on(id, send())), Err(Rejection::AlreadySent));
+    let changes = world.given(on(id, resend()));
+    let DomainEvent::Invite(InviteEvent::Sent(sent)) = &changes[0].event else { panic!() };
+    assert!(sent.resend);
+    assert_eq!(world.invite(id).counters.sends, 2);
+}
+
+#[test]
+fn resending_stops_at_the_definitions_max_send_count() {
+    let mut world = World::new();
+    let def = definition(&mut world, DefinitionRules { max_send_count: Some(2), ..rules("m") });
+    let mut c = create_for("bob@example.com");
+    c.definition_id = Some(def);
+    let id = world.create(c);
+    world.given(on(id, send()));
+    world.given(on(id, resend()));
+    assert_eq!(world.when(on(id, resend())), Err(Rejection::MaxSendsReached { max: 2 }));
+}
+
+#[test]
+fn a_delivery_goes_forward_from_queued_to_opened_or_ends_bounced_and_never_goes_back() {
+    let mut world = World::new();
+    let id = world.create(create_for("bob@example.com"));
+    let changes = world.given(on(id, send()));
+    let DomainEvent::Invite(InviteEvent::Sent(sent)) = &changes[0].event else { panic!() };
+    let report = |status| TenantCommand::ReportDelivery { delivery_id: sent.delivery_id, status, detail: None };
+    world.given(report(DeliveryStatus::Sending));
+    world.given(report(DeliveryStatus::Delivered));
+    assert_eq!(world.invite(id).status_at(t0()), InviteStatus::Delivered);
+    assert_eq!(world.invite(id).counters.deliveries, 1);
+    assert_eq!(
+        world.when(report(DeliveryStatus::Sending)),
+        Err(Rejection::InvalidDeliveryTransition { from: "delivered", to: "sending" })
+    );
+    assert_eq!(world.when(report(DeliveryStatus::Delivered)), Ok(vec![]), "a repeated report changes nothing");
+    world.given(report(DeliveryStatus::Bounced));
+    assert_eq!(world.when(report(DeliveryStatus::Opened)).unwrap_err().code(), "invalid-delivery-transition");
+}
+
+#[test]
+fn a_report_for_an_unknown_delivery_is_not_found() {
+    let world = World::new();
+    let unknown = TenantCommand::ReportDelivery {
+        delivery_id: DeliveryId::from_uuid(Uuid::now_v7()),
+        status: DeliveryStatus::Delivered,
+        detail: None,
+    };
+    assert_eq!(world.when(unknown), Err(Rejection::DeliveryNotFound));
+}
+
+// --- engagement ---
+
+#[test]
+fn views_clicks_shares_and_unfurls_are_counted_and_move_the_status_forward() {
+    let mut world = World::new();
+    let id = world.create(create_for("bob@example.com"));
+    let token = world.invite(id).created.token.clone();
+    for kind in [EngagementKind::View, EngagementKind::View, EngagementKind::Click, EngagementKind::Unfurl] {
+        world.given(TenantCommand::EngageByToken { token: token.clone(), kind, source: None });
+    }
+    assert_eq!(world.invite(id).status_at(t0()), InviteStatus::Unfurled);
+    world.given(on(id, InviteCommand::Engage { kind: EngagementKind::Share, source: Some("slack".into()) }));
+    let c = world.invite(id).counters;
+    assert_eq!((c.views, c.clicks, c.unfurls, c.shares), (2, 1, 1, 1));
+    assert_eq!(world.invite(id).status_at(t0()), InviteStatus::Shared);
+}
+
+#[test]
+fn an_unknown_link_token_is_not_found() {
+    let world = World::new();
+    let command =
+        TenantCommand::EngageByToken { token: LinkToken::new("nope"), kind: EngagementKind::Click, source: None };
+    assert_eq!(world.when(command), Err(Rejection::TokenNotFound));
+}
+
+// --- accept ---
+
+#[test]
+fn a_single_use_invite_is_accepted_once() {
+    let mut world = World::new();
+    let id = world.create(create_for("bob@example.com"));
+    world.given(on(id, accept()));
+    assert_eq!(world.invite(id).status_at(t0()), InviteStatus::Accepted);
+    assert_eq!(world.invite(id).accepts[0].accepted_by.as_deref(), Some("user-9"));
+    assert_eq!(world.when(on(id, accept())), Err(Rejection::InviteClosed { status: "accepted" }));
+}
+
+#[test]
+fn a_multi_use_invite_records_each_accept_until_its_maximum() {
+    let mut world = World::new();
+    let mut c = create_for("team@example.com");
+    c.targets = vec![Target { kind: TargetKind::Share, value: "link".into(), name: None }];
+    c.multi_use = true;
+    c.max_accepts = Some(2);
+    let id = world.create(c);
+    world.given(on(id, accept()));
+    assert_eq!(world.invite(id).lifecycle, Lifecycle::Open);
+    world.given(on(id, accept()));
+    assert_eq!(world.invite(id).lifecycle, Lifecycle::Accepted);
+    assert_eq!(world.invite(id).accepts.len(), 2);
+    assert_eq!(world.when(on(id, accept())).unwrap_err().code(), "invite-closed");
+}
+
+#[test]
+fn accepting_one_invite_makes_the_other_open_invites_for_the_same_target_and_scope_accepted_elsewhere() {
+    let mut world = World::new();
+    let mut in_ws1 = create_for("Bob@Example.com");
+    in_ws1.scopes = vec![scope("ws-1")];
+    let first = world.create(in_ws1.clone());
+    let mut again = in_ws1.clone();
+    again.targets = vec![email("bob@example.com")];
+    let second = world.create(again);
+    let mut other_scope = in_ws1.clone();
+    other_scope.scopes = vec![scope("ws-2")];
+    let elsewhere_scope = world.create(other_scope);
+    let other_person = world.create(CreateInvite { targets: vec![email("eve@example.com")], ..in_ws1.clone() });
+    let revoked = world.create(in_ws1);
+    world.given(on(revoked, InviteCommand::Revoke { reason: None }));
+
+    let changes = world.given(on(first, accept()));
+    assert_eq!(event_types(&changes), ["InviteAccepted", "InviteAcceptedElsewhere"]);
+    assert_eq!(changes[1].stream, StreamId::Invite(second));
+    assert_eq!(world.invite(second).status_at(t0()), InviteStatus::AcceptedElsewhere);
+    assert_eq!(world.invite(elsewhere_scope).status_at(t0()), InviteStatus::Created);
+    assert_eq!(world.invite(other_person).status_at(t0()), InviteStatus::Created);
+    assert_eq!(world.invite(revoked).status_at(t0()), InviteStatus::Revoked);
+}
+
+#[test]
+fn accepting_several_invites_for_one_target_is_one_command_all_or_nothing() {
+    let mut world = World::new();
+    let mut c = create_for("bob@example.com");
+    c.scopes = vec![scope("ws-1")];
+    let a = world.create(c.clone());
+    c.scopes = vec![scope("ws-2")];
+    let b = world.create(c.clone());
+    let leftover = world.create(c.clone());
+    let command = |ids: Vec<InviteId>| TenantCommand::AcceptMany {
+        target: "BOB@example.com".into(),
+        invite_ids: ids,
+        accepted_by: Some("user-1".into()),
+    };
+    let changes = world.given(command(vec![a, b]));
+    assert_eq!(event_types(&changes), ["InviteAccepted", "InviteAccepted", "InviteAcceptedElsewhere"]);
+    assert_eq!(changes[2].stream, StreamId::Invite(leftover));
+
+    let fresh = world.create(CreateInvite { targets: vec![email("bob@example.com")], ..create_for("x@example.com") });
+    let missing = InviteId::from_uuid(Uuid::now_v7());
+    let Err(Rejection::BatchRefused { failures }) = world.when(command(vec![fresh, a, missing])) else { panic!() };
+    assert_eq!(failures.len(), 2);
+    assert!(failures.contains(&(missing, Rejection::InviteNotFound)));
+    assert!(failures.iter().any(|(id, r)| *id == a && r.code() == "invite-closed"));
+}
+
+#[test]
+fn accepting_as_a_target_the_invite_does_not_have_is_refused() {
+    let mut world = World::new();
+    let id = world.create(create_for("bob@example.com"));
+    let command = on(id, InviteCommand::Accept { accepted_by: None, target: Some("eve@example.com".into()) });
+    assert_eq!(world.when(command), Err(Rejection::TargetNotOnInvite));
+    let batch = TenantCommand::AcceptMany { target: "eve@example.com".into(), invite_ids: vec![id], accepted_by: None };
+    assert!(matches!(world.when(batch), Err(Rejection::BatchRefused { .. })));
+}
+
+// --- terminal states and expiry ---
+
+#[test]
+fn decline_revoke_and_expire_are_terminal_and_nothing_but_reads_follow() {
+    for (command, status) in [
+        (InviteCommand::Decline { reason: None }, InviteStatus::Declined),
+        (InviteCommand::Revoke { reason: Some("typo".into()) }, InviteStatus::Revoked),
+        (InviteCommand::Expire { reason: None }, InviteStatus::Expired),
+    ] {
+        let mut world = World::new();
+        let id = world.create(create_for("bob@example.com"));
+        world.given(on(id, command.clone()));
+        assert_eq!(world.invite(id).status_at(t0()), status);
+        for next in [send(), accept(), InviteCommand::Revoke { reason: None }, InviteCommand::Decline { reason: None }]
+        {
+            assert!(world.when(on(id, next.clone())).is_err(), "{next:?} after {status:?}");
+        }
+    }
+}
+
+#[test]
+fn a_revoked_invite_is_gone_for_its_link() {
+    let mut world = World::new();
+    let id = world.create(create_for("bob@example.com"));
+    let token = world.invite(id).created.token.clone();
+    world.given(on(id, InviteCommand::Revoke { reason: None }));
+    let click = TenantCommand::EngageByToken { token, kind: EngagementKind::Click, source: None };
+    let rejection = world.when(click).unwrap_err();
+    assert_eq!(rejection, Rejection::InviteRevoked);
+    assert_eq!(rejection.class(), RejectionClass::Gone);
+}
+
+#[test]
+fn an_invite_reports_expired_once_its_time_passed_and_then_takes_no_commands() {
+    let mut world = World::new();
+    let mut c = create_for("bob@example.com");
+    c.expires_in_days = Some(7);
+    let id = world.create(c);
+    assert_eq!(world.invite(id).status_at(later(6)), InviteStatus::Created);
+    assert_eq!(world.invite(id).status_at(later(7)), InviteStatus::Expired);
+    assert_eq!(world.when_at(on(id, accept()), later(8)), Err(Rejection::InviteExpired));
+    assert!(world.when_at(on(id, accept()), later(6)).is_ok());
+}
+
+#[test]
+fn expired_invites_are_not_marked_accepted_elsewhere() {
+    let mut world = World::new();
+    let mut short = create_for("bob@example.com");
+    short.expires_in_days = Some(1);
+    let stale = world.create(short);
+    let fresh = world.create(create_for("bob@example.com"));
+    let changes = world.when_at(on(fresh, accept()), later(2)).unwrap();
+    assert_eq!(event_types(&changes), ["InviteAccepted"]);
+    assert_eq!(world.invite(stale).status_at(later(2)), InviteStatus::Expired);
+}
+
+#[test]
+fn late_delivery_reports_are_taken_after_an_invite_closed() {
+    let mut world = World::new();
+    let id = world.create(create_for("bob@example.com"));
+    let changes = world.given(on(id, send()));
+    let DomainEvent::Invite(InviteEvent::Sent(sent)) = &changes[0].event else { panic!() };
+    world.given(on(id, InviteCommand::Revoke { reason: None }));
+    let report = TenantCommand::ReportDelivery {
+        delivery_id: sent.delivery_id,
+        status: DeliveryStatus::Delivered,
+        detail: None,
+    };
+    assert_eq!(event_types(&world.when(report).unwrap()), ["DeliveryStatusChanged"]);
+}
+
+#[test]
+fn commands_on_an_unknown_invite_are_not_found() {
+    let world = World::new();
+    let rejection = world.when(on(new_id(), accept())).unwrap_err();
+    assert_eq!(rejection, Rejection::InviteNotFound);
+    assert_eq!(rejection.class(), RejectionClass::NotFound);
+}
+
+#[test]
+fn every_rejection_has_a_stable_kebab_case_code_and_a_lowercase_message() {
+    let samples = [
+        Rejection::invalid("targets", "at least one target is required"),
+        Rejection::InviteClosed { status: "accepted" },
+        Rejection::QuotaExhausted { max: 3 },
+        Rejection::BatchRefused { failures: vec![] },
+        Rejection::InviteExpired,
+    ];
+    for r in samples {
+        assert!(r.code().chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{}", r.code());
+        let message = r.to_string();
+        assert!(!message.ends_with('.'), "{message}");
+        assert!(!message.starts_with(char::is_uppercase), "{message}");
+    }
+}
