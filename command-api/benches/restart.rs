@@ -8,8 +8,8 @@
 use chrono::Utc;
 use command_api::writer::{self, Phase, WriterConfig};
 use events::{
-    Actor, ActorKind, Envelope, EventMeta, InvitationType, InviteCreated, InviteEvent, InviteId, Inviter, LinkToken,
-    Target, TargetKind, TenantId,
+    Actor, ActorKind, DomainEvent, Envelope, EventMeta, InvitationType, InviteCreated, InviteEvent, InviteId, Inviter,
+    LinkToken, StreamId, Target, TargetKind, TenantId,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -60,7 +60,7 @@ async fn load(brokers: &str, topic: &str, n: usize) -> anyhow::Result<()> {
         let envelope = Envelope {
             meta: EventMeta {
                 event_id: Uuid::now_v7(),
-                invite_id: InviteId::from_uuid(Uuid::now_v7()),
+                stream: StreamId::Invite(InviteId::from_uuid(Uuid::now_v7())),
                 tenant_id: tenants[i % tenants.len()],
                 version: 1,
                 occurred_at: now,
@@ -68,10 +68,11 @@ async fn load(brokers: &str, topic: &str, n: usize) -> anyhow::Result<()> {
                 correlation_id: Some(Uuid::now_v7()),
                 causation_id: None,
                 idempotency_key: None,
+                request_hash: None,
             },
-            event: InviteEvent::Created(sample(i)),
+            event: DomainEvent::Invite(InviteEvent::Created(Box::new(sample(i)))),
         };
-        let key = envelope.meta.invite_id.to_string();
+        let key = envelope.key();
         let payload = envelope.data_json();
         let mut record =
             FutureRecord::to(topic).key(&key).payload(&payload).headers(service_kit::kafka::headers_of(&envelope));
@@ -107,6 +108,7 @@ fn sample(i: usize) -> InviteCreated {
             value: format!("person{i}@example.com"),
             name: Some("Bob".into()),
         }],
+        recipient_names: vec![],
         message: Some("join us".into()),
         invitation_type: InvitationType::SingleUse,
         expires_at: None,

@@ -26,6 +26,9 @@ pub struct Config {
     /// Base URL of the query API, for `Location` headers.
     #[arg(long, env = "RSVP_QUERY_API_URL", default_value = "http://127.0.0.1:8082")]
     pub query_api_url: String,
+    /// Base URL clients reach this API at (public invite links); default: the bound address.
+    #[arg(long, env = "RSVP_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "RSVP_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,

@@ -3,8 +3,10 @@
 
 pub mod config;
 pub mod lease;
+pub mod rebuild;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod writer;
 
 pub use config::Config;

@@ -1,7 +1,7 @@
 //! Building and running the application.
 
 use crate::config::Config;
-use crate::routes;
+use crate::routes::{self, AppState};
 use crate::writer::{self, WriterConfig};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
@@ -9,10 +9,6 @@ use anyhow::Context;
 use service_kit::auth::Authenticator;
 use service_kit::problem;
 use std::net::TcpListener;
-
-pub struct AppState {
-    pub query_api_url: String,
-}
 
 pub struct Application {
     port: u16,
@@ -33,9 +29,14 @@ impl Application {
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let addr = listener.local_addr()?;
-        let auth = web::Data::new(Authenticator::new(pool));
+        let auth = web::Data::new(Authenticator::new(pool.clone()));
         let writer = web::Data::new(writer);
-        let state = web::Data::new(AppState { query_api_url: config.query_api_url.trim_end_matches('/').to_owned() });
+        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let state = web::Data::new(AppState {
+            query_api_url: config.query_api_url.trim_end_matches('/').to_owned(),
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            pool,
+        });
         let max_body = config.max_body_bytes;
         let registry = prometheus::Registry::new();
         let http_metrics = service_kit::metrics::http_metrics("command-api", registry.clone());

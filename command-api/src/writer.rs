@@ -1,32 +1,33 @@
-//! The single writer. It owns the current state of every invite, rebuilt from the log at start,
-//! and runs commands strictly one after another on one thread. Commands that arrive while a
-//! Kafka transaction is in flight are decided against the evolving state and written together in
-//! the next transaction (group commit); every caller is answered after that commit.
+//! The single writer. It owns the state of every tenant, rebuilt from the log when it takes the
+//! lease, and runs commands strictly one after another on one thread. Commands that arrive while
+//! a Kafka transaction is in flight are decided against the evolving state and written together
+//! in the next transaction (group commit); every caller is answered after that commit.
 //!
 //! Delivery guarantee: a caller gets `Ok` only after `commit_transaction` returned, i.e. the
-//! events are replicated per `acks=all`. On any failure the transaction is aborted, the callers
-//! get `Unavailable`, and the state is rebuilt from the log, so it never runs ahead of Kafka.
-//! A second writer with the same `transactional.id` fences this one: it then refuses everything.
+//! events are replicated per `acks=all`. On any failure the transaction is aborted, every caller
+//! of the batch gets `Unavailable`, and the writer is opened anew, which re-reads the log: the
+//! state never runs ahead of Kafka. A second writer with the same `transactional.id` fences this
+//! one: it then refuses everything until it holds the lease again (see [`crate::lease`]).
 
 use crate::lease::Lease;
+use crate::state::{ChangeRef, WriterState};
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use events::{
-    decide, evolve, Actor, Command, Context, Envelope, EventMeta, InviteId, InviteState, LinkToken, Rejection, TenantId,
+    Actor, Context, DeliveryId, Envelope, EventMeta, LinkToken, Rejection, StreamId, TenantCommand, TenantId,
 };
 use rand::RngCore;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// Most commands decided into one transaction.
-const MAX_BATCH: usize = 512;
+const MAX_BATCH: usize = 1024;
 const TX_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
@@ -40,34 +41,47 @@ pub struct WriterConfig {
 #[derive(Debug, Clone)]
 pub struct CommandMeta {
     pub tenant_id: TenantId,
-    pub invite_id: InviteId,
     pub actor: Actor,
     pub correlation_id: Option<Uuid>,
-    pub idempotency_key: Option<String>,
+    /// `Idempotency-Key` and the fingerprint of the request that carried it.
+    pub idempotency: Option<(String, String)>,
+    /// `If-Match`: the version the invite must be at.
+    pub if_match: Option<u64>,
 }
 
-/// A command's result once its events are durable.
+/// A command's result once its events are durable (or, for a repeated idempotent command, the
+/// result it had the first time).
 #[derive(Debug, Clone)]
 pub struct Committed {
-    pub invite_id: InviteId,
-    pub version: u64,
-    pub events: Vec<Envelope>,
+    pub changes: Vec<ChangeRef>,
+    pub replayed: bool,
+}
+
+impl Committed {
+    /// The version a stream reached by this command.
+    pub fn version_of(&self, stream: StreamId) -> Option<u64> {
+        self.changes.iter().filter(|c| c.stream == stream).map(|c| c.version).max()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("{0}")]
     Rejected(Rejection),
-    #[error("the invite does not exist")]
-    NotFound,
+    #[error("the invite is at version {current}")]
+    PreconditionFailed { current: u64 },
+    #[error("the idempotency key was used with another request")]
+    IdempotencyMismatch,
     #[error("the event log is unavailable: {0}")]
     Unavailable(String),
 }
 
-struct Request {
-    command: Command,
-    meta: CommandMeta,
-    reply: oneshot::Sender<Result<Committed, WriteError>>,
+type Reply = oneshot::Sender<Result<Committed, WriteError>>;
+type Read = Box<dyn FnOnce(&WriterState) + Send>;
+
+enum Request {
+    Write { command: TenantCommand, meta: CommandMeta, reply: Reply },
+    Read(Read),
 }
 
 /// The writer's life, readable from the HTTP side.
@@ -83,7 +97,7 @@ pub enum Phase {
 
 #[derive(Clone)]
 pub struct WriterHandle {
-    tx: std::sync::mpsc::Sender<Request>,
+    tx: Sender<Request>,
     phase: Arc<AtomicU8>,
 }
 
@@ -96,15 +110,31 @@ impl WriterHandle {
         }
     }
 
-    pub async fn submit(&self, command: Command, meta: CommandMeta) -> Result<Committed, WriteError> {
+    pub async fn submit(&self, command: TenantCommand, meta: CommandMeta) -> Result<Committed, WriteError> {
         if self.phase() != Phase::Ready {
             return Err(WriteError::Unavailable("this instance is not the writer now".into()));
         }
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Request { command, meta, reply })
+            .send(Request::Write { command, meta, reply })
             .map_err(|_| WriteError::Unavailable("the writer has stopped".into()))?;
         answer.await.map_err(|_| WriteError::Unavailable("the writer has stopped".into()))?
+    }
+
+    /// Runs `f` on the writer's current state, in order with the writes.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&WriterState) -> T + Send + 'static,
+    ) -> Result<T, WriteError> {
+        if self.phase() != Phase::Ready {
+            return Err(WriteError::Unavailable("this instance is not the writer now".into()));
+        }
+        let (reply, answer) = oneshot::channel();
+        let read: Read = Box::new(move |state| {
+            let _ = reply.send(f(state));
+        });
+        self.tx.send(Request::Read(read)).map_err(|_| WriteError::Unavailable("the writer has stopped".into()))?;
+        answer.await.map_err(|_| WriteError::Unavailable("the writer is not the leader any more".into()))
     }
 }
 
@@ -126,10 +156,10 @@ fn lead_when_leased(config: WriterConfig, lease: Lease, rx: Receiver<Request>, p
     let set = |p: Phase| phase.store(p as u8, Ordering::Release);
     loop {
         set(Phase::Standby);
-        refuse_pending(&rx, "this instance is not the writer now");
+        refuse_pending(&rx);
         while !lease.is_held() {
             std::thread::sleep(Duration::from_millis(50));
-            refuse_pending(&rx, "this instance is not the writer now");
+            refuse_pending(&rx);
         }
         set(Phase::Starting);
         let mut writer = match Writer::open(config.clone()) {
@@ -144,18 +174,18 @@ fn lead_when_leased(config: WriterConfig, lease: Lease, rx: Receiver<Request>, p
         match writer.serve(&rx, &lease) {
             Stop::LeaseLost => tracing::warn!("lease lost; standing by"),
             Stop::Fenced(e) => tracing::error!(error = %e, "fenced by another writer; standing by"),
-            Stop::AppendFailed(e) => {
-                tracing::error!(error = %e, "append failed; re-reading the log")
-            }
+            Stop::AppendFailed(e) => tracing::error!(error = %e, "append failed; re-reading the log"),
             Stop::Closed => return,
         }
     }
 }
 
 /// Answers every queued request with 503: the caller may retry against the writer.
-fn refuse_pending(rx: &Receiver<Request>, why: &str) {
+fn refuse_pending(rx: &Receiver<Request>) {
     while let Ok(r) = rx.try_recv() {
-        let _ = r.reply.send(Err(WriteError::Unavailable(why.into())));
+        if let Request::Write { reply, .. } = r {
+            let _ = reply.send(Err(WriteError::Unavailable("this instance is not the writer now".into())));
+        }
     }
 }
 
@@ -174,7 +204,7 @@ enum Stop {
 struct Writer {
     config: WriterConfig,
     producer: ThreadedProducer<DefaultProducerContext>,
-    invites: HashMap<InviteId, InviteState>,
+    state: WriterState,
 }
 
 impl Writer {
@@ -193,33 +223,10 @@ impl Writer {
         // Fences every earlier producer with this id and aborts its open transaction, so the
         // read below sees everything that will ever be committed before us.
         producer.init_transactions(TX_TIMEOUT).context("cannot initialise transactions")?;
-        let mut writer = Self { config, producer, invites: HashMap::new() };
-        writer.rebuild()?;
-        Ok(writer)
-    }
-
-    fn rebuild(&mut self) -> anyhow::Result<()> {
-        let started = std::time::Instant::now();
-        let mut invites: HashMap<InviteId, InviteState> = HashMap::new();
-        let mut count = 0u64;
-        service_kit::kafka::read_to_end(
-            &self.config.brokers,
-            &self.config.topic,
-            &HashMap::new(),
-            Duration::from_secs(600),
-            |_, _, message| {
-                // An event this version cannot read is a bug to fix, not something to skip: the
-                // state would be wrong. Refuse to start.
-                let envelope = service_kit::kafka::envelope_of(message).context("undecodable event in the log")?;
-                let state = invites.remove(&envelope.meta.invite_id).unwrap_or_default();
-                invites.insert(envelope.meta.invite_id, evolve(state, &envelope.event));
-                count += 1;
-                Ok(())
-            },
-        )?;
-        tracing::info!(events = count, invites = invites.len(), elapsed = ?started.elapsed(), "state rebuilt from the log");
-        self.invites = invites;
-        Ok(())
+        let started = Instant::now();
+        let state = crate::rebuild::read_state(&config.brokers, &config.topic)?;
+        tracing::info!(events = state.events, tenants = state.tenants.len(), elapsed = ?started.elapsed(), "state rebuilt from the log");
+        Ok(Self { config, producer, state })
     }
 
     fn serve(&mut self, rx: &Receiver<Request>, lease: &Lease) -> Stop {
@@ -245,69 +252,101 @@ impl Writer {
         }
     }
 
-    /// Decides every command in order against the evolving state and commits their events in one
-    /// transaction. `Err` when this writer must stop serving.
+    /// Decides every command in order against the evolving state, commits all their events in one
+    /// transaction, then answers. `Err` when this writer must stop serving.
     fn run_batch(&mut self, batch: Vec<Request>) -> Result<(), Stop> {
         let now = Utc::now();
-        // Changes are staged and merged only after the commit succeeded.
-        let mut staged: HashMap<InviteId, InviteState> = HashMap::new();
         let mut records: Vec<Envelope> = Vec::new();
-        let mut accepted: Vec<(oneshot::Sender<Result<Committed, WriteError>>, Committed)> = Vec::new();
-        for Request { command, meta, reply } in batch {
-            let state =
-                staged.get(&meta.invite_id).or_else(|| self.invites.get(&meta.invite_id)).cloned().unwrap_or_default();
-            let ctx = Context { now, new_token: new_link_token() };
-            match decide(&state, &command, &ctx) {
-                Err(rejection) => {
-                    let _ = reply.send(Err(WriteError::Rejected(rejection)));
-                }
-                Ok(events) => {
-                    let mut state = state;
-                    let mut envelopes = Vec::with_capacity(events.len());
-                    for event in events {
-                        let version = state.version() + 1;
-                        let envelope = Envelope { meta: event_meta(&meta, version, now), event };
-                        state = evolve(state, &envelope.event);
-                        envelopes.push(envelope);
-                    }
-                    let version = state.version();
-                    staged.insert(meta.invite_id, state);
-                    records.extend(envelopes.iter().cloned());
-                    accepted.push((reply, Committed { invite_id: meta.invite_id, version, events: envelopes }));
+        let mut answers: Vec<(Reply, Result<Committed, WriteError>)> = Vec::new();
+        for request in batch {
+            match request {
+                Request::Read(f) => f(&self.state),
+                Request::Write { command, meta, reply } => {
+                    let result = self.decide_and_apply(&command, &meta, now, &mut records);
+                    answers.push((reply, result));
                 }
             }
         }
-        if records.is_empty() {
-            return Ok(());
-        }
-        match self.commit(&records) {
-            Ok(()) => {
-                self.invites.extend(staged);
-                for (reply, committed) in accepted {
-                    let _ = reply.send(Ok(committed));
-                }
-                Ok(())
-            }
-            Err(e) => {
+        if !records.is_empty() {
+            if let Err(e) = self.commit(&records) {
                 tracing::error!(error = %e, events = records.len(), "append failed; transaction aborted");
-                for (reply, _) in accepted {
+                // Rejections too: they may rest on a decision that is now void.
+                for (reply, _) in answers {
                     let _ = reply.send(Err(WriteError::Unavailable("the events could not be appended".into())));
                 }
-                if is_fenced(&e) {
-                    return Err(Stop::Fenced(e));
-                }
-                // Ambiguous outcomes (a commit that timed out may still land) are settled by the
-                // log itself: the writer is opened anew, which re-reads it.
-                Err(Stop::AppendFailed(e))
+                return Err(if is_fenced(&e) { Stop::Fenced(e) } else { Stop::AppendFailed(e) });
             }
         }
+        for (reply, result) in answers {
+            let _ = reply.send(result);
+        }
+        Ok(())
+    }
+
+    fn decide_and_apply(
+        &mut self,
+        command: &TenantCommand,
+        meta: &CommandMeta,
+        now: chrono::DateTime<Utc>,
+        records: &mut Vec<Envelope>,
+    ) -> Result<Committed, WriteError> {
+        if let Some((key, hash)) = &meta.idempotency {
+            if let Some(record) = self.state.idempotency.get(&(meta.tenant_id, key.clone())) {
+                if record.request_hash.as_deref() != Some(hash.as_str()) {
+                    return Err(WriteError::IdempotencyMismatch);
+                }
+                return Ok(Committed { changes: record.changes.clone(), replayed: true });
+            }
+        }
+        let tenant = self.state.tenants.entry(meta.tenant_id).or_default();
+        if let (Some(expected), TenantCommand::Invite { invite_id, .. }) = (meta.if_match, command) {
+            let current = tenant.invite_state(*invite_id).version();
+            if current != expected {
+                return Err(WriteError::PreconditionFailed { current });
+            }
+        }
+        let ctx = Context {
+            now,
+            new_token: new_link_token(),
+            new_delivery_id: DeliveryId::from_uuid(Uuid::now_v7()),
+            rules: None,
+        };
+        let changes = tenant.decide(command, &ctx).map_err(WriteError::Rejected)?;
+        let command_id = Uuid::now_v7();
+        let mut refs = Vec::with_capacity(changes.len());
+        for change in changes {
+            let envelope = Envelope::new(
+                EventMeta {
+                    event_id: Uuid::now_v7(),
+                    stream: change.stream,
+                    tenant_id: meta.tenant_id,
+                    version: change.version,
+                    occurred_at: now,
+                    actor: meta.actor.clone(),
+                    correlation_id: meta.correlation_id,
+                    causation_id: Some(command_id),
+                    idempotency_key: meta.idempotency.as_ref().map(|(k, _)| k.clone()),
+                    request_hash: meta.idempotency.as_ref().map(|(_, h)| h.clone()),
+                },
+                change.event,
+            );
+            // The state moves as we decide: the next command of the batch sees this one.
+            self.state.apply(&envelope);
+            refs.push(ChangeRef {
+                stream: envelope.meta.stream,
+                version: envelope.meta.version,
+                event_type: envelope.event_type(),
+            });
+            records.push(envelope);
+        }
+        Ok(Committed { changes: refs, replayed: false })
     }
 
     fn commit(&self, records: &[Envelope]) -> Result<(), KafkaError> {
         self.producer.begin_transaction()?;
         let result = (|| {
             for envelope in records {
-                let key = envelope.meta.invite_id.to_string();
+                let key = envelope.key();
                 let payload = envelope.data_json();
                 let mut record = BaseRecord::to(&self.config.topic)
                     .key(&key)
@@ -349,20 +388,6 @@ fn is_fenced(e: &KafkaError) -> bool {
                 )
         }
         _ => false,
-    }
-}
-
-fn event_meta(meta: &CommandMeta, version: u64, now: DateTime<Utc>) -> EventMeta {
-    EventMeta {
-        event_id: Uuid::now_v7(),
-        invite_id: meta.invite_id,
-        tenant_id: meta.tenant_id,
-        version,
-        occurred_at: now,
-        actor: meta.actor.clone(),
-        correlation_id: meta.correlation_id,
-        causation_id: meta.correlation_id,
-        idempotency_key: meta.idempotency_key.clone(),
     }
 }
 

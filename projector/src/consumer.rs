@@ -170,7 +170,7 @@ async fn apply_with_retries(
             let poison = Poison {
                 partition: event.partition,
                 offset: event.offset,
-                key: Some(event.envelope.meta.invite_id.to_string().into_bytes()),
+                key: Some(event.envelope.key().into_bytes()),
                 payload: Some(event.envelope.data_json()),
                 headers: event
                     .envelope

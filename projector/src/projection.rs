@@ -3,9 +3,11 @@
 
 use crate::consumer::Positioned;
 use anyhow::Context;
-use events::{InvitationType, InviteEvent};
+use events::event::InviteCreated;
+use events::{DefinitionEvent, DeliveryStatus, DomainEvent, EngagementKind, EventMeta, InvitationType, InviteEvent};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::BTreeMap;
+use uuid::Uuid;
 
 /// Serializes projection batches with a rebuild's swap: every batch holds it shared, the swap
 /// exclusively, so no batch straddles the moment the read-model schemas change places.
@@ -57,69 +59,293 @@ pub async fn apply_in(
     Ok(applied)
 }
 
+/// Stages an open invite moves through, in order; `accepted` last, for a multi-use invite that
+/// was accepted and is still open. A stage never goes back.
+const STAGES: &str = "ARRAY['created','queued','sending','sent','delivered','opened','unfurled','shared','accepted']";
+
 async fn apply_one(tx: &mut Transaction<'_, Postgres>, p: &Positioned) -> anyhow::Result<bool> {
-    let m = &p.envelope.meta;
-    // The history row is the version guard: a (invite, version) seen before changes nothing.
+    let e = &p.envelope;
+    let m = &e.meta;
+    // The history row is the guard: a (stream, version) seen before changes nothing.
     let inserted = sqlx::query(
-        "INSERT INTO invite_events (invite_id, version, tenant_id, event_id, event_type, schema_version, \
+        "INSERT INTO events (stream_id, version, stream_kind, tenant_id, event_id, event_type, schema_version, \
          occurred_at, actor_kind, actor_id, correlation_id, causation_id, idempotency_key, data, \
          kafka_partition, kafka_offset) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-         ON CONFLICT (invite_id, version) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         ON CONFLICT (stream_id, version) DO NOTHING",
     )
-    .bind(m.invite_id.as_uuid())
+    .bind(m.stream.as_uuid())
     .bind(m.version as i64)
+    .bind(m.stream.kind())
     .bind(m.tenant_id.as_uuid())
     .bind(m.event_id)
-    .bind(p.envelope.event_type())
-    .bind(p.envelope.event.schema_version() as i32)
+    .bind(e.event_type())
+    .bind(e.event.schema_version() as i32)
     .bind(m.occurred_at)
     .bind(m.actor.kind.as_str())
     .bind(&m.actor.id)
     .bind(m.correlation_id)
     .bind(m.causation_id)
     .bind(&m.idempotency_key)
-    .bind(p.envelope.event.to_data())
+    .bind(e.event.to_data())
     .bind(p.partition)
     .bind(p.offset)
     .execute(&mut **tx)
     .await
-    .context("cannot record event history")?
+    .context("cannot record the event history")?
     .rows_affected();
     if inserted == 0 {
         return Ok(false);
     }
-    match &p.envelope.event {
-        InviteEvent::Created(e) => {
-            let (kind, max_accepts) = match e.invitation_type {
-                InvitationType::SingleUse => ("single_use", None),
-                InvitationType::MultiUse { max_accepts } => ("multi_use", max_accepts.map(|n| n as i32)),
-            };
-            sqlx::query(
-                "INSERT INTO invites (invite_id, tenant_id, status, inviter_id, inviter_name, inviter_email, \
-                 invitation_type, max_accepts, message, definition_id, landing_url, expires_at, created_at, \
-                 updated_at, version, created) \
-                 VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14) \
-                 ON CONFLICT (invite_id) DO NOTHING",
-            )
-            .bind(m.invite_id.as_uuid())
-            .bind(m.tenant_id.as_uuid())
-            .bind(&e.inviter.id)
-            .bind(&e.inviter.name)
-            .bind(&e.inviter.email)
-            .bind(kind)
-            .bind(max_accepts)
-            .bind(&e.message)
-            .bind(e.definition_id.map(|d| *d.as_uuid()))
-            .bind(&e.landing_url)
-            .bind(e.expires_at)
-            .bind(m.occurred_at)
-            .bind(m.version as i64)
-            .bind(p.envelope.event.to_data())
-            .execute(&mut **tx)
-            .await
-            .context("cannot project InviteCreated")?;
+    match &e.event {
+        DomainEvent::Invite(event) => {
+            let id = *m.stream.as_uuid();
+            invite(tx, id, m, event).await.with_context(|| format!("cannot project {}", e.event_type()))?
         }
+        DomainEvent::Definition(DefinitionEvent::Created(r) | DefinitionEvent::Updated(r)) => sqlx::query(
+            "INSERT INTO definitions (definition_id, tenant_id, handle, max_invites_per_inviter, starts_at, ends_at, \
+             max_send_count, default_expiry_days, created_at, updated_at, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
+             ON CONFLICT (definition_id) DO UPDATE SET handle = $3, max_invites_per_inviter = $4, starts_at = $5, \
+             ends_at = $6, max_send_count = $7, default_expiry_days = $8, updated_at = $9, version = $10",
+        )
+        .bind(m.stream.as_uuid())
+        .bind(m.tenant_id.as_uuid())
+        .bind(&r.handle)
+        .bind(r.max_invites_per_inviter.map(|n| n as i32))
+        .bind(r.starts_at)
+        .bind(r.ends_at)
+        .bind(r.max_send_count.map(|n| n as i32))
+        .bind(r.default_expiry_days.map(|n| n as i32))
+        .bind(m.occurred_at)
+        .bind(m.version as i64)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+        .context("cannot project a definition")?,
     }
     Ok(true)
+}
+
+async fn invite(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    m: &EventMeta,
+    event: &InviteEvent,
+) -> anyhow::Result<()> {
+    let (at, version, tenant) = (m.occurred_at, m.version as i64, *m.tenant_id.as_uuid());
+    if let InviteEvent::Created(c) = event {
+        return created(tx, id, m, c).await;
+    }
+    // Every other event moves the row on by one version, and says how.
+    let (set, stage): (&str, Option<&str>) = match event {
+        InviteEvent::Created(_) => unreachable!("handled above"),
+        InviteEvent::Sent(_) => (
+            "send_count = send_count + 1, first_sent_at = coalesce(first_sent_at, $3), last_sent_at = $3",
+            Some("queued"),
+        ),
+        InviteEvent::DeliveryStatusChanged(d) => match d.status {
+            DeliveryStatus::Delivered => {
+                ("delivery_count = delivery_count + 1, delivered_at = coalesce(delivered_at, $3)", Some("delivered"))
+            }
+            DeliveryStatus::Sending => ("", Some("sending")),
+            DeliveryStatus::Sent => ("", Some("sent")),
+            DeliveryStatus::Opened => ("viewed_at = coalesce(viewed_at, $3)", Some("opened")),
+            _ => ("", None),
+        },
+        InviteEvent::Engaged(g) => match g.kind {
+            EngagementKind::View => {
+                ("view_count = view_count + 1, viewed_at = coalesce(viewed_at, $3)", Some("opened"))
+            }
+            EngagementKind::Click => {
+                ("click_count = click_count + 1, clicked_at = coalesce(clicked_at, $3)", Some("opened"))
+            }
+            EngagementKind::Share => ("share_count = share_count + 1", Some("shared")),
+            EngagementKind::Unfurl => ("unfurl_count = unfurl_count + 1", Some("unfurled")),
+        },
+        InviteEvent::Accepted(_) => (
+            "accept_count = accept_count + 1, accepted_at = coalesce(accepted_at, $3), status = 'accepted', \
+             open = invitation_type = 'multi_use' AND (max_accepts IS NULL OR accept_count + 1 < max_accepts)",
+            None,
+        ),
+        InviteEvent::AcceptedElsewhere(_) => {
+            ("status = 'accepted_elsewhere', open = false, accepted_elsewhere_at = $3", None)
+        }
+        InviteEvent::Declined(_) => ("status = 'declined', open = false, declined_at = $3", None),
+        InviteEvent::Revoked(_) => ("status = 'revoked', open = false, revoked_at = $3", None),
+        InviteEvent::Expired(_) => ("status = 'expired', open = false, expired_at = $3", None),
+    };
+    let mut sql = String::from("UPDATE invites SET version = $2, updated_at = $3");
+    if !set.is_empty() {
+        sql.push_str(", ");
+        sql.push_str(set);
+    }
+    if let Some(stage) = stage {
+        sql.push_str(&format!(
+            ", status = CASE WHEN open AND coalesce(array_position({STAGES}, status), 0) < array_position({STAGES}, '{stage}') \
+             THEN '{stage}' ELSE status END"
+        ));
+    }
+    // The version guard: only the next event of this invite applies.
+    sql.push_str(" WHERE invite_id = $1 AND version = $2 - 1");
+    let updated = sqlx::query(&sql).bind(id).bind(version).bind(at).execute(&mut **tx).await?.rows_affected();
+    anyhow::ensure!(updated == 1, "invite {id} is not at version {}", version - 1);
+
+    match event {
+        InviteEvent::Sent(s) => {
+            sqlx::query(
+                "INSERT INTO deliveries (delivery_id, invite_id, tenant_id, method, target, resend, status, sent_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7)",
+            )
+            .bind(s.delivery_id.as_uuid())
+            .bind(id)
+            .bind(tenant)
+            .bind(s.method.as_str())
+            .bind(&s.target)
+            .bind(s.resend)
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+            delivery_history(tx, *s.delivery_id.as_uuid(), version, "queued", None, at).await?;
+        }
+        InviteEvent::DeliveryStatusChanged(d) => {
+            sqlx::query("UPDATE deliveries SET status = $2, updated_at = $3 WHERE delivery_id = $1")
+                .bind(d.delivery_id.as_uuid())
+                .bind(d.status.as_str())
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+            delivery_history(tx, *d.delivery_id.as_uuid(), version, d.status.as_str(), d.detail.as_deref(), at).await?;
+        }
+        InviteEvent::Accepted(a) => {
+            sqlx::query(
+                "INSERT INTO invite_accepts (invite_id, invite_version, tenant_id, accepted_by, target, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(version)
+            .bind(tenant)
+            .bind(&a.accepted_by)
+            .bind(&a.target)
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE inviter_counters c SET invites_accepted = invites_accepted + 1 FROM invites i \
+                 WHERE i.invite_id = $1 AND c.tenant_id = i.tenant_id \
+                 AND c.definition_id = coalesce(i.definition_id, '00000000-0000-0000-0000-000000000000') \
+                 AND c.inviter_id = i.inviter_id",
+            )
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn delivery_history(
+    tx: &mut Transaction<'_, Postgres>,
+    delivery: Uuid,
+    version: i64,
+    status: &str,
+    detail: Option<&str>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO delivery_status_history (delivery_id, invite_version, status, detail, at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(delivery)
+    .bind(version)
+    .bind(status)
+    .bind(detail)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn created(tx: &mut Transaction<'_, Postgres>, id: Uuid, m: &EventMeta, c: &InviteCreated) -> anyhow::Result<()> {
+    let tenant = *m.tenant_id.as_uuid();
+    let (kind, max_accepts) = match c.invitation_type {
+        InvitationType::SingleUse => ("single_use", None),
+        InvitationType::MultiUse { max_accepts } => ("multi_use", max_accepts.map(|n| n as i32)),
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO invites (invite_id, tenant_id, status, open, inviter_id, inviter_name, inviter_email, \
+         invitation_type, max_accepts, message, definition_id, landing_url, widget_id, flow_id, template_id, \
+         link_token, expires_at, created_at, updated_at, version, created) \
+         VALUES ($1, $2, 'created', true, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17, $18) \
+         ON CONFLICT (invite_id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(&c.inviter.id)
+    .bind(&c.inviter.name)
+    .bind(&c.inviter.email)
+    .bind(kind)
+    .bind(max_accepts)
+    .bind(&c.message)
+    .bind(c.definition_id.map(|d| *d.as_uuid()))
+    .bind(&c.landing_url)
+    .bind(&c.widget_id)
+    .bind(&c.flow_id)
+    .bind(&c.template_id)
+    .bind(c.token.as_str())
+    .bind(c.expires_at)
+    .bind(m.occurred_at)
+    .bind(m.version as i64)
+    .bind(serde_json::to_value(c)?)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    anyhow::ensure!(inserted == 1, "invite {id} exists already");
+    for (i, t) in c.targets.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO invite_targets (invite_id, position, tenant_id, kind, value, normalized, name) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(i as i32)
+        .bind(tenant)
+        .bind(t.kind.as_str())
+        .bind(&t.value)
+        .bind(t.normalized())
+        .bind(&t.name)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (i, s) in c.scopes.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO invite_scopes (invite_id, position, tenant_id, scope_type, scope_id, name) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(i as i32)
+        .bind(tenant)
+        .bind(&s.kind)
+        .bind(&s.id)
+        .bind(&s.name)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (i, address) in c.reply_to.iter().enumerate() {
+        sqlx::query("INSERT INTO invite_reply_to (invite_id, position, tenant_id, address) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(i as i32)
+            .bind(tenant)
+            .bind(address)
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO inviter_counters (tenant_id, definition_id, inviter_id, invites_created) VALUES ($1, $2, $3, 1) \
+         ON CONFLICT (tenant_id, definition_id, inviter_id) DO UPDATE SET invites_created = inviter_counters.invites_created + 1",
+    )
+    .bind(tenant)
+    .bind(c.definition_id.map_or(Uuid::nil(), |d| *d.as_uuid()))
+    .bind(&c.inviter.id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

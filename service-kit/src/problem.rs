@@ -121,33 +121,48 @@ impl ResponseError for Problem {
     }
 }
 
-/// A JSON request body whose errors name the failing field by its path (`targets[0].value`).
-/// Content type must be JSON; the size limit comes from `web::PayloadConfig` (413 past it).
-pub struct JsonBody<T>(pub T);
+/// Parses a JSON request body; every error is a 4xx problem naming the failing field by its
+/// path (`targets[0].value`). The content type must be JSON.
+pub fn parse_json<T: serde::de::DeserializeOwned>(req: &actix_web::HttpRequest, bytes: &[u8]) -> Result<T, Problem> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .is_some_and(|m| m == "application/json" || m.ends_with("+json"));
+    if !is_json {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "the body must be JSON",
+        )
+        .with_field("body")
+        .with_detail("send `Content-Type: application/json`"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = match path.as_str() {
+            "." | "" => json_error_field(&inner.to_string()),
+            p => p.to_owned(),
+        };
+        Problem::bad_request(field, inner.to_string())
+    })
+}
+
+/// A JSON request body (see [`parse_json`]) together with its raw bytes (for fingerprints).
+/// The size limit comes from `web::PayloadConfig` (413 past it).
+pub struct JsonBody<T>(pub T, pub actix_web::web::Bytes);
 
 impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBody<T> {
     type Error = actix_web::Error;
     type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &actix_web::HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-            .is_some_and(|m| m == "application/json" || m.ends_with("+json"));
         let bytes = actix_web::web::Bytes::from_request(req, payload);
+        let req = req.clone();
         Box::pin(async move {
-            if !is_json {
-                return Err(Problem::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported-media-type",
-                    "the body must be JSON",
-                )
-                .with_field("body")
-                .with_detail("send `Content-Type: application/json`")
-                .into());
-            }
             let bytes = bytes.await.map_err(|e| {
                 let too_large = e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE;
                 actix_web::Error::from(if too_large {
@@ -157,18 +172,26 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBo
                     Problem::bad_request("body", e.to_string())
                 })
             })?;
-            let de = &mut serde_json::Deserializer::from_slice(&bytes);
-            serde_path_to_error::deserialize(de).map(JsonBody).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                let field = match path.as_str() {
-                    "." | "" => json_error_field(&inner.to_string()),
-                    p => p.to_owned(),
-                };
-                Problem::bad_request(field, inner.to_string()).into()
-            })
+            let value = if bytes.is_empty() {
+                // An empty body reads as `{}`: commands whose fields are all optional need none.
+                parse_json_or_empty::<T>(&req, &bytes)?
+            } else {
+                parse_json(&req, &bytes)?
+            };
+            Ok(JsonBody(value, bytes))
         })
     }
+}
+
+fn parse_json_or_empty<T: serde::de::DeserializeOwned>(
+    _req: &actix_web::HttpRequest,
+    _bytes: &[u8],
+) -> Result<T, Problem> {
+    let de = &mut serde_json::Deserializer::from_slice(b"{}");
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.into_inner();
+        Problem::bad_request(json_error_field(&inner.to_string()), format!("a JSON body is required: {inner}"))
+    })
 }
 
 pub fn query_config() -> actix_web::web::QueryConfig {

@@ -134,7 +134,7 @@ impl TestEnv {
     pub async fn produce_event(&self, envelope: &events::Envelope) {
         let headers = envelope.cloudevents_headers();
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.produce_raw(&envelope.meta.invite_id.to_string(), &envelope.data_json(), &headers).await;
+        self.produce_raw(&envelope.key(), &envelope.data_json(), &headers).await;
     }
 
     /// Every record of another topic (e.g. the dead-letter topic), with its headers.

@@ -46,7 +46,7 @@ async fn an_invite_created_over_http_appears_in_the_list_with_its_fields() {
         data.iter().find(|i| i["id"] == id.as_str()).cloned()
     })
     .await;
-    assert_eq!(listed["status"], "pending");
+    assert_eq!(listed["status"], "created");
     assert_eq!(listed["version"], 1);
     assert_eq!(listed["inviter"]["id"], "user-1");
     assert_eq!(listed["inviter"]["name"], "Ann Inviter");

@@ -52,7 +52,7 @@ async fn a_projector_killed_twenty_times_mid_stream_applies_every_event_exactly_
     assert_eq!(expected, total);
     eventually(Duration::from_secs(60), "the projector to catch up", || async {
         let applied: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM read_model.invite_events").fetch_one(&env.pool).await.ok()?;
+            sqlx::query_scalar("SELECT count(*) FROM read_model.events").fetch_one(&env.pool).await.ok()?;
         (applied as usize == expected).then_some(())
     })
     .await;
@@ -60,7 +60,7 @@ async fn a_projector_killed_twenty_times_mid_stream_applies_every_event_exactly_
         sqlx::query_scalar("SELECT count(*) FROM read_model.invites").fetch_one(&env.pool).await.unwrap();
     assert_eq!(invites as usize, total, "one row per invite");
     let duplicates: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT event_id FROM read_model.invite_events GROUP BY event_id HAVING count(*) > 1) d",
+        "SELECT count(*) FROM (SELECT event_id FROM read_model.events GROUP BY event_id HAVING count(*) > 1) d",
     )
     .fetch_one(&env.pool)
     .await

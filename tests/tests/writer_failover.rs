@@ -72,8 +72,9 @@ async fn a_paused_leader_is_fenced_by_its_successor_and_writes_nothing_after_wak
     let targets: Vec<String> = env
         .read_log()
         .iter()
-        .map(|e| match &e.event {
-            events::InviteEvent::Created(c) => c.targets[0].value.clone(),
+        .filter_map(|e| match e.invite_event() {
+            Some((_, events::InviteEvent::Created(c))) => Some(c.targets[0].value.clone()),
+            _ => None,
         })
         .collect();
     assert_eq!(targets.len(), 3, "{targets:?}");

@@ -1,28 +1,32 @@
-//! Invite commands.
+//! Invite commands: create (one or a batch), send/resend, revoke, accept (one or several for a
+//! target), decline, expire, and delivery provider callbacks.
 
-use crate::startup::AppState;
-use crate::writer::{CommandMeta, Committed, WriteError, WriterHandle};
+use super::{command_meta, problem_of, AppState};
+use crate::writer::{CommandMeta, Committed, WriterHandle};
 use actix_web::http::{header, StatusCode};
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use events::{
-    Actor, ActorKind, Command, CreateInvite, DefinitionId, InvitationType, InviteId, Inviter, Rejection, Scope, Target,
+    CreateInvite, DefinitionId, DeliveryId, DeliveryMethod, DeliveryStatus, InviteCommand, InviteId, Inviter, Scope,
+    StreamId, Target, TenantCommand,
 };
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use service_kit::problem::JsonBody;
 use service_kit::{Authenticated, Problem};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInviteRequest {
     /// Optional for inviter-scoped tokens, which name the inviter themselves.
     inviter: Option<Inviter>,
     targets: Vec<Target>,
+    #[serde(default)]
+    recipient_names: Vec<String>,
     message: Option<String>,
-    #[serde(default = "single_use")]
+    #[serde(default)]
     invitation_type: InvitationKind,
     max_accepts: Option<u32>,
     expires_at: Option<DateTime<Utc>>,
@@ -32,7 +36,7 @@ pub struct CreateInviteRequest {
     #[serde(default)]
     reply_to: Vec<String>,
     #[serde(default)]
-    metadata: BTreeMap<String, serde_json::Value>,
+    metadata: BTreeMap<String, Value>,
     #[serde(default)]
     template_variables: BTreeMap<String, String>,
     widget_id: Option<String>,
@@ -40,53 +44,40 @@ pub struct CreateInviteRequest {
     template_id: Option<String>,
     landing_url: Option<String>,
     definition_id: Option<Uuid>,
+    /// Send right away with this method (the first delivery).
+    send: Option<DeliveryMethod>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum InvitationKind {
+    #[default]
     SingleUse,
     MultiUse,
 }
 
-fn single_use() -> InvitationKind {
-    InvitationKind::SingleUse
-}
-
 impl CreateInviteRequest {
-    fn into_command(self, auth: &Authenticated, now: DateTime<Utc>) -> Result<CreateInvite, Problem> {
+    fn into_command(self, auth: &Authenticated) -> Result<CreateInvite, Problem> {
         let inviter = match (&auth.inviter_id, self.inviter) {
             (Some(id), Some(given)) if &given.id != id => {
-                return Err(Problem::invalid_field("inviter.id", "an inviter token can only invite as its own inviter"))
+                return Err(Problem::invalid_field("inviter.id", "an inviter token invites as its own inviter only"))
             }
-            (Some(id), given) => Inviter {
+            (Some(id), given) => Some(Inviter {
                 id: id.clone(),
                 name: given.as_ref().and_then(|g| g.name.clone()),
                 email: given.and_then(|g| g.email),
-            },
-            (None, Some(given)) => given,
-            (None, None) => return Err(Problem::invalid_field("inviter", "the inviter is required")),
-        };
-        let invitation_type = match (self.invitation_type, self.max_accepts) {
-            (InvitationKind::SingleUse, Some(_)) => {
-                return Err(Problem::invalid_field("max_accepts", "only a multi_use invitation takes max_accepts"))
-            }
-            (InvitationKind::SingleUse, None) => InvitationType::SingleUse,
-            (InvitationKind::MultiUse, max_accepts) => InvitationType::MultiUse { max_accepts },
-        };
-        let expires_at = match (self.expires_at, self.expires_in_days) {
-            (Some(_), Some(_)) => {
-                return Err(Problem::invalid_field("expires_in_days", "give expires_at or expires_in_days, not both"))
-            }
-            (at, None) => at,
-            (None, Some(days)) => Some(now + Duration::days(i64::from(days))),
+            }),
+            (None, given) => given,
         };
         Ok(CreateInvite {
             inviter,
             targets: self.targets,
+            recipient_names: self.recipient_names,
             message: self.message,
-            invitation_type,
-            expires_at,
+            multi_use: matches!(self.invitation_type, InvitationKind::MultiUse),
+            max_accepts: self.max_accepts,
+            expires_at: self.expires_at,
+            expires_in_days: self.expires_in_days,
             scopes: self.scopes,
             reply_to: self.reply_to,
             metadata: self.metadata,
@@ -100,7 +91,7 @@ impl CreateInviteRequest {
     }
 }
 
-/// `POST /v1/invites`: create an invitation. 201 once `InviteCreated` is durable in Kafka.
+/// `POST /v1/invites`: 201 once `InviteCreated` (and `InviteSent`, with `send`) is durable.
 #[post("/v1/invites")]
 pub async fn create(
     req: HttpRequest,
@@ -110,51 +101,317 @@ pub async fn create(
     body: JsonBody<CreateInviteRequest>,
 ) -> Result<HttpResponse, Problem> {
     auth.require(service_kit::Scope::InvitesWrite)?;
-    let command = body.0.into_command(&auth, Utc::now())?;
-    let meta = command_meta(&req, &auth, InviteId::from_uuid(Uuid::now_v7()))?;
-    let committed = writer.submit(Command::Create(command), meta).await.map_err(problem_of)?;
-    Ok(created(&state, &committed))
+    let JsonBody(request, raw) = body;
+    let send_now = request.send;
+    let command = request.into_command(&auth)?;
+    let id = InviteId::from_uuid(Uuid::now_v7());
+    let meta = command_meta(&req, &auth, &raw)?;
+    let committed = writer
+        .submit(
+            TenantCommand::Invite { invite_id: id, command: InviteCommand::Create(Box::new(command)) },
+            meta.clone(),
+        )
+        .await
+        .map_err(problem_of)?;
+    let id = committed.changes[0].stream.invite_id().expect("an invite was created");
+    let mut committed = committed;
+    if let (Some(method), false) = (send_now, committed.replayed) {
+        let command = InviteCommand::Send { method, target: None };
+        let sent = writer
+            .submit(TenantCommand::Invite { invite_id: id, command }, CommandMeta { idempotency: None, ..meta })
+            .await
+            .map_err(problem_of)?;
+        committed.changes.extend(sent.changes);
+    }
+    Ok(invite_response(&state, StatusCode::CREATED, auth.tenant_id, id, &committed, &writer).await)
 }
 
-fn created(state: &AppState, committed: &Committed) -> HttpResponse {
-    let id = committed.invite_id;
-    HttpResponse::build(StatusCode::CREATED)
-        .insert_header((header::ETAG, format!("\"{}\"", committed.version)))
-        .insert_header((header::LOCATION, format!("{}/v1/invites/{id}", state.query_api_url)))
-        .json(json!({ "id": id, "version": committed.version }))
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    invites: Vec<Value>,
 }
 
-fn command_meta(req: &HttpRequest, auth: &Authenticated, invite_id: InviteId) -> Result<CommandMeta, Problem> {
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let correlation_id = match header("x-request-id") {
-        Some(v) => Some(Uuid::parse_str(v).map_err(|_| Problem::bad_request("X-Request-Id", "must be a UUID"))?),
-        None => Some(Uuid::now_v7()),
-    };
-    let idempotency_key = header("idempotency-key").map(str::to_owned);
-    let actor = match &auth.inviter_id {
-        Some(inviter) => Actor { kind: ActorKind::Inviter, id: inviter.clone() },
-        None => Actor { kind: ActorKind::ApiKey, id: auth.key_id.clone() },
-    };
-    Ok(CommandMeta { tenant_id: auth.tenant_id, invite_id, actor, correlation_id, idempotency_key })
+/// `POST /v1/invites/batch`: up to 1000 creates, each with its own result; one bad item does not
+/// stop the others. The items go to the writer together and land in the same few transactions.
+#[post("/v1/invites/batch")]
+pub async fn create_batch(
+    req: HttpRequest,
+    auth: Authenticated,
+    writer: web::Data<WriterHandle>,
+    body: JsonBody<BatchRequest>,
+) -> Result<HttpResponse, Problem> {
+    auth.require(service_kit::Scope::InvitesWrite)?;
+    let items = body.0.invites;
+    if items.is_empty() || items.len() > 1000 {
+        return Err(Problem::invalid_field("invites", "give 1 to 1000 invites"));
+    }
+    let base = command_meta(&req, &auth, &body.1)?;
+    let submissions = items.into_iter().enumerate().map(|(i, item)| {
+        let (writer, auth, mut meta) = (writer.clone(), auth.clone(), base.clone());
+        async move {
+            let prefix = |p: Problem| {
+                let field = p.field.clone().map_or(format!("invites[{i}]"), |f| format!("invites[{i}].{f}"));
+                p.with_field(field)
+            };
+            let request: CreateInviteRequest =
+                serde_json::from_value(item).map_err(|e| prefix(Problem::bad_request("body", e.to_string())))?;
+            let command = request.into_command(&auth).map_err(prefix)?;
+            // Each item gets its own key derived from the batch's, so a replayed batch replays all.
+            meta.idempotency = meta.idempotency.map(|(k, h)| (format!("{k}#{i}"), h));
+            let id = InviteId::from_uuid(Uuid::now_v7());
+            let command = TenantCommand::Invite { invite_id: id, command: InviteCommand::Create(Box::new(command)) };
+            writer.submit(command, meta).await.map_err(|e| prefix(problem_of(e)))
+        }
+    });
+    let results = futures::future::join_all(submissions).await;
+    let body: Vec<Value> = results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| match r {
+            Ok(c) => json!({
+                "index": i,
+                "status": 201,
+                "id": c.changes[0].stream.as_uuid(),
+                "version": c.changes[0].version,
+            }),
+            Err(p) => json!({ "index": i, "status": p.status, "problem": p }),
+        })
+        .collect();
+    let created = body.iter().filter(|r| r["status"] == 201).count();
+    Ok(HttpResponse::Ok().json(json!({ "created": created, "failed": body.len() - created, "results": body })))
 }
 
-/// The one place where write failures become HTTP.
-fn problem_of(error: WriteError) -> Problem {
-    match error {
-        WriteError::Rejected(r) => rejection_problem(&r),
-        WriteError::NotFound => Problem::not_found("invite"),
-        WriteError::Unavailable(reason) => {
-            tracing::warn!(%reason, "write refused");
-            Problem::unavailable("the event log cannot take writes right now; retry later")
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    #[serde(default = "email")]
+    method: DeliveryMethod,
+    target: Option<String>,
+}
+
+fn email() -> DeliveryMethod {
+    DeliveryMethod::Email
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptRequest {
+    accepted_by: Option<String>,
+    target: Option<String>,
+}
+
+/// Runs one command on one invite of the caller's tenant (inviter tokens: their own invites).
+async fn on_invite(
+    req: &HttpRequest,
+    auth: &Authenticated,
+    state: &AppState,
+    writer: &WriterHandle,
+    id: &str,
+    raw: &[u8],
+    command: InviteCommand,
+    status: StatusCode,
+) -> Result<HttpResponse, Problem> {
+    auth.require(service_kit::Scope::InvitesWrite)?;
+    let id = InviteId::parse(id).map_err(|_| Problem::bad_request("id", "must be a UUID"))?;
+    if let Some(inviter) = &auth.inviter_id {
+        let (tenant, inviter) = (auth.tenant_id, inviter.clone());
+        let owned = writer
+            .read(move |s| s.tenant(tenant).and_then(|t| t.invite(id)).is_some_and(|i| i.created.inviter.id == inviter))
+            .await
+            .map_err(problem_of)?;
+        if !owned {
+            return Err(Problem::not_found("invite"));
         }
     }
+    let meta = command_meta(req, auth, raw)?;
+    let committed = writer.submit(TenantCommand::Invite { invite_id: id, command }, meta).await.map_err(problem_of)?;
+    Ok(invite_response(state, status, auth.tenant_id, id, &committed, writer).await)
 }
 
-fn rejection_problem(r: &Rejection) -> Problem {
-    let status = if r.is_invalid_input() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::CONFLICT };
-    let mut problem = Problem::new(status, r.code(), "the command was refused").with_detail(r.to_string());
-    if let Some(field) = r.field() {
-        problem = problem.with_field(field);
+#[post("/v1/invites/{id}/send")]
+pub async fn send(
+    req: HttpRequest,
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    writer: web::Data<WriterHandle>,
+    id: web::Path<String>,
+    body: JsonBody<SendRequest>,
+) -> Result<HttpResponse, Problem> {
+    let JsonBody(b, raw) = body;
+    let command = InviteCommand::Send { method: b.method, target: b.target };
+    on_invite(&req, &auth, &state, &writer, &id, &raw, command, StatusCode::ACCEPTED).await
+}
+
+#[post("/v1/invites/{id}/resend")]
+pub async fn resend(
+    req: HttpRequest,
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    writer: web::Data<WriterHandle>,
+    id: web::Path<String>,
+    body: JsonBody<SendRequest>,
+) -> Result<HttpResponse, Problem> {
+    let JsonBody(b, raw) = body;
+    let command = InviteCommand::Resend { method: b.method, target: b.target };
+    on_invite(&req, &auth, &state, &writer, &id, &raw, command, StatusCode::ACCEPTED).await
+}
+
+macro_rules! closing_route {
+    ($name:ident, $path:literal, $variant:ident) => {
+        #[post($path)]
+        pub async fn $name(
+            req: HttpRequest,
+            auth: Authenticated,
+            state: web::Data<AppState>,
+            writer: web::Data<WriterHandle>,
+            id: web::Path<String>,
+            body: JsonBody<ReasonRequest>,
+        ) -> Result<HttpResponse, Problem> {
+            let JsonBody(b, raw) = body;
+            let command = InviteCommand::$variant { reason: b.reason };
+            on_invite(&req, &auth, &state, &writer, &id, &raw, command, StatusCode::OK).await
+        }
+    };
+}
+
+closing_route!(revoke, "/v1/invites/{id}/revoke", Revoke);
+closing_route!(decline, "/v1/invites/{id}/decline", Decline);
+closing_route!(expire, "/v1/invites/{id}/expire", Expire);
+
+#[post("/v1/invites/{id}/accept")]
+pub async fn accept(
+    req: HttpRequest,
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    writer: web::Data<WriterHandle>,
+    id: web::Path<String>,
+    body: JsonBody<AcceptRequest>,
+) -> Result<HttpResponse, Problem> {
+    let JsonBody(b, raw) = body;
+    let command = InviteCommand::Accept { accepted_by: b.accepted_by, target: b.target };
+    on_invite(&req, &auth, &state, &writer, &id, &raw, command, StatusCode::OK).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptManyRequest {
+    /// `{type, value}` as in the Vortex API, or a bare value.
+    target: TargetRef,
+    invitation_ids: Vec<String>,
+    accepted_by: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TargetRef {
+    Value(String),
+    Typed { value: String },
+}
+
+/// `POST /v1/invites/accept`: several invitations of one target, all or none.
+#[post("/v1/invites/accept")]
+pub async fn accept_many(
+    req: HttpRequest,
+    auth: Authenticated,
+    writer: web::Data<WriterHandle>,
+    body: JsonBody<AcceptManyRequest>,
+) -> Result<HttpResponse, Problem> {
+    auth.require(service_kit::Scope::InvitesWrite)?;
+    let JsonBody(b, raw) = body;
+    let ids = b
+        .invitation_ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            InviteId::parse(s).map_err(|_| Problem::bad_request(format!("invitation_ids[{i}]"), "must be a UUID"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let target = match b.target {
+        TargetRef::Value(v) | TargetRef::Typed { value: v } => v,
+    };
+    let meta = command_meta(&req, &auth, &raw)?;
+    let command = TenantCommand::AcceptMany { target, invite_ids: ids.clone(), accepted_by: b.accepted_by };
+    let committed = writer.submit(command, meta).await.map_err(problem_of)?;
+    let accepted: Vec<Value> =
+        ids.iter().map(|id| json!({ "id": id, "version": committed.version_of(StreamId::Invite(*id)) })).collect();
+    let elsewhere: Vec<Value> = committed
+        .changes
+        .iter()
+        .filter(|c| c.event_type == "InviteAcceptedElsewhere")
+        .map(|c| json!({ "id": c.stream.as_uuid(), "version": c.version }))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "accepted": accepted, "accepted_elsewhere": elsewhere })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryReport {
+    status: DeliveryStatus,
+    detail: Option<String>,
+}
+
+/// `POST /v1/deliveries/{delivery_id}/events`: a delivery provider's callback.
+#[post("/v1/deliveries/{delivery_id}/events")]
+pub async fn delivery_event(
+    req: HttpRequest,
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    writer: web::Data<WriterHandle>,
+    id: web::Path<String>,
+    body: JsonBody<DeliveryReport>,
+) -> Result<HttpResponse, Problem> {
+    auth.require(service_kit::Scope::InvitesWrite)?;
+    let JsonBody(b, raw) = body;
+    let delivery_id = DeliveryId::parse(&id).map_err(|_| Problem::bad_request("delivery_id", "must be a UUID"))?;
+    let meta = command_meta(&req, &auth, &raw)?;
+    let command = TenantCommand::ReportDelivery { delivery_id, status: b.status, detail: b.detail };
+    let committed = writer.submit(command, meta).await.map_err(problem_of)?;
+    let tenant = auth.tenant_id;
+    let invite = writer
+        .read(move |s| s.tenant(tenant).and_then(|t| t.invite_of_delivery(delivery_id)))
+        .await
+        .map_err(problem_of)?
+        .ok_or_else(|| Problem::not_found("delivery"))?;
+    Ok(invite_response(&state, StatusCode::OK, auth.tenant_id, invite, &committed, &writer).await)
+}
+
+/// `{id, version, status}`, `ETag` (the version) and `Location` (the invite on the query API).
+async fn invite_response(
+    state: &AppState,
+    status: StatusCode,
+    tenant: events::TenantId,
+    id: InviteId,
+    committed: &Committed,
+    writer: &WriterHandle,
+) -> HttpResponse {
+    // The invite as it is now (a command that changed nothing still answers with its version).
+    let now = writer
+        .read(move |s| {
+            s.tenant(tenant).and_then(|t| t.invite(id)).map(|i| (i.version, i.status_at(Utc::now()).as_str()))
+        })
+        .await
+        .ok()
+        .flatten();
+    let version = committed.version_of(StreamId::Invite(id)).or(now.map(|(v, _)| v));
+    let current = now.map(|(_, s)| s);
+    let mut response = HttpResponse::build(status);
+    if let Some(v) = version {
+        response.insert_header((header::ETAG, format!("\"{v}\"")));
     }
-    problem
+    response
+        .insert_header((header::LOCATION, format!("{}/v1/invites/{id}", state.query_api_url)))
+        .insert_header(("Idempotent-Replayed", committed.replayed.to_string()))
+        .json(json!({
+            "id": id,
+            "version": version,
+            "status": current,
+            "events": committed.changes.iter().map(|c| c.event_type).collect::<Vec<_>>(),
+        }))
 }

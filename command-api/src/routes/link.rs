@@ -1,0 +1,90 @@
+//! `GET /i/{token}`: the public invite link. No credentials: the unguessable token is the
+//! credential. It records a click and redirects to the landing URL with the invitation id.
+
+use super::AppState;
+use crate::writer::{CommandMeta, WriteError, WriterHandle};
+use actix_web::http::{header, StatusCode};
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use events::{Actor, ActorKind, EngagementKind, LinkToken, Rejection, TenantCommand};
+use uuid::Uuid;
+
+fn page(status: StatusCode, title: &str, text: &str) -> HttpResponse {
+    HttpResponse::build(status).content_type("text/html; charset=utf-8").body(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body style=\"font-family:sans-serif;max-width:32rem;margin:4rem auto\"><h1>{title}</h1><p>{text}</p></body></html>"
+    ))
+}
+
+#[get("/i/{token}")]
+pub async fn follow(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    writer: web::Data<WriterHandle>,
+    token: web::Path<String>,
+) -> HttpResponse {
+    let token = LinkToken::new(token.into_inner());
+    let lookup = token.clone();
+    let found = match writer.read(move |s| s.tokens.get(&lookup).copied()).await {
+        Ok(found) => found,
+        Err(_) => {
+            return page(StatusCode::SERVICE_UNAVAILABLE, "Try again shortly", "This link cannot be opened right now.")
+        }
+    };
+    let Some(tenant) = found else {
+        return page(StatusCode::NOT_FOUND, "Invitation not found", "This invitation link is not valid.");
+    };
+    let source =
+        req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(200).collect());
+    let meta = CommandMeta {
+        tenant_id: tenant,
+        actor: Actor { kind: ActorKind::Public, id: "link".into() },
+        correlation_id: Some(Uuid::now_v7()),
+        idempotency: None,
+        if_match: None,
+    };
+    let command = TenantCommand::EngageByToken { token: token.clone(), kind: EngagementKind::Click, source };
+    match writer.submit(command, meta).await {
+        Ok(committed) => {
+            let id = committed.changes[0].stream.as_uuid().to_owned();
+            let landing = writer
+                .read(move |s| {
+                    s.tenant(tenant)
+                        .and_then(|t| t.invite_by_token(&token))
+                        .and_then(|(_, i)| i.created.landing_url.clone())
+                })
+                .await
+                .ok()
+                .flatten();
+            let landing = match landing {
+                Some(url) => Some(url),
+                None => sqlx::query_scalar::<_, Option<String>>("SELECT landing_url FROM tenants WHERE tenant_id = $1")
+                    .bind(tenant.as_uuid())
+                    .fetch_optional(&state.pool)
+                    .await
+                    .ok()
+                    .flatten()
+                    .flatten(),
+            };
+            match landing {
+                Some(url) => {
+                    let sep = if url.contains('?') { '&' } else { '?' };
+                    HttpResponse::Found()
+                        .insert_header((header::LOCATION, format!("{url}{sep}invitation_id={id}")))
+                        .finish()
+                }
+                None => page(StatusCode::OK, "You are invited", &format!("Your invitation id is {id}.")),
+            }
+        }
+        Err(WriteError::Rejected(
+            Rejection::InviteRevoked | Rejection::InviteExpired | Rejection::InviteClosed { .. },
+        )) => page(
+            StatusCode::GONE,
+            "This invitation is no longer valid",
+            "It was withdrawn, has expired or was used already.",
+        ),
+        Err(WriteError::Rejected(_)) => {
+            page(StatusCode::NOT_FOUND, "Invitation not found", "This invitation link is not valid.")
+        }
+        Err(_) => page(StatusCode::SERVICE_UNAVAILABLE, "Try again shortly", "This link cannot be opened right now."),
+    }
+}
