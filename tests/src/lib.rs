@@ -6,9 +6,11 @@
 //!   when set: the README's test command starts both locally and sets them;
 //! - otherwise testcontainers starts them in Docker, once per test binary.
 
+pub mod api;
 pub mod infra;
 pub mod services;
 
+pub use api::{Api, Reply};
 pub use infra::TestEnv;
 pub use services::{run_command, Service, Services};
 

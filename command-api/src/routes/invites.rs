@@ -123,7 +123,14 @@ pub async fn create(
             .map_err(problem_of)?;
         committed.changes.extend(sent.changes);
     }
-    Ok(invite_response(&state, StatusCode::CREATED, auth.tenant_id, id, &committed, &writer).await)
+    let tenant = auth.tenant_id;
+    let token = writer
+        .read(move |s| s.tenant(tenant).and_then(|t| t.invite(id)).map(|i| i.created.token.as_str().to_owned()))
+        .await
+        .map_err(problem_of)?;
+    // The public link: whoever holds it can open the invitation.
+    let link = token.map(|t| format!("{}/i/{t}", state.public_url));
+    Ok(invite_response(&state, StatusCode::CREATED, tenant, id, &committed, &writer, link).await)
 }
 
 #[derive(Debug, Deserialize)]
@@ -232,7 +239,7 @@ async fn on_invite(
     }
     let meta = command_meta(req, auth, raw)?;
     let committed = writer.submit(TenantCommand::Invite { invite_id: id, command }, meta).await.map_err(problem_of)?;
-    Ok(invite_response(state, status, auth.tenant_id, id, &committed, writer).await)
+    Ok(invite_response(state, status, auth.tenant_id, id, &committed, writer, None).await)
 }
 
 #[post("/v1/invites/{id}/send")]
@@ -379,7 +386,7 @@ pub async fn delivery_event(
         .await
         .map_err(problem_of)?
         .ok_or_else(|| Problem::not_found("delivery"))?;
-    Ok(invite_response(&state, StatusCode::OK, auth.tenant_id, invite, &committed, &writer).await)
+    Ok(invite_response(&state, StatusCode::OK, auth.tenant_id, invite, &committed, &writer, None).await)
 }
 
 /// `{id, version, status}`, `ETag` (the version) and `Location` (the invite on the query API).
@@ -390,6 +397,7 @@ async fn invite_response(
     id: InviteId,
     committed: &Committed,
     writer: &WriterHandle,
+    link: Option<String>,
 ) -> HttpResponse {
     // The invite as it is now (a command that changed nothing still answers with its version).
     let now = writer
@@ -405,13 +413,17 @@ async fn invite_response(
     if let Some(v) = version {
         response.insert_header((header::ETAG, format!("\"{v}\"")));
     }
+    let mut body = json!({
+        "id": id,
+        "version": version,
+        "status": current,
+        "events": committed.changes.iter().map(|c| c.event_type).collect::<Vec<_>>(),
+    });
+    if let Some(link) = link {
+        body["link_url"] = json!(link);
+    }
     response
         .insert_header((header::LOCATION, format!("{}/v1/invites/{id}", state.query_api_url)))
         .insert_header(("Idempotent-Replayed", committed.replayed.to_string()))
-        .json(json!({
-            "id": id,
-            "version": version,
-            "status": current,
-            "events": committed.changes.iter().map(|c| c.event_type).collect::<Vec<_>>(),
-        }))
+        .json(body)
 }
