@@ -216,8 +216,7 @@ impl Envelope {
             .and_then(|rest| rest.rsplit_once(".v"))
             .and_then(|(t, v)| Some((t, v.parse::<u32>().ok()?)))
             .ok_or_else(|| InvalidAttribute("ce_type", ce_type.to_owned()))?;
-        let data: serde_json::Value = serde_json::from_slice(data).map_err(|e| InvalidData(e.to_string()))?;
-        let event = DomainEvent::from_data(event_type, schema_version, data)?;
+        let event = DomainEvent::from_json_bytes(event_type, schema_version, data)?;
 
         let subject = req("ce_subject")?;
         let stream = match StreamId::parse_subject(subject) {

@@ -379,13 +379,26 @@ impl DomainEvent {
         value.expect("event data always serializes")
     }
 
+    /// Like [`DomainEvent::from_data`] from raw JSON. Data already at the current version is
+    /// read straight into its type (the hot path of a replay); older data goes through the
+    /// upcasters.
+    pub fn from_json_bytes(event_type: &str, schema_version: u32, data: &[u8]) -> Result<Self, crate::DecodeError> {
+        use crate::DecodeError::InvalidData;
+        let current = EVENT_TYPES.iter().find(|(name, _)| *name == event_type).map(|(_, v)| *v);
+        if current != Some(schema_version) {
+            let value = serde_json::from_slice(data).map_err(|e| InvalidData(e.to_string()))?;
+            return Self::from_data(event_type, schema_version, value);
+        }
+        Self::decode_with(event_type, data)
+    }
+
     /// Reads an event's data written with any schema version this code has ever produced.
     pub fn from_data(
         event_type: &str,
         schema_version: u32,
         data: serde_json::Value,
     ) -> Result<Self, crate::DecodeError> {
-        use crate::DecodeError::{InvalidData, UnknownType, UnknownVersion};
+        use crate::DecodeError::{UnknownType, UnknownVersion};
         let current = EVENT_TYPES
             .iter()
             .find(|(name, _)| *name == event_type)
@@ -394,24 +407,42 @@ impl DomainEvent {
         if schema_version == 0 || schema_version > current {
             return Err(UnknownVersion(event_type.to_owned(), schema_version));
         }
-        let data = upcast(event_type, schema_version, data);
-        fn parse<T: serde::de::DeserializeOwned>(data: serde_json::Value) -> Result<T, crate::DecodeError> {
-            serde_json::from_value(data).map_err(|e| InvalidData(e.to_string()))
-        }
+        Self::decode_with(event_type, upcast(event_type, schema_version, data))
+    }
+
+    /// The one table from type names to event variants, whatever form the data comes in.
+    fn decode_with(event_type: &str, data: impl Data) -> Result<Self, crate::DecodeError> {
         Ok(match event_type {
-            "InviteCreated" => Self::Invite(InviteEvent::Created(Box::new(parse(data)?))),
-            "InviteSent" => Self::Invite(InviteEvent::Sent(parse(data)?)),
-            "DeliveryStatusChanged" => Self::Invite(InviteEvent::DeliveryStatusChanged(parse(data)?)),
-            "InviteEngaged" => Self::Invite(InviteEvent::Engaged(parse(data)?)),
-            "InviteAccepted" => Self::Invite(InviteEvent::Accepted(parse(data)?)),
-            "InviteAcceptedElsewhere" => Self::Invite(InviteEvent::AcceptedElsewhere(parse(data)?)),
-            "InviteDeclined" => Self::Invite(InviteEvent::Declined(parse(data)?)),
-            "InviteRevoked" => Self::Invite(InviteEvent::Revoked(parse(data)?)),
-            "InviteExpired" => Self::Invite(InviteEvent::Expired(parse(data)?)),
-            "DefinitionCreated" => Self::Definition(DefinitionEvent::Created(parse(data)?)),
-            "DefinitionUpdated" => Self::Definition(DefinitionEvent::Updated(parse(data)?)),
-            other => return Err(UnknownType(other.to_owned())),
+            "InviteCreated" => Self::Invite(InviteEvent::Created(Box::new(data.parse()?))),
+            "InviteSent" => Self::Invite(InviteEvent::Sent(data.parse()?)),
+            "DeliveryStatusChanged" => Self::Invite(InviteEvent::DeliveryStatusChanged(data.parse()?)),
+            "InviteEngaged" => Self::Invite(InviteEvent::Engaged(data.parse()?)),
+            "InviteAccepted" => Self::Invite(InviteEvent::Accepted(data.parse()?)),
+            "InviteAcceptedElsewhere" => Self::Invite(InviteEvent::AcceptedElsewhere(data.parse()?)),
+            "InviteDeclined" => Self::Invite(InviteEvent::Declined(data.parse()?)),
+            "InviteRevoked" => Self::Invite(InviteEvent::Revoked(data.parse()?)),
+            "InviteExpired" => Self::Invite(InviteEvent::Expired(data.parse()?)),
+            "DefinitionCreated" => Self::Definition(DefinitionEvent::Created(data.parse()?)),
+            "DefinitionUpdated" => Self::Definition(DefinitionEvent::Updated(data.parse()?)),
+            other => return Err(crate::DecodeError::UnknownType(other.to_owned())),
         })
+    }
+}
+
+/// Event data as JSON text or as a parsed value.
+trait Data {
+    fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::DecodeError>;
+}
+
+impl Data for &[u8] {
+    fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::DecodeError> {
+        serde_json::from_slice(self).map_err(|e| crate::DecodeError::InvalidData(e.to_string()))
+    }
+}
+
+impl Data for serde_json::Value {
+    fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::DecodeError> {
+        T::deserialize(self).map_err(|e| crate::DecodeError::InvalidData(e.to_string()))
     }
 }
 
