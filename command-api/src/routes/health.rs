@@ -16,3 +16,9 @@ pub async fn readyz(writer: web::Data<WriterHandle>) -> HttpResponse {
         phase => HttpResponse::ServiceUnavailable().json(json!({ "status": format!("{phase:?}").to_lowercase() })),
     }
 }
+
+/// The OpenAPI 3.1 document of this API (`command-api/api/openapi.json`, compiled in).
+#[get("/openapi.json")]
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(include_str!("../../api/openapi.json"))
+}

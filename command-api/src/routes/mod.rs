@@ -25,6 +25,7 @@ pub struct AppState {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
+        .service(health::openapi)
         .service(invites::create_batch)
         .service(invites::accept_many)
         .service(invites::create)
