@@ -1,5 +1,6 @@
 //! The projector binary: `run` (default) follows the log.
 
+use crate::as_of;
 use crate::consumer::{self, ConsumerConfig, PoisonPolicy};
 use crate::metrics::Metrics;
 use crate::replay::{self, Source};
@@ -59,6 +60,15 @@ pub enum Cmd {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Print the state of one invite (`--invite`) or of every invite of a tenant (`--tenant`) as
+    /// it was at TIMESTAMP (RFC 3339), from the log alone, as JSON.
+    AsOf {
+        timestamp: chrono::DateTime<chrono::Utc>,
+        #[arg(long, conflicts_with = "tenant", required_unless_present = "tenant")]
+        invite: Option<uuid::Uuid>,
+        #[arg(long)]
+        tenant: Option<uuid::Uuid>,
+    },
 }
 
 impl Cli {
@@ -92,6 +102,18 @@ impl Cli {
                     println!("    replayed: {}", d.replayed.as_deref().unwrap_or("(missing)"));
                 }
                 std::process::exit(1);
+            }
+            Cmd::AsOf { timestamp, invite, tenant } => {
+                let subject = match (invite, tenant) {
+                    (Some(i), _) => as_of::Subject::Invite(events::InviteId::from_uuid(i)),
+                    (None, Some(t)) => as_of::Subject::Tenant(events::TenantId::from_uuid(t)),
+                    (None, None) => unreachable!("clap requires one"),
+                };
+                let (brokers, topic) = (self.kafka_brokers.clone(), self.kafka_topic.clone());
+                let state =
+                    tokio::task::spawn_blocking(move || as_of::as_of(&brokers, &topic, timestamp, subject)).await??;
+                println!("{}", serde_json::to_string_pretty(&state)?);
+                Ok(())
             }
             Cmd::Run => {
                 let FollowArgs { host, port, batch, linger_ms, on_poison } = self.follow;

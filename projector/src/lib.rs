@@ -6,6 +6,7 @@
 //! version is not the next one for its invite changes nothing. The consumer reads with
 //! `isolation.level=read_committed`, so events of aborted writer transactions never show.
 
+pub mod as_of;
 pub mod cli;
 pub mod consumer;
 pub mod metrics;

@@ -12,7 +12,7 @@ pub mod services;
 
 pub use api::{Api, Reply};
 pub use infra::TestEnv;
-pub use services::{run_command, Service, Services};
+pub use services::{run_command, run_command_split, Service, Services};
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -114,8 +114,14 @@ impl Services {
 }
 
 /// Runs a one-off command of a service binary (e.g. `projector verify`) with the test's settings
-/// and returns its exit code and stdout.
+/// and returns its exit code and its output (stdout, then stderr).
 pub async fn run_command(binary: &str, env: &TestEnv, args: &[&str]) -> (i32, String) {
+    let (code, stdout, stderr) = run_command_split(binary, env, args).await;
+    (code, format!("{stdout}{stderr}"))
+}
+
+/// [`run_command`] with stdout and stderr apart.
+pub async fn run_command_split(binary: &str, env: &TestEnv, args: &[&str]) -> (i32, String, String) {
     let output = Command::new(bin_path(binary))
         .args(args)
         .env("RUST_LOG", "warn")
@@ -128,8 +134,8 @@ pub async fn run_command(binary: &str, env: &TestEnv, args: &[&str]) -> (i32, St
         .await
         .unwrap_or_else(|e| panic!("cannot run {binary}: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    (output.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code().unwrap_or(-1), stdout, stderr)
 }
 
 /// The binaries sit next to the test executable's `deps/` folder.

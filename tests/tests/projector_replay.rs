@@ -147,3 +147,49 @@ async fn rebuild_swaps_fresh_tables_in_while_readers_keep_reading() {
             .unwrap();
     assert_eq!(leftovers, vec!["read_model".to_owned()], "the old tables are gone");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn as_of_tells_an_invites_state_at_any_moment_of_a_known_history_from_the_log_alone() {
+    let env = TestEnv::new().await;
+    let command = rsvp_tests::Service::start("command-api", &env, &[]).await;
+    command.wait_ready(Duration::from_secs(60)).await;
+    let api = rsvp_tests::Api::new(&command.url, &env.key);
+    let id = api
+        .post(
+            "/v1/invites",
+            &json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": "bob@example.com" }] }),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.post(&format!("/v1/invites/{id}/send"), &json!({})).await;
+    api.post(&format!("/v1/invites/{id}/accept"), &json!({ "accepted_by": "user-9" })).await;
+    let times: Vec<String> = env
+        .read_log()
+        .iter()
+        .map(|e| e.meta.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .collect();
+    assert_eq!(times.len(), 3);
+
+    let mut seen = Vec::new();
+    for t in &times {
+        let (code, out, _) = rsvp_tests::run_command_split("projector", &env, &["as-of", t, "--invite", &id]).await;
+        assert_eq!(code, 0, "{out}");
+        let state: Value = serde_json::from_str(&out).unwrap();
+        seen.push((state["status"].as_str().unwrap().to_owned(), state["version"].as_u64().unwrap()));
+    }
+    assert_eq!(seen, [("created".to_owned(), 1), ("queued".to_owned(), 2), ("accepted".to_owned(), 3)]);
+
+    let (code, out, _) =
+        rsvp_tests::run_command_split("projector", &env, &["as-of", "2000-01-01T00:00:00Z", "--invite", &id]).await;
+    assert_eq!((code, out.trim()), (0, "null"), "it did not exist yet");
+    let (code, out, _) =
+        rsvp_tests::run_command_split("projector", &env, &["as-of", &times[1], "--tenant", &env.tenant.to_string()])
+            .await;
+    assert_eq!(code, 0, "{out}");
+    let tenant: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(tenant["invites"][0]["counters"]["sends"], 1);
+    assert_eq!(tenant["invites"][0]["deliveries"][0]["status"], "queued");
+}
