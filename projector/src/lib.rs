@@ -7,6 +7,7 @@
 //! `isolation.level=read_committed`, so events of aborted writer transactions never show.
 
 pub mod as_of;
+pub mod bulk;
 pub mod cli;
 pub mod consumer;
 pub mod metrics;

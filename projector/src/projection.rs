@@ -3,8 +3,7 @@
 
 use crate::consumer::Positioned;
 use anyhow::Context;
-use events::event::InviteCreated;
-use events::{DefinitionEvent, DeliveryStatus, DomainEvent, EngagementKind, EventMeta, InvitationType, InviteEvent};
+use events::{DefinitionEvent, DeliveryStatus, DomainEvent, EngagementKind, EventMeta, InviteEvent};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -37,12 +36,26 @@ pub async fn apply_in(
     batch: &[Positioned],
     next: &BTreeMap<i32, i64>,
 ) -> anyhow::Result<usize> {
+    // Set-based where most of the volume is: the history of the whole batch in one statement,
+    // and runs of creations in a few; other changes one by one, in log order.
+    let mut fresh = crate::bulk::record_history(tx, batch).await?;
     let mut applied = 0;
+    let mut creations = Vec::new();
     for p in batch {
-        if apply_one(tx, p).await? {
-            applied += 1;
+        // The history row is the guard: a (stream, version) seen before changes nothing.
+        if !fresh.remove(&(*p.envelope.meta.stream.as_uuid(), p.envelope.meta.version as i64)) {
+            continue;
+        }
+        applied += 1;
+        match p.envelope.invite_event() {
+            Some((_, InviteEvent::Created(c))) => creations.push((&p.envelope.meta, c.as_ref())),
+            _ => {
+                crate::bulk::insert_created(tx, &std::mem::take(&mut creations)).await?;
+                apply_one(tx, p).await?;
+            }
         }
     }
+    crate::bulk::insert_created(tx, &creations).await?;
     for (&partition, &next_offset) in next {
         sqlx::query(
             "INSERT INTO projector_offsets (consumer, topic, partition, next_offset) VALUES ($1, $2, $3, $4) \
@@ -63,40 +76,9 @@ pub async fn apply_in(
 /// was accepted and is still open. A stage never goes back.
 const STAGES: &str = "ARRAY['created','queued','sending','sent','delivered','opened','unfurled','shared','accepted']";
 
-async fn apply_one(tx: &mut Transaction<'_, Postgres>, p: &Positioned) -> anyhow::Result<bool> {
+async fn apply_one(tx: &mut Transaction<'_, Postgres>, p: &Positioned) -> anyhow::Result<()> {
     let e = &p.envelope;
     let m = &e.meta;
-    // The history row is the guard: a (stream, version) seen before changes nothing.
-    let inserted = sqlx::query(
-        "INSERT INTO events (stream_id, version, stream_kind, tenant_id, event_id, event_type, schema_version, \
-         occurred_at, actor_kind, actor_id, correlation_id, causation_id, idempotency_key, data, \
-         kafka_partition, kafka_offset) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-         ON CONFLICT (stream_id, version) DO NOTHING",
-    )
-    .bind(m.stream.as_uuid())
-    .bind(m.version as i64)
-    .bind(m.stream.kind())
-    .bind(m.tenant_id.as_uuid())
-    .bind(m.event_id)
-    .bind(e.event_type())
-    .bind(e.event.schema_version() as i32)
-    .bind(m.occurred_at)
-    .bind(m.actor.kind.as_str())
-    .bind(&m.actor.id)
-    .bind(m.correlation_id)
-    .bind(m.causation_id)
-    .bind(&m.idempotency_key)
-    .bind(e.event.to_data())
-    .bind(p.partition)
-    .bind(p.offset)
-    .execute(&mut **tx)
-    .await
-    .context("cannot record the event history")?
-    .rows_affected();
-    if inserted == 0 {
-        return Ok(false);
-    }
     match &e.event {
         DomainEvent::Invite(event) => {
             let id = *m.stream.as_uuid();
@@ -124,7 +106,7 @@ async fn apply_one(tx: &mut Transaction<'_, Postgres>, p: &Positioned) -> anyhow
         .map(|_| ())
         .context("cannot project a definition")?,
     }
-    Ok(true)
+    Ok(())
 }
 
 async fn invite(
@@ -134,12 +116,9 @@ async fn invite(
     event: &InviteEvent,
 ) -> anyhow::Result<()> {
     let (at, version, tenant) = (m.occurred_at, m.version as i64, *m.tenant_id.as_uuid());
-    if let InviteEvent::Created(c) = event {
-        return created(tx, id, m, c).await;
-    }
     // Every other event moves the row on by one version, and says how.
     let (set, stage): (&str, Option<&str>) = match event {
-        InviteEvent::Created(_) => unreachable!("handled above"),
+        InviteEvent::Created(_) => unreachable!("creations are projected in bulk"),
         InviteEvent::Sent(_) => (
             "send_count = send_count + 1, first_sent_at = coalesce(first_sent_at, $3), last_sent_at = $3",
             Some("queued"),
@@ -261,90 +240,6 @@ async fn delivery_history(
     .bind(status)
     .bind(detail)
     .bind(at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn created(tx: &mut Transaction<'_, Postgres>, id: Uuid, m: &EventMeta, c: &InviteCreated) -> anyhow::Result<()> {
-    let tenant = *m.tenant_id.as_uuid();
-    let (kind, max_accepts) = match c.invitation_type {
-        InvitationType::SingleUse => ("single_use", None),
-        InvitationType::MultiUse { max_accepts } => ("multi_use", max_accepts.map(|n| n as i32)),
-    };
-    let inserted = sqlx::query(
-        "INSERT INTO invites (invite_id, tenant_id, status, open, inviter_id, inviter_name, inviter_email, \
-         invitation_type, max_accepts, message, definition_id, landing_url, widget_id, flow_id, template_id, \
-         link_token, expires_at, created_at, updated_at, version, created) \
-         VALUES ($1, $2, 'created', true, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17, $18) \
-         ON CONFLICT (invite_id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(tenant)
-    .bind(&c.inviter.id)
-    .bind(&c.inviter.name)
-    .bind(&c.inviter.email)
-    .bind(kind)
-    .bind(max_accepts)
-    .bind(&c.message)
-    .bind(c.definition_id.map(|d| *d.as_uuid()))
-    .bind(&c.landing_url)
-    .bind(&c.widget_id)
-    .bind(&c.flow_id)
-    .bind(&c.template_id)
-    .bind(c.token.as_str())
-    .bind(c.expires_at)
-    .bind(m.occurred_at)
-    .bind(m.version as i64)
-    .bind(serde_json::to_value(c)?)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    anyhow::ensure!(inserted == 1, "invite {id} exists already");
-    for (i, t) in c.targets.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO invite_targets (invite_id, position, tenant_id, kind, value, normalized, name) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(id)
-        .bind(i as i32)
-        .bind(tenant)
-        .bind(t.kind.as_str())
-        .bind(&t.value)
-        .bind(t.normalized())
-        .bind(&t.name)
-        .execute(&mut **tx)
-        .await?;
-    }
-    for (i, s) in c.scopes.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO invite_scopes (invite_id, position, tenant_id, scope_type, scope_id, name) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id)
-        .bind(i as i32)
-        .bind(tenant)
-        .bind(&s.kind)
-        .bind(&s.id)
-        .bind(&s.name)
-        .execute(&mut **tx)
-        .await?;
-    }
-    for (i, address) in c.reply_to.iter().enumerate() {
-        sqlx::query("INSERT INTO invite_reply_to (invite_id, position, tenant_id, address) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(i as i32)
-            .bind(tenant)
-            .bind(address)
-            .execute(&mut **tx)
-            .await?;
-    }
-    sqlx::query(
-        "INSERT INTO inviter_counters (tenant_id, definition_id, inviter_id, invites_created) VALUES ($1, $2, $3, 1) \
-         ON CONFLICT (tenant_id, definition_id, inviter_id) DO UPDATE SET invites_created = inviter_counters.invites_created + 1",
-    )
-    .bind(tenant)
-    .bind(c.definition_id.map_or(Uuid::nil(), |d| *d.as_uuid()))
-    .bind(&c.inviter.id)
     .execute(&mut **tx)
     .await?;
     Ok(())
