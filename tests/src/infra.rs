@@ -210,8 +210,17 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow
     Ok(())
 }
 
+/// Deletes a topic (best effort: benchmarks clean up after themselves).
+pub async fn delete_topic(brokers: &str, topic: &str) {
+    if let Ok(admin) =
+        service_kit::kafka::client_config(brokers, "rsvp-tests").create::<AdminClient<DefaultClientContext>>()
+    {
+        let _ = admin.delete_topics(&[topic], &AdminOptions::new()).await;
+    }
+}
+
 /// The same URL pointing at another database.
-fn with_database(url: &str, database: &str) -> String {
+pub fn with_database(url: &str, database: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
     match query {

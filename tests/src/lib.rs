@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod infra;
+pub mod load;
 pub mod services;
 
 pub use api::{Api, Reply};
