@@ -4,7 +4,7 @@ use crate::as_of;
 use crate::consumer::{self, ConsumerConfig, PoisonPolicy};
 use crate::metrics::Metrics;
 use crate::replay::{self, Source};
-use actix_web::{get, App, HttpResponse, HttpServer};
+use actix_web::{get, web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::net::TcpListener;
@@ -125,10 +125,13 @@ impl Cli {
                 let registry = prometheus::Registry::new();
                 let metrics = Metrics::register(&registry)?;
                 let http_metrics = service_kit::metrics::http_metrics("projector", registry);
-                let server = HttpServer::new(move || App::new().wrap(http_metrics.clone()).service(healthz))
-                    .listen(listener)?
-                    .workers(1)
-                    .run();
+                let ready = web::Data::new((pool.clone(), metrics.clone()));
+                let server = HttpServer::new(move || {
+                    App::new().wrap(http_metrics.clone()).app_data(ready.clone()).service(healthz).service(readyz)
+                })
+                .listen(listener)?
+                .workers(1)
+                .run();
                 service_kit::telemetry::announce_listening("projector", addr);
                 let config = ConsumerConfig {
                     brokers: self.kafka_brokers,
@@ -144,6 +147,19 @@ impl Cli {
                 }
             }
         }
+    }
+}
+
+/// Ready: following the log, and PostgreSQL answers.
+#[get("/readyz")]
+async fn readyz(state: web::Data<(sqlx::PgPool, std::sync::Arc<Metrics>)>) -> HttpResponse {
+    let following = state.1.following.load(std::sync::atomic::Ordering::Acquire);
+    let database = sqlx::query("SELECT 1").execute(&state.0).await.is_ok();
+    let body = serde_json::json!({ "following": following, "database": database });
+    if following && database {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }
 

@@ -102,6 +102,7 @@ pub async fn run(pool: PgPool, config: ConsumerConfig, metrics: Arc<Metrics>) ->
         assignment.add_partition_offset(&config.topic, p, offset)?;
     }
     consumer.assign(&assignment).context("cannot assign partitions")?;
+    metrics.following.store(true, std::sync::atomic::Ordering::Release);
     tracing::info!(topic = %config.topic, partitions = partitions.len(), "projector following the log");
     metrics.watch_lag(consumer.clone(), config.topic.clone(), partitions, &positions);
 

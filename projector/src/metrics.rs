@@ -12,6 +12,8 @@ pub struct Metrics {
     pub dead_letters: IntCounter,
     pub batch_seconds: Histogram,
     pub lag: IntGaugeVec,
+    /// Set once the consumer follows its partitions from the stored positions.
+    pub following: std::sync::atomic::AtomicBool,
     positions: Mutex<HashMap<i32, i64>>,
 }
 
@@ -31,6 +33,7 @@ impl Metrics {
                 Opts::new("rsvp_projector_lag_events", "events in the log not yet applied, per partition"),
                 &["partition"],
             )?,
+            following: Default::default(),
             positions: Mutex::default(),
         };
         registry.register(Box::new(metrics.applied.clone()))?;

@@ -103,11 +103,18 @@ async fn a_request_without_a_valid_key_gets_401_problem_json() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn both_apis_answer_healthz_without_a_key() {
+async fn every_service_answers_healthz_without_a_key_and_the_projector_readyz() {
     let env = TestEnv::new().await;
     let services = Services::start(&env).await;
     for url in [&services.command.url, &services.query.url, &services.projector.url] {
         let response = reqwest::get(format!("{url}/healthz")).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{url}");
     }
+    // The projector is ready once it follows the log and its database answers.
+    let ready = eventually(Duration::from_secs(30), "the projector to be ready", || async {
+        let r = reqwest::get(format!("{}/readyz", services.projector.url)).await.ok()?;
+        (r.status() == StatusCode::OK).then_some(r)
+    })
+    .await;
+    assert_eq!(ready.json::<Value>().await.unwrap()["following"], true);
 }
