@@ -31,19 +31,21 @@ struct InviteRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: i64,
+    open: bool,
     created: Value,
 }
 
-const COLUMNS: &str = "invite_id, status, inviter_id, inviter_name, inviter_email, invitation_type, max_accepts, \
+const COLUMNS: &str = "invite_id, status, open, inviter_id, inviter_name, inviter_email, invitation_type, max_accepts, \
     message, definition_id, landing_url, expires_at, created_at, updated_at, version, created";
 
 impl InviteRow {
     fn to_json(&self, now: DateTime<Utc>) -> Value {
         let field = |name: &str| self.created.get(name).cloned().unwrap_or(Value::Null);
-        let expired = self.expires_at.is_some_and(|at| at <= now);
+        let expired = self.status == "expired" || self.expires_at.is_some_and(|at| at <= now && self.open);
         json!({
             "id": self.invite_id,
-            "status": if expired && self.status == "pending" { "expired" } else { self.status.as_str() },
+            // Expiry is a function of time: an open invite past its expiry reads as expired.
+            "status": if expired && self.open { "expired" } else { self.status.as_str() },
             "expired": expired,
             "inviter": { "id": self.inviter_id, "name": self.inviter_name, "email": self.inviter_email },
             "targets": field("targets"),
