@@ -24,6 +24,17 @@ async fn create(api: &Api, body: Value) -> String {
     r.body["id"].as_str().unwrap().to_owned()
 }
 
+/// The delivery id of the first `InviteSent` in the log.
+fn first_delivery(env: &TestEnv) -> events::DeliveryId {
+    env.read_log()
+        .into_iter()
+        .find_map(|e| match e.invite_event() {
+            Some((_, events::InviteEvent::Sent(s))) => Some(s.delivery_id),
+            _ => None,
+        })
+        .expect("an invite was sent")
+}
+
 fn events_of(env: &TestEnv, id: &str) -> Vec<events::Envelope> {
     env.read_log().into_iter().filter(|e| e.meta.stream.as_uuid().to_string() == id).collect()
 }
@@ -48,14 +59,7 @@ async fn each_lifecycle_endpoint_answers_with_the_new_version_an_etag_and_a_loca
     assert_eq!(resent.status, StatusCode::ACCEPTED, "an empty body is fine: {}", resent.body);
     assert_eq!(resent.body["version"], 3);
 
-    let delivery = env
-        .read_log()
-        .into_iter()
-        .find_map(|e| match e.invite_event() {
-            Some((_, events::InviteEvent::Sent(s))) => Some(s.delivery_id),
-            _ => None,
-        })
-        .unwrap();
+    let delivery = first_delivery(&env);
     let delivered = api.post(&format!("/v1/deliveries/{delivery}/events"), &json!({ "status": "delivered" })).await;
     assert_eq!(delivered.status, StatusCode::OK, "{}", delivered.body);
     assert_eq!(delivered.body["status"], "delivered");
@@ -285,14 +289,7 @@ async fn another_tenants_invites_deliveries_and_definitions_are_invisible_on_eve
     let (_command, api) = start(&env).await;
     let id = create(&api, invite_for("bob@example.com")).await;
     api.post(&format!("/v1/invites/{id}/send"), &json!({})).await;
-    let delivery = env
-        .read_log()
-        .into_iter()
-        .find_map(|e| match e.invite_event() {
-            Some((_, events::InviteEvent::Sent(s))) => Some(s.delivery_id),
-            _ => None,
-        })
-        .unwrap();
+    let delivery = first_delivery(&env);
     api.post("/v1/definitions", &json!({ "handle": "gold" })).await;
     let before = env.read_log().len();
 

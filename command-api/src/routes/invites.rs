@@ -242,36 +242,9 @@ async fn on_invite(
     Ok(invite_response(state, status, auth.tenant_id, id, &committed, writer, None).await)
 }
 
-#[post("/v1/invites/{id}/send")]
-pub async fn send(
-    req: HttpRequest,
-    auth: Authenticated,
-    state: web::Data<AppState>,
-    writer: web::Data<WriterHandle>,
-    id: web::Path<String>,
-    body: JsonBody<SendRequest>,
-) -> Result<HttpResponse, Problem> {
-    let JsonBody(b, raw) = body;
-    let command = InviteCommand::Send { method: b.method, target: b.target };
-    on_invite(&req, &auth, &state, &writer, &id, &raw, command, StatusCode::ACCEPTED).await
-}
-
-#[post("/v1/invites/{id}/resend")]
-pub async fn resend(
-    req: HttpRequest,
-    auth: Authenticated,
-    state: web::Data<AppState>,
-    writer: web::Data<WriterHandle>,
-    id: web::Path<String>,
-    body: JsonBody<SendRequest>,
-) -> Result<HttpResponse, Problem> {
-    let JsonBody(b, raw) = body;
-    let command = InviteCommand::Resend { method: b.method, target: b.target };
-    on_invite(&req, &auth, &state, &writer, &id, &raw, command, StatusCode::ACCEPTED).await
-}
-
-macro_rules! closing_route {
-    ($name:ident, $path:literal, $variant:ident) => {
+/// A route that runs one command on one invite: the body becomes the command.
+macro_rules! invite_route {
+    ($name:ident, $path:literal, $body:ty, $status:expr, |$b:ident| $command:expr) => {
         #[post($path)]
         pub async fn $name(
             req: HttpRequest,
@@ -279,32 +252,35 @@ macro_rules! closing_route {
             state: web::Data<AppState>,
             writer: web::Data<WriterHandle>,
             id: web::Path<String>,
-            body: JsonBody<ReasonRequest>,
+            body: JsonBody<$body>,
         ) -> Result<HttpResponse, Problem> {
-            let JsonBody(b, raw) = body;
-            let command = InviteCommand::$variant { reason: b.reason };
-            on_invite(&req, &auth, &state, &writer, &id, &raw, command, StatusCode::OK).await
+            let JsonBody($b, raw) = body;
+            on_invite(&req, &auth, &state, &writer, &id, &raw, $command, $status).await
         }
     };
 }
 
-closing_route!(revoke, "/v1/invites/{id}/revoke", Revoke);
-closing_route!(decline, "/v1/invites/{id}/decline", Decline);
-closing_route!(expire, "/v1/invites/{id}/expire", Expire);
-
-#[post("/v1/invites/{id}/accept")]
-pub async fn accept(
-    req: HttpRequest,
-    auth: Authenticated,
-    state: web::Data<AppState>,
-    writer: web::Data<WriterHandle>,
-    id: web::Path<String>,
-    body: JsonBody<AcceptRequest>,
-) -> Result<HttpResponse, Problem> {
-    let JsonBody(b, raw) = body;
-    let command = InviteCommand::Accept { accepted_by: b.accepted_by, target: b.target };
-    on_invite(&req, &auth, &state, &writer, &id, &raw, command, StatusCode::OK).await
-}
+invite_route!(send, "/v1/invites/{id}/send", SendRequest, StatusCode::ACCEPTED, |b| InviteCommand::Send {
+    method: b.method,
+    target: b.target
+});
+invite_route!(resend, "/v1/invites/{id}/resend", SendRequest, StatusCode::ACCEPTED, |b| InviteCommand::Resend {
+    method: b.method,
+    target: b.target
+});
+invite_route!(accept, "/v1/invites/{id}/accept", AcceptRequest, StatusCode::OK, |b| InviteCommand::Accept {
+    accepted_by: b.accepted_by,
+    target: b.target
+});
+invite_route!(revoke, "/v1/invites/{id}/revoke", ReasonRequest, StatusCode::OK, |b| InviteCommand::Revoke {
+    reason: b.reason
+});
+invite_route!(decline, "/v1/invites/{id}/decline", ReasonRequest, StatusCode::OK, |b| InviteCommand::Decline {
+    reason: b.reason
+});
+invite_route!(expire, "/v1/invites/{id}/expire", ReasonRequest, StatusCode::OK, |b| InviteCommand::Expire {
+    reason: b.reason
+});
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

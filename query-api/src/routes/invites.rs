@@ -35,7 +35,8 @@ struct InviteRow {
     created: Value,
 }
 
-const COLUMNS: &str = "invite_id, status, open, inviter_id, inviter_name, inviter_email, invitation_type, max_accepts, \
+const COLUMNS: &str =
+    "invite_id, status, open, inviter_id, inviter_name, inviter_email, invitation_type, max_accepts, \
     message, definition_id, landing_url, expires_at, created_at, updated_at, version, created";
 
 impl InviteRow {
