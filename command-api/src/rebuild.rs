@@ -21,8 +21,8 @@ pub fn read_state(brokers: &str, topic: &str) -> anyhow::Result<WriterState> {
         .spawn(move || {
             let mut state = WriterState::default();
             for chunk in rx {
-                for envelope in &chunk {
-                    state.apply(envelope);
+                for envelope in chunk {
+                    state.apply_owned(envelope);
                 }
             }
             state

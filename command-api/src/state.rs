@@ -35,6 +35,11 @@ impl WriterState {
 
     /// Folds one committed (or just decided) event in.
     pub fn apply(&mut self, envelope: &Envelope) {
+        self.apply_owned(envelope.clone())
+    }
+
+    /// [`WriterState::apply`] taking the envelope by value (a replay moves it in).
+    pub fn apply_owned(&mut self, envelope: Envelope) {
         let meta = &envelope.meta;
         if let Some((_, InviteEvent::Created(created))) = envelope.invite_event() {
             self.tokens.insert(created.token.clone(), meta.tenant_id);
@@ -48,7 +53,8 @@ impl WriterState {
                 event_type: envelope.event_type(),
             });
         }
-        self.tenants.entry(meta.tenant_id).or_default().apply(meta.stream, &envelope.event);
+        let (tenant, stream) = (meta.tenant_id, meta.stream);
+        self.tenants.entry(tenant).or_default().apply_owned(stream, envelope.event);
         self.events += 1;
     }
 }

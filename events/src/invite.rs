@@ -293,24 +293,31 @@ fn ensure_open(invite: &Invite, now: DateTime<Utc>) -> Result<(), Rejection> {
 /// Folds one event into the state. Total: an event that does not fit (which `decide` never
 /// produces) leaves the state as it was, apart from the version.
 pub fn evolve(state: InviteState, event: &InviteEvent) -> InviteState {
-    let mut invite = match (state, event) {
-        (InviteState::Absent, InviteEvent::Created(created)) => {
+    evolve_owned(state, event.clone())
+}
+
+/// [`evolve`] taking the event by value: replaying a long log moves each creation's facts into
+/// the state instead of copying them.
+pub fn evolve_owned(state: InviteState, event: InviteEvent) -> InviteState {
+    let mut invite = match (state, &event) {
+        (InviteState::Absent, InviteEvent::Created(_)) => {
+            let InviteEvent::Created(created) = event else { unreachable!("matched above") };
             return InviteState::Live(Box::new(Invite {
-                created: created.clone(),
+                created,
                 version: 1,
                 lifecycle: Lifecycle::Open,
                 stage: InviteStatus::Created,
                 deliveries: Vec::new(),
                 accepts: Vec::new(),
                 counters: Counters::default(),
-            }))
+            }));
         }
         (InviteState::Absent, _) => return InviteState::Absent,
         (InviteState::Live(invite), _) => invite,
     };
     invite.version += 1;
     let advance = |invite: &mut Invite, stage: InviteStatus| invite.stage = invite.stage.max(stage);
-    match event {
+    match &event {
         InviteEvent::Created(_) => {}
         InviteEvent::Sent(e) => {
             invite.counters.sends += 1;

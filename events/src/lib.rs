@@ -24,7 +24,7 @@ pub use event::{
     InviteCreated, InviteEvent, Inviter, Scope, Target, TargetKind,
 };
 pub use ids::{DefinitionId, DeliveryId, InviteId, LinkToken, StreamId, TenantId};
-pub use invite::{decide, evolve, Context, CreateInvite, Invite, InviteCommand, InviteState, Lifecycle};
+pub use invite::{decide, evolve, evolve_owned, Context, CreateInvite, Invite, InviteCommand, InviteState, Lifecycle};
 pub use rejection::{Rejection, RejectionClass};
 pub use status::{InviteStatus, Vendor};
 pub use tenant::{Change, Definition, Tenant, TenantCommand};

@@ -6,7 +6,9 @@
 
 use crate::event::*;
 use crate::ids::{DefinitionId, DeliveryId, InviteId, LinkToken, StreamId};
-use crate::invite::{decide as decide_invite, evolve as evolve_invite, Context, Invite, InviteCommand, InviteState};
+use crate::invite::{
+    decide as decide_invite, evolve_owned as evolve_invite, Context, Invite, InviteCommand, InviteState,
+};
 use crate::rejection::Rejection;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
@@ -342,8 +344,16 @@ impl Tenant {
 
     /// Folds an event of this tenant into the state (while deciding, and when reading the log).
     pub fn apply(&mut self, stream: StreamId, event: &DomainEvent) {
-        match (stream, event) {
-            (StreamId::Invite(id), DomainEvent::Invite(event)) => self.apply_invite(id, event),
+        self.apply_owned(stream, event.clone())
+    }
+
+    /// [`Tenant::apply`] taking the event by value (replays move instead of copying).
+    pub fn apply_owned(&mut self, stream: StreamId, event: DomainEvent) {
+        match (stream, &event) {
+            (StreamId::Invite(id), DomainEvent::Invite(_)) => {
+                let DomainEvent::Invite(event) = event else { unreachable!("matched above") };
+                self.apply_invite(id, event)
+            }
             (StreamId::Definition(id), DomainEvent::Definition(event)) => {
                 let rules = match event {
                     DefinitionEvent::Created(r) | DefinitionEvent::Updated(r) => r.clone(),
@@ -359,9 +369,14 @@ impl Tenant {
         }
     }
 
-    fn apply_invite(&mut self, id: InviteId, event: &InviteEvent) {
+    fn apply_invite(&mut self, id: InviteId, event: InviteEvent) {
         let state = self.invites.remove(&id).unwrap_or_default();
         let was_open = state.live().is_some_and(|i| i.lifecycle == crate::invite::Lifecycle::Open);
+        let (created, sent) = match &event {
+            InviteEvent::Created(_) => (true, None),
+            InviteEvent::Sent(s) => (false, Some(s.delivery_id)),
+            _ => (false, None),
+        };
         let state = evolve_invite(state, event);
         if let Some(invite) = state.live() {
             let keys = || {
@@ -374,18 +389,16 @@ impl Tenant {
                     .collect();
                 match_keys(&targets, &invite.created.scopes)
             };
-            match event {
-                InviteEvent::Created(c) => {
-                    for key in keys() {
-                        self.open_by_match.entry(key).or_default().insert(id);
-                    }
-                    *self.created_per_inviter.entry((c.definition_id, c.inviter.id.clone())).or_default() += 1;
-                    self.tokens.insert(c.token.clone(), id);
+            if created {
+                let c = &invite.created;
+                for key in keys() {
+                    self.open_by_match.entry(key).or_default().insert(id);
                 }
-                InviteEvent::Sent(s) => {
-                    self.deliveries.insert(s.delivery_id, id);
-                }
-                _ => {}
+                *self.created_per_inviter.entry((c.definition_id, c.inviter.id.clone())).or_default() += 1;
+                self.tokens.insert(c.token.clone(), id);
+            }
+            if let Some(delivery) = sent {
+                self.deliveries.insert(delivery, id);
             }
             if was_open && invite.lifecycle != crate::invite::Lifecycle::Open {
                 for key in keys() {
