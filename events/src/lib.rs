@@ -20,8 +20,8 @@ pub mod tenant;
 
 pub use envelope::{Actor, ActorKind, DecodeError, Envelope, EventMeta};
 pub use event::{
-    DefinitionEvent, DefinitionRules, DeliveryMethod, DeliveryStatus, DomainEvent, EngagementKind, InvitationType,
-    InviteCreated, InviteEvent, Inviter, Scope, Target, TargetKind,
+    normalize_target, DefinitionEvent, DefinitionRules, DeliveryMethod, DeliveryStatus, DomainEvent, EngagementKind,
+    InvitationType, InviteCreated, InviteEvent, Inviter, Scope, Target, TargetKind,
 };
 pub use ids::{DefinitionId, DeliveryId, InviteId, LinkToken, StreamId, TenantId};
 pub use invite::{decide, evolve, evolve_owned, Context, CreateInvite, Invite, InviteCommand, InviteState, Lifecycle};

@@ -13,10 +13,14 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
     /// Base URL clients reach this API at, for `next`/`previous` links.
-    #[arg(long, env = "RSVP_QUERY_API_URL", default_value = "http://127.0.0.1:8082")]
-    pub public_url: String,
+    /// Default: the address it is bound to.
+    #[arg(long, env = "RSVP_QUERY_API_URL")]
+    pub public_url: Option<String>,
     /// Key that signs pagination cursors (tamper-evident). Set it in production; every instance
     /// must share it.
     #[arg(long, env = "RSVP_CURSOR_SECRET", default_value = "rsvp-local-cursor-secret")]
     pub cursor_secret: String,
+    /// Read-your-writes: how long a read with `min_version` may wait for the projection.
+    #[arg(long, env = "RSVP_READ_YOUR_WRITES_TIMEOUT_MS", default_value_t = 2000)]
+    pub read_your_writes_timeout_ms: u64,
 }

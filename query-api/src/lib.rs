@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod cursor;
+pub mod params;
 pub mod routes;
 pub mod startup;
 

@@ -15,6 +15,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub cursors: CursorCodec,
     pub public_url: String,
+    pub read_your_writes_timeout: std::time::Duration,
 }
 
 pub struct Application {
@@ -32,7 +33,13 @@ impl Application {
         let state = web::Data::new(AppState {
             pool,
             cursors: CursorCodec::new(&config.cursor_secret),
-            public_url: config.public_url.trim_end_matches('/').to_owned(),
+            public_url: config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}"))
+                .trim_end_matches('/')
+                .to_owned(),
+            read_your_writes_timeout: std::time::Duration::from_millis(config.read_your_writes_timeout_ms),
         });
         let registry = prometheus::Registry::new();
         let http_metrics = service_kit::metrics::http_metrics("query-api", registry.clone());

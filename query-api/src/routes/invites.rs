@@ -1,15 +1,15 @@
 //! Invite reads: the list with keyset pagination, and the detail.
 
 use crate::cursor::{Cursor, CursorCodec, Direction};
+use crate::params::{Filters, Pairs, FILTERS};
 use crate::startup::AppState;
 use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use service_kit::{Authenticated, Problem, Scope};
 use sqlx::{FromRow, Postgres, QueryBuilder};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use uuid::Uuid;
 
 const DEFAULT_LIMIT: u32 = 10;
@@ -67,17 +67,7 @@ impl InviteRow {
     }
 }
 
-#[derive(Debug, Deserialize, Hash)]
-#[serde(deny_unknown_fields)]
-pub struct ListParams {
-    limit: Option<u32>,
-    /// `newest` (default) or `oldest`.
-    order: Option<Order>,
-    cursor: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, Hash, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Order {
     Newest,
     Oldest,
@@ -90,33 +80,28 @@ struct Page {
     previous: Option<String>,
 }
 
-impl ListParams {
-    /// Fingerprint of everything but the cursor: a cursor is valid only for the query it came from.
-    fn fingerprint(&self) -> u64 {
-        let mut h = DefaultHasher::new();
-        self.order.unwrap_or(Order::Newest).hash(&mut h);
-        h.finish()
-    }
-}
-
-/// `GET /v1/invites`: newest first by default; `next`/`previous` are full URLs or null.
+/// `GET /v1/invites`: newest first by default; filters (see `params.rs`); `next`/`previous` are
+/// full URLs or null. Keyset pagination: every page costs what the first costs.
 #[get("/v1/invites")]
-pub async fn list(
-    req: HttpRequest,
-    auth: Authenticated,
-    state: web::Data<AppState>,
-    params: web::Query<ListParams>,
-) -> Result<HttpResponse, Problem> {
+pub async fn list(req: HttpRequest, auth: Authenticated, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     auth.require(Scope::InvitesRead)?;
-    let params = params.into_inner();
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
+    let pairs = Pairs::parse(req.query_string())?;
+    let mut known = FILTERS.to_vec();
+    known.extend(["limit", "order", "cursor"]);
+    pairs.only(&known)?;
+    let filters = Filters::parse(&pairs)?;
+    let limit = pairs.number("limit")?.unwrap_or(DEFAULT_LIMIT as u64);
+    if !(1..=MAX_LIMIT as u64).contains(&limit) {
         return Err(Problem::bad_request("limit", format!("must be between 1 and {MAX_LIMIT}")));
     }
-    let order = params.order.unwrap_or(Order::Newest);
-    let fingerprint = params.fingerprint();
+    let order = match pairs.one("order")? {
+        None | Some("newest") => Order::Newest,
+        Some("oldest") => Order::Oldest,
+        Some(_) => return Err(Problem::bad_request("order", "newest or oldest")),
+    };
+    let fingerprint = pairs.fingerprint();
     let cursor =
-        match &params.cursor {
+        match pairs.one("cursor")? {
             None => None,
             Some(text) => {
                 Some(state.cursors.decode(text).filter(|c| c.query == fingerprint).ok_or_else(|| {
@@ -128,18 +113,27 @@ pub async fn list(
     // Walking backwards means reading the opposite order, then flipping the page.
     let descending = (order == Order::Newest) == (direction == Direction::Next);
 
-    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT {COLUMNS} FROM invites WHERE tenant_id = "));
+    let mut q: QueryBuilder<Postgres> =
+        QueryBuilder::new(format!("SELECT {COLUMNS} FROM invites i WHERE i.tenant_id = "));
     q.push_bind(*auth.tenant_id.as_uuid());
+    if let Some(inviter) = &auth.inviter_id {
+        q.push(" AND i.inviter_id = ").push_bind(inviter.clone());
+    }
+    filters.push_sql(&mut q);
     if let Some(c) = &cursor {
-        q.push(if descending { " AND (created_at, invite_id) < (" } else { " AND (created_at, invite_id) > (" });
+        q.push(if descending {
+            " AND (i.created_at, i.invite_id) < ("
+        } else {
+            " AND (i.created_at, i.invite_id) > ("
+        });
         q.push_bind(c.created_at).push(", ").push_bind(c.id).push(")");
     }
     q.push(if descending {
-        " ORDER BY created_at DESC, invite_id DESC"
+        " ORDER BY i.created_at DESC, i.invite_id DESC"
     } else {
-        " ORDER BY created_at ASC, invite_id ASC"
+        " ORDER BY i.created_at ASC, i.invite_id ASC"
     });
-    q.push(" LIMIT ").push_bind(i64::from(limit) + 1);
+    q.push(" LIMIT ").push_bind(limit as i64 + 1);
     let mut rows: Vec<InviteRow> = q.build_query_as().fetch_all(&state.pool).await.map_err(internal)?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
@@ -149,7 +143,7 @@ pub async fn list(
 
     let link = |row: &InviteRow, direction| {
         let c = Cursor { created_at: row.created_at, id: row.invite_id, direction, query: fingerprint };
-        page_url(&state, &req, &state.cursors, &c)
+        page_url(&state, &req, &pairs, &state.cursors, &c)
     };
     let (next, previous) = match direction {
         Direction::Next => (
@@ -166,16 +160,11 @@ pub async fn list(
 }
 
 /// The same request with `cursor` replaced.
-fn page_url(state: &AppState, req: &HttpRequest, codec: &CursorCodec, cursor: &Cursor) -> String {
-    let mut pairs: Vec<(String, String)> =
-        url_pairs(req.query_string()).into_iter().filter(|(k, _)| k != "cursor").collect();
+fn page_url(state: &AppState, req: &HttpRequest, pairs: &Pairs, codec: &CursorCodec, cursor: &Cursor) -> String {
+    let mut pairs = pairs.without("cursor");
     pairs.push(("cursor".into(), codec.encode(cursor)));
     let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
     format!("{}{}?{}", state.public_url, req.path(), query.join("&"))
-}
-
-fn url_pairs(query: &str) -> Vec<(String, String)> {
-    web::Query::<Vec<(String, String)>>::from_query(query).map(|q| q.into_inner()).unwrap_or_default()
 }
 
 fn encode(s: &str) -> String {
@@ -187,24 +176,138 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-/// `GET /v1/invites/{id}`: another tenant's invite is a 404, like a missing one.
+/// `GET /v1/invites/{id}`: the full invite; another tenant's invite is a 404, like a missing one.
+///
+/// Read-your-writes: `min_version=<n>` (or `X-Min-Version: <n>`) waits, at most
+/// `RSVP_READ_YOUR_WRITES_TIMEOUT_MS`, until the projection has reached version `n` (the version
+/// the command API answered with); past that, 503 with `Retry-After`.
 #[get("/v1/invites/{id}")]
 pub async fn detail(
+    req: HttpRequest,
     auth: Authenticated,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     auth.require(Scope::InvitesRead)?;
     let id = Uuid::parse_str(&id).map_err(|_| Problem::bad_request("id", "must be a UUID"))?;
-    let row: Option<InviteRow> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM invites WHERE tenant_id = $1 AND invite_id = $2"))
-            .bind(auth.tenant_id.as_uuid())
-            .bind(id)
-            .fetch_optional(&state.pool)
-            .await
-            .map_err(internal)?;
-    let row = row.ok_or_else(|| Problem::not_found("invite"))?;
-    Ok(HttpResponse::Ok().insert_header((header::ETAG, format!("\"{}\"", row.version))).json(row.to_json(Utc::now())))
+    let pairs = Pairs::parse(req.query_string())?;
+    pairs.only(&["min_version"])?;
+    let header = req.headers().get("x-min-version").and_then(|v| v.to_str().ok());
+    let min_version = match (pairs.number("min_version")?, header) {
+        (Some(v), _) => Some(v),
+        (None, Some(h)) => {
+            Some(h.trim().parse().map_err(|_| Problem::bad_request("X-Min-Version", "must be a whole number"))?)
+        }
+        (None, None) => None,
+    };
+    let deadline = std::time::Instant::now() + state.read_your_writes_timeout;
+    let row = loop {
+        let row = fetch(&state, &auth, id).await?;
+        match (row, min_version) {
+            (Some(row), Some(min)) if (row.version as u64) < min => {}
+            (None, Some(_)) => {}
+            (Some(row), _) => break row,
+            (None, None) => return Err(Problem::not_found("invite")),
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(
+                Problem::unavailable("the read model has not reached that version yet").with_field("min_version")
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let mut body = row.to_json(Utc::now());
+    let deliveries: Vec<(Uuid, String, String, bool, String, DateTime<Utc>, DateTime<Utc>, Value)> = sqlx::query_as(
+        "SELECT d.delivery_id, d.method, d.target, d.resend, d.status, d.sent_at, d.updated_at, \
+         coalesce(jsonb_agg(jsonb_build_object('status', h.status, 'at', h.at, 'detail', h.detail) ORDER BY h.invite_version) \
+         FILTER (WHERE h.delivery_id IS NOT NULL), '[]') \
+         FROM deliveries d LEFT JOIN delivery_status_history h ON h.delivery_id = d.delivery_id \
+         WHERE d.invite_id = $1 AND d.tenant_id = $2 GROUP BY d.delivery_id ORDER BY d.sent_at, d.delivery_id",
+    )
+    .bind(id)
+    .bind(auth.tenant_id.as_uuid())
+    .fetch_all(&state.pool)
+    .await
+    .map_err(internal)?;
+    body["deliveries"] = deliveries
+        .into_iter()
+        .map(|(id, method, target, resend, status, sent_at, updated_at, statuses)| {
+            json!({ "id": id, "method": method, "target": target, "resend": resend, "status": status,
+                    "sent_at": sent_at, "updated_at": updated_at, "history": statuses })
+        })
+        .collect();
+    let accepts: Vec<(Option<String>, Option<String>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT accepted_by, target, at FROM invite_accepts WHERE invite_id = $1 AND tenant_id = $2 ORDER BY invite_version",
+    )
+    .bind(id)
+    .bind(auth.tenant_id.as_uuid())
+    .fetch_all(&state.pool)
+    .await
+    .map_err(internal)?;
+    body["accepts"] =
+        accepts.into_iter().map(|(by, target, at)| json!({ "accepted_by": by, "target": target, "at": at })).collect();
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, format!("\"{}\"", row.version))).json(body))
+}
+
+async fn fetch(state: &AppState, auth: &Authenticated, id: Uuid) -> Result<Option<InviteRow>, Problem> {
+    let mut q: QueryBuilder<Postgres> =
+        QueryBuilder::new(format!("SELECT {COLUMNS} FROM invites i WHERE i.tenant_id = "));
+    q.push_bind(*auth.tenant_id.as_uuid()).push(" AND i.invite_id = ").push_bind(id);
+    if let Some(inviter) = &auth.inviter_id {
+        q.push(" AND i.inviter_id = ").push_bind(inviter.clone());
+    }
+    q.build_query_as().fetch_optional(&state.pool).await.map_err(internal)
+}
+
+/// `GET /v1/invites/{id}/events`: the invite's history in order, with its envelopes: the audit
+/// trail.
+#[get("/v1/invites/{id}/events")]
+pub async fn history(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    auth.require(Scope::InvitesRead)?;
+    let id = Uuid::parse_str(&id).map_err(|_| Problem::bad_request("id", "must be a UUID"))?;
+    if fetch(&state, &auth, id).await?.is_none() {
+        return Err(Problem::not_found("invite"));
+    }
+    type Row =
+        (i64, Uuid, String, i32, DateTime<Utc>, String, String, Option<Uuid>, Option<Uuid>, Option<String>, Value);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT version, event_id, event_type, schema_version, occurred_at, actor_kind, actor_id, correlation_id, \
+         causation_id, idempotency_key, data FROM events WHERE stream_id = $1 AND tenant_id = $2 ORDER BY version",
+    )
+    .bind(id)
+    .bind(auth.tenant_id.as_uuid())
+    .fetch_all(&state.pool)
+    .await
+    .map_err(internal)?;
+    let data: Vec<Value> = rows
+        .into_iter()
+        .map(
+            |(
+                version,
+                event_id,
+                event_type,
+                schema_version,
+                at,
+                actor_kind,
+                actor_id,
+                correlation,
+                causation,
+                key,
+                data,
+            )| {
+                json!({
+                    "version": version, "event_id": event_id, "type": event_type, "schema_version": schema_version,
+                    "occurred_at": at, "actor": { "kind": actor_kind, "id": actor_id }, "correlation_id": correlation,
+                    "causation_id": causation, "idempotency_key": key, "data": data,
+                })
+            },
+        )
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "invite_id": id, "data": data })))
 }
 
 fn internal(e: sqlx::Error) -> Problem {

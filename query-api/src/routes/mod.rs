@@ -2,9 +2,16 @@
 
 mod health;
 mod invites;
+mod stats;
 
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::healthz).service(invites::list).service(invites::detail);
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(health::openapi)
+        .service(invites::list)
+        .service(invites::history)
+        .service(invites::detail)
+        .service(stats::stats);
 }

@@ -1,0 +1,204 @@
+//! Query parameters, parsed by hand: repeated parameters (`status=a&status=b`) and comma lists
+//! both count, and every bad or unknown parameter is a 400 naming it.
+
+use chrono::{DateTime, Utc};
+use events::{normalize_target, InviteStatus, TargetKind};
+use service_kit::Problem;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use uuid::Uuid;
+
+/// The raw pairs of a query string.
+pub struct Pairs(Vec<(String, String)>);
+
+impl Pairs {
+    pub fn parse(query: &str) -> Result<Self, Problem> {
+        actix_web::web::Query::<Vec<(String, String)>>::from_query(query)
+            .map(|q| Self(q.into_inner()))
+            .map_err(|e| Problem::bad_request("query", e.to_string()))
+    }
+
+    /// Refuses any parameter not in `known`.
+    pub fn only(&self, known: &[&str]) -> Result<(), Problem> {
+        match self.0.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+            Some((k, _)) => Err(Problem::bad_request(k.clone(), "unknown parameter")),
+            None => Ok(()),
+        }
+    }
+
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, _)| k == name).flat_map(|(_, v)| v.split(',')).map(str::trim)
+    }
+
+    pub fn one(&self, name: &str) -> Result<Option<&str>, Problem> {
+        let mut values = self.0.iter().filter(|(k, _)| k == name);
+        let first = values.next().map(|(_, v)| v.as_str());
+        if values.next().is_some() {
+            return Err(Problem::bad_request(name, "give it once"));
+        }
+        Ok(first.filter(|v| !v.is_empty()))
+    }
+
+    pub fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, Problem> {
+        self.one(name)?
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| Problem::bad_request(name, "must be an RFC 3339 time"))
+            })
+            .transpose()
+    }
+
+    pub fn uuid(&self, name: &str) -> Result<Option<Uuid>, Problem> {
+        self.one(name)?
+            .map(|v| Uuid::parse_str(v).map_err(|_| Problem::bad_request(name, "must be a UUID")))
+            .transpose()
+    }
+
+    pub fn bool(&self, name: &str) -> Result<Option<bool>, Problem> {
+        self.one(name)?
+            .map(|v| match v {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(Problem::bad_request(name, "must be true or false")),
+            })
+            .transpose()
+    }
+
+    pub fn number(&self, name: &str) -> Result<Option<u64>, Problem> {
+        self.one(name)?.map(|v| v.parse().map_err(|_| Problem::bad_request(name, "must be a whole number"))).transpose()
+    }
+
+    /// Fingerprint of everything but `cursor`: a cursor is valid only for the query it came from.
+    pub fn fingerprint(&self) -> u64 {
+        let mut pairs: Vec<&(String, String)> = self.0.iter().filter(|(k, _)| k != "cursor").collect();
+        pairs.sort();
+        let mut h = DefaultHasher::new();
+        pairs.hash(&mut h);
+        h.finish()
+    }
+
+    pub fn without(&self, name: &str) -> Vec<(String, String)> {
+        self.0.iter().filter(|(k, _)| k != name).cloned().collect()
+    }
+}
+
+/// The filters shared by the list and the statistics.
+#[derive(Debug, Default)]
+pub struct Filters {
+    pub statuses: Vec<InviteStatus>,
+    /// A target value, normalized as the read model stores it.
+    pub target: Option<String>,
+    pub reply_to: Option<String>,
+    pub inviter: Option<String>,
+    pub scope: Option<(String, String)>,
+    pub definition: Option<Uuid>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    pub expired: Option<bool>,
+}
+
+pub const FILTERS: [&str; 10] = [
+    "status",
+    "target",
+    "reply_to",
+    "inviter",
+    "scope_type",
+    "scope_id",
+    "definition",
+    "created_after",
+    "created_before",
+    "expired",
+];
+
+impl Filters {
+    pub fn parse(p: &Pairs) -> Result<Self, Problem> {
+        let statuses = p
+            .all("status")
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                InviteStatus::parse(s).ok_or_else(|| Problem::bad_request("status", format!("unknown status {s:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let target = p.one("target")?.map(|t| {
+            let kind = if t.contains('@') {
+                TargetKind::Email
+            } else if t.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) {
+                TargetKind::Phone
+            } else {
+                TargetKind::Internal
+            };
+            normalize_target(kind, t)
+        });
+        let scope = match (p.one("scope_type")?, p.one("scope_id")?) {
+            (Some(t), Some(i)) => Some((t.to_owned(), i.to_owned())),
+            (None, None) => None,
+            (Some(_), None) => return Err(Problem::bad_request("scope_id", "scope_type needs scope_id")),
+            (None, Some(_)) => return Err(Problem::bad_request("scope_type", "scope_id needs scope_type")),
+        };
+        Ok(Self {
+            statuses,
+            target,
+            reply_to: p.one("reply_to")?.map(|r| r.trim().to_lowercase()),
+            inviter: p.one("inviter")?.map(str::to_owned),
+            scope,
+            definition: p.uuid("definition")?,
+            created_after: p.time("created_after")?,
+            created_before: p.time("created_before")?,
+            expired: p.bool("expired")?,
+        })
+    }
+
+    /// Appends ` AND ...` conditions on table alias `i`.
+    pub fn push_sql(&self, q: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>) {
+        // Expiry is a function of time: an open invite past its expiry counts as expired.
+        const EXPIRED: &str = "(i.status = 'expired' OR (i.open AND coalesce(i.expires_at <= now(), false)))";
+        if !self.statuses.is_empty() {
+            let others: Vec<String> =
+                self.statuses.iter().filter(|s| **s != InviteStatus::Expired).map(|s| s.as_str().to_owned()).collect();
+            let expired = self.statuses.contains(&InviteStatus::Expired);
+            q.push(" AND ((i.status = ANY(").push_bind(others).push(format!(") AND NOT {EXPIRED})"));
+            if expired {
+                q.push(format!(" OR {EXPIRED}"));
+            }
+            q.push(")");
+        }
+        if let Some(t) = &self.target {
+            q.push(" AND EXISTS (SELECT 1 FROM invite_targets t WHERE t.invite_id = i.invite_id AND t.tenant_id = i.tenant_id AND t.normalized = ")
+                .push_bind(t.clone())
+                .push(")");
+        }
+        if let Some(r) = &self.reply_to {
+            q.push(" AND EXISTS (SELECT 1 FROM invite_reply_to r WHERE r.invite_id = i.invite_id AND r.tenant_id = i.tenant_id AND r.address = ")
+                .push_bind(r.clone())
+                .push(")");
+        }
+        if let Some((kind, id)) = &self.scope {
+            q.push(" AND EXISTS (SELECT 1 FROM invite_scopes s WHERE s.invite_id = i.invite_id AND s.tenant_id = i.tenant_id AND s.scope_type = ")
+                .push_bind(kind.clone())
+                .push(" AND s.scope_id = ")
+                .push_bind(id.clone())
+                .push(")");
+        }
+        if let Some(inviter) = &self.inviter {
+            q.push(" AND i.inviter_id = ").push_bind(inviter.clone());
+        }
+        if let Some(d) = self.definition {
+            q.push(" AND i.definition_id = ").push_bind(d);
+        }
+        if let Some(t) = self.created_after {
+            q.push(" AND i.created_at >= ").push_bind(t);
+        }
+        if let Some(t) = self.created_before {
+            q.push(" AND i.created_at < ").push_bind(t);
+        }
+        match self.expired {
+            Some(true) => {
+                q.push(format!(" AND {EXPIRED}"));
+            }
+            Some(false) => {
+                q.push(format!(" AND NOT {EXPIRED}"));
+            }
+            None => {}
+        }
+    }
+}

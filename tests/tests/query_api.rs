@@ -1,0 +1,280 @@
+//! The query API over the real pipeline (command API → Kafka → projector → PostgreSQL): filters,
+//! keyset pagination both ways across inserts, detail, history, read-your-writes, statistics,
+//! bad parameters, tenant isolation, and its OpenAPI document.
+
+use reqwest::StatusCode;
+use rsvp_tests::{eventually, Api, Services, TestEnv};
+use serde_json::{json, Value};
+use service_kit::Scope;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+struct World {
+    env: TestEnv,
+    _services: Services,
+    command: Api,
+    query: Api,
+}
+
+async fn world() -> World {
+    let env = TestEnv::new().await;
+    let services = Services::start(&env).await;
+    let command = Api::new(&services.command.url, &env.key);
+    let query = Api::new(&services.query.url, &env.key);
+    World { env, _services: services, command, query }
+}
+
+impl World {
+    async fn create(&self, body: Value) -> (String, u64) {
+        let r = self.command.post("/v1/invites", &body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        (r.body["id"].as_str().unwrap().to_owned(), r.body["version"].as_u64().unwrap())
+    }
+
+    /// Waits until the query API lists `n` invites of the tenant.
+    async fn settle(&self, n: usize) {
+        eventually(Duration::from_secs(30), &format!("{n} invites to be projected"), || async {
+            let r = self.query.get("/v1/invites?limit=200").await;
+            (r.body["data"].as_array()?.len() == n).then_some(())
+        })
+        .await;
+    }
+
+    async fn ids(&self, query: &str) -> BTreeSet<String> {
+        let r = self.query.get(&format!("/v1/invites?{query}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
+        r.body["data"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect()
+    }
+}
+
+fn set(ids: &[&String]) -> BTreeSet<String> {
+    ids.iter().map(|s| (*s).clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_filter_and_the_combinations_dashboards_use_select_the_right_invites() {
+    let w = world().await;
+    let (a, _) = w
+        .create(json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": "Bob@Example.com" }],
+            "scopes": [{ "type": "workspace", "id": "ws-1" }], "reply_to": ["help@example.com"], "send": "email" }))
+        .await;
+    let (b, _) = w
+        .create(json!({ "inviter": { "id": "bea" }, "targets": [{ "type": "email", "value": "eve@example.com" }],
+            "scopes": [{ "type": "workspace", "id": "ws-2" }] }))
+        .await;
+    w.command.post(&format!("/v1/invites/{b}/revoke"), &json!({})).await;
+    let (c, _) = w
+        .create(json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "phone", "value": "+1 212 555 5555" }] }))
+        .await;
+    w.settle(3).await;
+    eventually(Duration::from_secs(30), "the revoke to be projected", || async {
+        (w.ids("status=revoked").await.len() == 1).then_some(())
+    })
+    .await;
+
+    assert_eq!(w.ids("status=queued").await, set(&[&a]));
+    assert_eq!(w.ids("status=queued,revoked").await, set(&[&a, &b]));
+    assert_eq!(w.ids("status=queued&status=revoked").await, set(&[&a, &b]), "a repeated parameter");
+    assert_eq!(w.ids("target=bob@EXAMPLE.com").await, set(&[&a]));
+    assert_eq!(w.ids("target=%2B1%20(212)%20555-5555").await, set(&[&c]));
+    assert_eq!(w.ids("reply_to=HELP@example.com").await, set(&[&a]));
+    assert_eq!(w.ids("inviter=bea").await, set(&[&b]));
+    assert_eq!(w.ids("scope_type=workspace&scope_id=ws-2").await, set(&[&b]));
+    assert_eq!(w.ids("inviter=ann&status=created").await, set(&[&c]));
+    assert_eq!(w.ids("expired=false").await, set(&[&a, &b, &c]));
+    assert!(w.ids("expired=true").await.is_empty());
+    assert!(w.ids("created_after=2999-01-01T00:00:00Z").await.is_empty());
+    assert_eq!(w.ids("created_before=2999-01-01T00:00:00Z&inviter=ann").await, set(&[&a, &c]));
+    let definition = uuid::Uuid::now_v7();
+    assert!(w.ids(&format!("definition={definition}")).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_bad_parameter_is_a_400_problem_naming_it() {
+    let w = world().await;
+    for (query, field) in [
+        ("status=nope", "status"),
+        ("limit=201", "limit"),
+        ("limit=0", "limit"),
+        ("limit=ten", "limit"),
+        ("colour=red", "colour"),
+        ("created_after=yesterday", "created_after"),
+        ("definition=42", "definition"),
+        ("expired=maybe", "expired"),
+        ("order=sideways", "order"),
+        ("scope_type=workspace", "scope_id"),
+        ("cursor=not-a-cursor", "cursor"),
+    ] {
+        let r = w.query.get(&format!("/v1/invites?{query}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        assert_eq!(r.body["field"], field, "{query}: {}", r.body);
+    }
+    assert_eq!(w.query.get("/v1/invites/not-a-uuid").await.body["field"], "id");
+    assert_eq!(w.query.get("/v1/stats?bucket=week").await.body["field"], "bucket");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paging_both_ways_while_invites_arrive_never_repeats_or_skips_one() {
+    let w = world().await;
+    let mut before = BTreeSet::new();
+    for i in 0..7 {
+        before.insert(w.create(json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": format!("p{i}@example.com") }] })).await.0);
+    }
+    w.settle(7).await;
+    let page = |url: String| {
+        let query = w.query.clone();
+        async move {
+            let path = url.trim_start_matches(&query.base).to_owned();
+            let r = query.get(&path).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body
+        }
+    };
+    let first = page(format!("{}/v1/invites?limit=3", w.query.base)).await;
+    assert!(first["previous"].is_null());
+    // New invites arrive while the client pages.
+    for i in 0..2 {
+        w.create(json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": format!("new{i}@example.com") }] })).await;
+    }
+    w.settle(9).await;
+    let second = page(first["next"].as_str().unwrap().to_owned()).await;
+    let third = page(second["next"].as_str().unwrap().to_owned()).await;
+    assert!(third["next"].is_null(), "the end: {third}");
+    let ids = |p: &Value| {
+        p["data"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let seen: Vec<String> = [ids(&first), ids(&second), ids(&third)].concat();
+    assert_eq!(seen.len(), 7, "no repeats: {seen:?}");
+    assert_eq!(
+        seen.iter().cloned().collect::<BTreeSet<_>>(),
+        before,
+        "no skips, and nothing newer than the first page"
+    );
+    // And back.
+    let back = page(third["previous"].as_str().unwrap().to_owned()).await;
+    assert_eq!(ids(&back), ids(&second));
+    let oldest = w.query.get("/v1/invites?order=oldest&limit=200").await;
+    let oldest: Vec<String> = ids(&oldest.body);
+    let newest: Vec<String> = ids(&w.query.get("/v1/invites?limit=200").await.body);
+    assert_eq!(oldest.iter().rev().cloned().collect::<Vec<_>>(), newest);
+    // A cursor from one query does not fit another.
+    let cursor = first["next"].as_str().unwrap().split("cursor=").nth(1).unwrap().to_owned();
+    let r = w.query.get(&format!("/v1/invites?limit=3&order=oldest&cursor={cursor}")).await;
+    assert_eq!((r.status, r.body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("cursor")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_detail_waits_for_the_version_the_command_api_gave_and_carries_the_whole_story() {
+    let w = world().await;
+    let (id, _) = w
+        .create(json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": "bob@example.com" }] }))
+        .await;
+    w.command.post(&format!("/v1/invites/{id}/send"), &json!({})).await;
+    let delivery = w
+        .env
+        .read_log()
+        .into_iter()
+        .find_map(|e| match e.invite_event() {
+            Some((_, events::InviteEvent::Sent(s))) => Some(s.delivery_id),
+            _ => None,
+        })
+        .unwrap();
+    w.command.post(&format!("/v1/deliveries/{delivery}/events"), &json!({ "status": "delivered" })).await;
+    let accepted = w.command.post(&format!("/v1/invites/{id}/accept"), &json!({ "accepted_by": "user-9" })).await;
+    let version = accepted.body["version"].as_u64().unwrap();
+
+    // Straight after the write: the read waits for the projection instead of answering stale.
+    let r = w.query.get(&format!("/v1/invites/{id}?min_version={version}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.header("etag"), Some(format!("\"{version}\"").as_str()));
+    assert_eq!(r.body["status"], "accepted");
+    assert_eq!(r.body["accepts"][0]["accepted_by"], "user-9");
+    let history: Vec<&str> =
+        r.body["deliveries"][0]["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    assert_eq!(history, ["queued", "delivered"]);
+    assert_eq!(r.body["deliveries"][0]["status"], "delivered");
+
+    let never =
+        w.query.call(reqwest::Method::GET, &format!("/v1/invites/{id}"), None, &[("x-min-version", "99")]).await;
+    assert_eq!(never.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(never.header("retry-after"), Some("1"));
+
+    let events = w.query.get(&format!("/v1/invites/{id}/events")).await;
+    let types: Vec<&str> =
+        events.body["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["InviteCreated", "InviteSent", "DeliveryStatusChanged", "InviteAccepted"]);
+    let versions: Vec<u64> =
+        events.body["data"].as_array().unwrap().iter().map(|e| e["version"].as_u64().unwrap()).collect();
+    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(events.body["data"][0]["actor"]["kind"], "api_key");
+    assert!(events.body["data"][0]["correlation_id"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn statistics_count_by_status_and_follow_the_funnel() {
+    let w = world().await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(w.create(json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": format!("s{i}@example.com") }] })).await.0);
+    }
+    w.command.post(&format!("/v1/invites/{}/send", ids[0]), &json!({})).await;
+    w.command.post(&format!("/v1/invites/{}/send", ids[1]), &json!({})).await;
+    let done = w.command.post(&format!("/v1/invites/{}/accept", ids[1]), &json!({})).await;
+    w.command.post(&format!("/v1/invites/{}/revoke", ids[3]), &json!({})).await;
+    w.settle(4).await;
+    w.query.get(&format!("/v1/invites/{}?min_version={}", ids[1], done.body["version"])).await;
+    let stats = eventually(Duration::from_secs(30), "the revoke in the stats", || async {
+        let r = w.query.get("/v1/stats?bucket=hour").await;
+        (r.body["by_status"]["revoked"] == 1).then_some(r.body)
+    })
+    .await;
+    assert_eq!(stats["by_status"], json!({ "created": 1, "queued": 1, "accepted": 1, "revoked": 1 }));
+    assert_eq!(
+        stats["funnel"],
+        json!({ "created": 4, "sent": 2, "delivered": 0, "viewed": 0, "clicked": 0, "accepted": 1 })
+    );
+    assert_eq!(stats["bucket"], "hour");
+    assert_eq!(stats["buckets"].as_array().unwrap().iter().map(|b| b["created"].as_i64().unwrap()).sum::<i64>(), 4);
+    let none = w.query.get("/v1/stats?from=2999-01-01T00:00:00Z").await;
+    assert_eq!(none.body["funnel"]["created"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_are_scoped_to_the_tenant_and_need_the_read_scope() {
+    let w = world().await;
+    let (id, _) = w
+        .create(json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": "bob@example.com" }] }))
+        .await;
+    w.settle(1).await;
+    let (_, key_b) = w.env.other_tenant("tenant-b").await;
+    let b = w.query.with_key(&key_b);
+    assert_eq!(b.get(&format!("/v1/invites/{id}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(b.get(&format!("/v1/invites/{id}/events")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(b.get("/v1/invites").await.body["data"], json!([]));
+    assert_eq!(b.get("/v1/stats").await.body["funnel"]["created"], 0);
+    let writer_only = w.query.with_key(&w.env.key_with(&[Scope::InvitesWrite], None).await);
+    for path in ["/v1/invites".to_owned(), format!("/v1/invites/{id}"), "/v1/stats".to_owned()] {
+        assert_eq!(writer_only.get(&path).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let inviter = w.query.with_key(&w.env.key_with(&[Scope::InvitesRead], Some("someone-else")).await);
+    assert_eq!(inviter.get(&format!("/v1/invites/{id}")).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_documented_read_answers_and_the_document_is_served() {
+    let w = world().await;
+    let (id, _) = w
+        .create(json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": "bob@example.com" }] }))
+        .await;
+    w.settle(1).await;
+    let spec = w.query.get("/openapi.json").await.body;
+    assert_eq!(spec["openapi"], "3.1.0");
+    let paths = spec["paths"].as_object().unwrap();
+    assert!(paths.len() >= 8);
+    for (path, item) in paths {
+        assert!(item.get("get").is_some(), "{path}: reads only");
+        let r = w.query.get(&path.replace("{id}", &id)).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+    }
+}
