@@ -181,7 +181,7 @@ impl Envelope {
             ("ce_type", self.cloudevents_type()),
             ("ce_source", format!("/tenants/{}", m.tenant_id)),
             ("ce_subject", m.stream.subject()),
-            ("ce_time", m.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            ("ce_time", m.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
             ("content-type", "application/json".to_owned()),
             ("ce_tenantid", m.tenant_id.to_string()),
             ("ce_inviteversion", m.version.to_string()),

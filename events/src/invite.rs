@@ -227,7 +227,12 @@ pub fn decide(state: &InviteState, command: &InviteCommand, ctx: &Context) -> Re
             detail: detail.clone(),
         })]);
     }
-    ensure_open(invite, ctx.now)?;
+    // Expiring records what time already decided: an open invite past its `expires_at` may
+    // (and should) get its `InviteExpired` event; any other command is refused by then.
+    let recording_expiry = matches!(command, Expire { .. }) && invite.lifecycle == Lifecycle::Open;
+    if !recording_expiry {
+        ensure_open(invite, ctx.now)?;
+    }
     let event = match command {
         Create(_) | ReportDelivery { .. } => unreachable!("handled above"),
         Send { method, target } | Resend { method, target } => {

@@ -434,6 +434,20 @@ fn an_invite_reports_expired_once_its_time_passed_and_then_takes_no_commands() {
 }
 
 #[test]
+fn an_invite_past_its_expiry_time_can_have_its_expiry_recorded_once() {
+    let mut world = World::new();
+    let mut c = create_for("bob@example.com");
+    c.expires_in_days = Some(7);
+    let id = world.create(c);
+    let expire = || on(id, InviteCommand::Expire { reason: Some("expiry time passed".into()) });
+    let changes = world.when_at(expire(), later(8)).unwrap();
+    assert_eq!(event_types(&changes), ["InviteExpired"]);
+    world.given_at(expire(), later(8));
+    assert_eq!(world.invite(id).status_at(t0()), InviteStatus::Expired);
+    assert_eq!(world.when_at(expire(), later(9)), Err(Rejection::InviteExpired));
+}
+
+#[test]
 fn expired_invites_are_not_marked_accepted_elsewhere() {
     let mut world = World::new();
     let mut short = create_for("bob@example.com");
@@ -470,17 +484,39 @@ fn commands_on_an_unknown_invite_are_not_found() {
 
 #[test]
 fn every_rejection_has_a_stable_kebab_case_code_and_a_lowercase_message() {
-    let samples = [
-        Rejection::invalid("targets", "at least one target is required"),
-        Rejection::InviteClosed { status: "accepted" },
-        Rejection::QuotaExhausted { max: 3 },
-        Rejection::BatchRefused { failures: vec![] },
-        Rejection::InviteExpired,
+    use RejectionClass::*;
+    // The codes are an API: clients match on them, so this table only ever grows.
+    let all = [
+        (Rejection::invalid("targets", "at least one target is required"), "invalid-field", Invalid),
+        (Rejection::InviteAlreadyExists, "invite-already-exists", Conflict),
+        (Rejection::InviteNotFound, "invite-not-found", NotFound),
+        (Rejection::DefinitionNotFound { field: "id" }, "definition-not-found", NotFound),
+        (Rejection::DefinitionNotFound { field: "definition_id" }, "definition-not-found", Invalid),
+        (Rejection::DefinitionAlreadyExists, "definition-already-exists", Conflict),
+        (Rejection::HandleTaken { handle: "spring".into() }, "handle-taken", Conflict),
+        (Rejection::DeliveryNotFound, "delivery-not-found", NotFound),
+        (Rejection::TokenNotFound, "link-not-found", NotFound),
+        (Rejection::InviteClosed { status: "accepted" }, "invite-closed", Conflict),
+        (Rejection::InviteExpired, "invite-expired", Gone),
+        (Rejection::InviteRevoked, "invite-revoked", Gone),
+        (Rejection::AlreadySent, "already-sent", Conflict),
+        (Rejection::NotSentYet, "not-sent-yet", Conflict),
+        (Rejection::MaxSendsReached { max: 3 }, "max-sends-reached", Conflict),
+        (Rejection::MaxAcceptsReached { max: 2 }, "max-accepts-reached", Conflict),
+        (Rejection::QuotaExhausted { max: 3 }, "quota-exhausted", Conflict),
+        (Rejection::OutsideActiveWindow, "outside-active-window", Conflict),
+        (
+            Rejection::InvalidDeliveryTransition { from: "bounced", to: "opened" },
+            "invalid-delivery-transition",
+            Conflict,
+        ),
+        (Rejection::TargetNotOnInvite, "target-not-on-invite", Invalid),
+        (Rejection::BatchRefused { failures: vec![] }, "batch-refused", Conflict),
     ];
-    for r in samples {
-        assert!(r.code().chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{}", r.code());
+    for (r, code, class) in all {
+        assert_eq!((r.code(), r.class()), (code, class), "{r:?}");
         let message = r.to_string();
-        assert!(!message.ends_with('.'), "{message}");
+        assert!(!message.is_empty() && !message.ends_with('.'), "{message}");
         assert!(!message.starts_with(char::is_uppercase), "{message}");
     }
 }
