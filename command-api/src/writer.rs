@@ -12,7 +12,7 @@
 use crate::lease::Lease;
 use crate::state::{ChangeRef, WriterState};
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use events::{
     Actor, Context, DeliveryId, Envelope, EventMeta, LinkToken, Rejection, StreamId, TenantCommand, TenantId,
 };
@@ -255,7 +255,9 @@ impl Writer {
     /// Decides every command in order against the evolving state, commits all their events in one
     /// transaction, then answers. `Err` when this writer must stop serving.
     fn run_batch(&mut self, batch: Vec<Request>) -> Result<(), Stop> {
-        let now = Utc::now();
+        // Microseconds: the precision PostgreSQL and every API show, so that a time read from a
+        // read model names exactly the events that happened at it (e.g. for `projector as-of`).
+        let now = Utc::now().trunc_subsecs(6);
         let mut records: Vec<Envelope> = Vec::new();
         let mut answers: Vec<(Reply, Result<Committed, WriteError>)> = Vec::new();
         for request in batch {

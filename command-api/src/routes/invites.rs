@@ -201,6 +201,15 @@ fn email() -> DeliveryMethod {
     DeliveryMethod::Email
 }
 
+/// An engagement seen by the client (a view in its app, a share, a link preview): what the public
+/// link records for clicks, reported directly.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngagementRequest {
+    kind: events::EngagementKind,
+    source: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonRequest {
@@ -277,6 +286,10 @@ invite_route!(revoke, "/v1/invites/{id}/revoke", ReasonRequest, StatusCode::OK, 
 });
 invite_route!(decline, "/v1/invites/{id}/decline", ReasonRequest, StatusCode::OK, |b| InviteCommand::Decline {
     reason: b.reason
+});
+invite_route!(engage, "/v1/invites/{id}/engagements", EngagementRequest, StatusCode::OK, |b| InviteCommand::Engage {
+    kind: b.kind,
+    source: b.source
 });
 invite_route!(expire, "/v1/invites/{id}/expire", ReasonRequest, StatusCode::OK, |b| InviteCommand::Expire {
     reason: b.reason

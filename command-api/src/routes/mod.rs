@@ -35,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(invites::accept)
         .service(invites::decline)
         .service(invites::expire)
+        .service(invites::engage)
         .service(invites::delivery_event)
         .service(definitions::create)
         .service(definitions::update)
