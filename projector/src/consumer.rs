@@ -138,8 +138,9 @@ pub async fn run(pool: PgPool, config: ConsumerConfig, metrics: Arc<Metrics>) ->
     }
 }
 
-/// Applies a batch, retrying passing faults; if it still fails, applies its events one by one and
-/// parks the ones the database refuses even alone.
+/// Applies a batch. Passing faults of the database are waited out for as long as they last (they
+/// say nothing about the events); a batch the read models refuse is applied again event by event,
+/// and the events refused even alone are parked, their positions committed past them.
 async fn apply_with_retries(
     pool: &PgPool,
     config: &ConsumerConfig,
@@ -148,26 +149,17 @@ async fn apply_with_retries(
     events: &[Positioned],
     next: &BTreeMap<i32, i64>,
 ) -> anyhow::Result<()> {
-    let mut last_error = None;
-    for attempt in 0..3u32 {
-        match projection::apply_batch(pool, &config.name, &config.topic, events, next).await {
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                tracing::warn!(error = ?e, attempt, "projecting a batch failed");
-                last_error = Some(e);
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-            }
-        }
-    }
-    let error = last_error.expect("three attempts were made");
+    let error = match apply_until_refused(pool, config, metrics, events, next).await {
+        Ok(()) => return Ok(()),
+        Err(refused) => refused,
+    };
     if config.on_poison == PoisonPolicy::Halt {
         return Err(error.context("halting on a batch that cannot be projected"));
     }
+    tracing::warn!(error = ?error, events = events.len(), "a batch was refused; applying it event by event");
     for event in events {
         let position = BTreeMap::from([(event.partition, event.offset + 1)]);
-        if let Err(e) =
-            projection::apply_batch(pool, &config.name, &config.topic, std::slice::from_ref(event), &position).await
-        {
+        if let Err(e) = apply_until_refused(pool, config, metrics, std::slice::from_ref(event), &position).await {
             let poison = Poison {
                 partition: event.partition,
                 offset: event.offset,
@@ -182,12 +174,35 @@ async fn apply_with_retries(
                 reason: format!("the read models refuse the event: {e:#}"),
             };
             park(dead_letters, config, metrics, poison).await?;
-            projection::apply_batch(pool, &config.name, &config.topic, &[], &position).await?;
+            apply_until_refused(pool, config, metrics, &[], &position).await?;
         }
     }
     // Positions of partitions whose events all went through one by one.
-    projection::apply_batch(pool, &config.name, &config.topic, &[], next).await?;
-    Ok(())
+    apply_until_refused(pool, config, metrics, &[], next).await
+}
+
+/// Applies `events` and the positions after them, retrying with a capped backoff until it works or
+/// the read models refuse the events ([`projection::is_refusal`]), which is the only error returned.
+async fn apply_until_refused(
+    pool: &PgPool,
+    config: &ConsumerConfig,
+    metrics: &Metrics,
+    events: &[Positioned],
+    next: &BTreeMap<i32, i64>,
+) -> anyhow::Result<()> {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match projection::apply_batch(pool, &config.name, &config.topic, events, next).await {
+            Ok(_) => return Ok(()),
+            Err(e) if projection::is_refusal(&e) => return Err(e),
+            Err(e) => {
+                metrics.retries.inc();
+                tracing::warn!(error = ?e, retry_in = ?wait, "the database failed a batch; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
 }
 
 fn classify<M: Message>(message: &M) -> Item {

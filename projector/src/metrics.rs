@@ -10,6 +10,8 @@ use std::time::Duration;
 pub struct Metrics {
     pub applied: IntCounter,
     pub dead_letters: IntCounter,
+    /// Batches the database failed for a passing reason (and that were tried again).
+    pub retries: IntCounter,
     pub batch_seconds: Histogram,
     pub lag: IntGaugeVec,
     /// Set once the consumer follows its partitions from the stored positions.
@@ -25,6 +27,10 @@ impl Metrics {
                 "rsvp_projector_dead_letters_total",
                 "events parked in the dead-letter topic",
             )?,
+            retries: IntCounter::new(
+                "rsvp_projector_batch_retries_total",
+                "batch attempts the database failed for a passing reason, tried again",
+            )?,
             batch_seconds: Histogram::with_opts(HistogramOpts::new(
                 "rsvp_projector_batch_seconds",
                 "time to apply one batch in PostgreSQL",
@@ -38,6 +44,7 @@ impl Metrics {
         };
         registry.register(Box::new(metrics.applied.clone()))?;
         registry.register(Box::new(metrics.dead_letters.clone()))?;
+        registry.register(Box::new(metrics.retries.clone()))?;
         registry.register(Box::new(metrics.batch_seconds.clone()))?;
         registry.register(Box::new(metrics.lag.clone()))?;
         Ok(Arc::new(metrics))

@@ -12,6 +12,30 @@ use uuid::Uuid;
 /// exclusively, so no batch straddles the moment the read-model schemas change places.
 pub const SWAP_LOCK: i64 = 0x7273_7670_7377_6170; // "rsvpswap"
 
+/// The read models refuse an event on its own merits: the previous version of its stream is not
+/// there, or a row breaks a constraint. Retrying cannot help, so such an event is parked.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Whether a failed batch says something about its events ([`Refused`], or PostgreSQL rejecting
+/// the data: SQLSTATE classes 22 and 23) rather than about the database (a restart, a dropped
+/// connection, a full pool), which is a passing fault to wait out, never a reason to park.
+pub fn is_refusal(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.is::<Refused>()
+            || matches!(cause.downcast_ref::<sqlx::Error>(), Some(sqlx::Error::Database(db))
+                if db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")))
+    })
+}
+
 /// Applies a batch and stores the positions after it (`next`: partition → next offset to read);
 /// returns how many events changed something (the rest had been applied before).
 pub async fn apply_batch(
@@ -168,7 +192,9 @@ async fn invite(
     // The version guard: only the next event of this invite applies.
     sql.push_str(" WHERE invite_id = $1 AND version = $2 - 1");
     let updated = sqlx::query(&sql).bind(id).bind(version).bind(at).execute(&mut **tx).await?.rows_affected();
-    anyhow::ensure!(updated == 1, "invite {id} is not at version {}", version - 1);
+    if updated != 1 {
+        return Err(Refused(format!("invite {id} is not at version {}", version - 1)).into());
+    }
 
     match event {
         InviteEvent::Sent(s) => {

@@ -171,6 +171,23 @@ impl TestEnv {
         records
     }
 
+    /// Takes the test's database offline (no new connections, every open one cut) or back
+    /// online: a database outage as a service sees it, without touching other tests.
+    pub async fn set_database_online(&self, online: bool) {
+        let mut admin = PgConnection::connect(&self.admin_database_url).await.expect("cannot reach PostgreSQL");
+        sqlx::query(&format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {online}", self.database))
+            .execute(&mut admin)
+            .await
+            .expect("cannot change the database's connection setting");
+        if !online {
+            sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+                .bind(&self.database)
+                .execute(&mut admin)
+                .await
+                .expect("cannot cut the database's connections");
+        }
+    }
+
     /// A second tenant with its own all-scopes key: for isolation tests.
     pub async fn other_tenant(&self, name: &str) -> (TenantId, String) {
         let tenant = ensure_tenant(&self.pool, name).await.expect("cannot create the tenant");

@@ -24,21 +24,7 @@ pub async fn invites_created(brokers: &str, topic: &str, n: usize) -> anyhow::Re
     let mut inflight = futures::stream::FuturesUnordered::new();
     use futures::StreamExt;
     for i in 0..n {
-        let envelope = Envelope {
-            meta: EventMeta {
-                event_id: Uuid::now_v7(),
-                stream: StreamId::Invite(InviteId::from_uuid(Uuid::now_v7())),
-                tenant_id: tenants[i % tenants.len()],
-                version: 1,
-                occurred_at: now,
-                actor: Actor { kind: ActorKind::ApiKey, id: "bench".into() },
-                correlation_id: Some(Uuid::now_v7()),
-                causation_id: None,
-                idempotency_key: None,
-                request_hash: None,
-            },
-            event: DomainEvent::Invite(InviteEvent::Created(Box::new(sample(i)))),
-        };
+        let envelope = created_envelope(tenants[i % tenants.len()], now, i);
         let key = envelope.key();
         let payload = envelope.data_json();
         let mut record =
@@ -61,6 +47,25 @@ pub async fn invites_created(brokers: &str, topic: &str, n: usize) -> anyhow::Re
     }
     producer.flush(Duration::from_secs(60))?;
     Ok(())
+}
+
+/// The `i`-th invite of a synthetic log: an `InviteCreated` at version 1 for `tenant`.
+pub fn created_envelope(tenant: TenantId, at: chrono::DateTime<Utc>, i: usize) -> Envelope {
+    Envelope {
+        meta: EventMeta {
+            event_id: Uuid::now_v7(),
+            stream: StreamId::Invite(InviteId::from_uuid(Uuid::now_v7())),
+            tenant_id: tenant,
+            version: 1,
+            occurred_at: at,
+            actor: Actor { kind: ActorKind::ApiKey, id: "bench".into() },
+            correlation_id: Some(Uuid::now_v7()),
+            causation_id: None,
+            idempotency_key: None,
+            request_hash: None,
+        },
+        event: DomainEvent::Invite(InviteEvent::Created(Box::new(sample(i)))),
+    }
 }
 
 fn sample(i: usize) -> InviteCreated {

@@ -12,7 +12,7 @@ const GARBAGE_HEADERS: [(&str, &str); 3] =
 #[tokio::test(flavor = "multi_thread")]
 async fn undecodable_and_unknown_events_are_parked_with_their_reason_and_projection_goes_on() {
     let env = TestEnv::new().await;
-    let services = Services::start(&env).await;
+    let mut services = Services::start(&env).await;
     let http = reqwest::Client::new();
 
     env.produce_raw("poison-1", b"{not json", &GARBAGE_HEADERS).await;
@@ -56,6 +56,28 @@ async fn undecodable_and_unknown_events_are_parked_with_their_reason_and_project
     let metrics = http.get(format!("{}/metrics", services.projector.url)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.lines().any(|l| l == "rsvp_projector_dead_letters_total 2"), "{metrics}");
     assert!(metrics.contains("rsvp_projector_lag_events"), "{metrics}");
+
+    // The positions went past the parked events: a restarted projector does not meet them again.
+    services.projector.kill().await;
+    let projector = Service::start("projector", &env, &[]).await;
+    projector.wait_ready(Duration::from_secs(60)).await;
+    let later = http
+        .post(format!("{}/v1/invites", services.command.url))
+        .bearer_auth(&env.key)
+        .json(&json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": "later@example.com" }] }))
+        .send()
+        .await
+        .unwrap();
+    let later = later.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(30), "the restarted projector to go on", || async {
+        let r =
+            http.get(format!("{}/v1/invites/{later}", services.query.url)).bearer_auth(&env.key).send().await.ok()?;
+        (r.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    let metrics = http.get(format!("{}/metrics", projector.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|l| l == "rsvp_projector_dead_letters_total 0"), "{metrics}");
+    assert_eq!(env.read_raw(&dlq).len(), 2, "nothing parked twice");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -70,5 +92,41 @@ async fn with_the_halt_policy_the_projector_stops_at_a_poison_event_and_parks_no
     })
     .await;
     assert!(projector.log_text().contains("halting on a poison event"), "{}", projector.log_text());
+    assert!(env.read_raw(&format!("{}.dlq", env.topic)).is_empty());
+}
+
+/// A database outage is no poison: the projector waits it out for as long as it lasts (longer
+/// than any retry budget), then applies every event, and parks nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_outage_is_waited_out_and_parks_nothing() {
+    let env = TestEnv::new().await;
+    let projector = Service::start("projector", &env, &[]).await;
+    projector.wait_ready(Duration::from_secs(60)).await;
+    let http = reqwest::Client::new();
+    let metric = |name: &'static str| {
+        let (http, url) = (http.clone(), format!("{}/metrics", projector.url));
+        async move {
+            let text = http.get(url).send().await.ok()?.text().await.ok()?;
+            text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+        }
+    };
+
+    env.set_database_online(false).await;
+    let now = chrono::Utc::now();
+    for i in 0..10 {
+        env.produce_event(&rsvp_tests::load::created_envelope(env.tenant, now, i)).await;
+    }
+    eventually(Duration::from_secs(120), "the projector to retry through the outage", || async {
+        (metric("rsvp_projector_batch_retries_total").await? >= 6).then_some(())
+    })
+    .await;
+    env.set_database_online(true).await;
+
+    eventually(Duration::from_secs(60), "every event to be projected after the outage", || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM read_model.invites").fetch_one(&env.pool).await.ok()?;
+        (n == 10).then_some(())
+    })
+    .await;
+    assert_eq!(metric("rsvp_projector_dead_letters_total").await, Some(0));
     assert!(env.read_raw(&format!("{}.dlq", env.topic)).is_empty());
 }
