@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use events::{normalize_target, InviteStatus, TargetKind};
 use service_kit::Problem;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// The raw pairs of a query string.
@@ -72,9 +72,15 @@ impl Pairs {
     pub fn fingerprint(&self) -> u64 {
         let mut pairs: Vec<&(String, String)> = self.0.iter().filter(|(k, _)| k != "cursor").collect();
         pairs.sort();
-        let mut h = DefaultHasher::new();
-        pairs.hash(&mut h);
-        h.finish()
+        // SHA-256, not `DefaultHasher`: instances built by other compilers must agree on it.
+        let mut h = Sha256::new();
+        for (k, v) in pairs {
+            for part in [k, v] {
+                h.update((part.len() as u64).to_le_bytes());
+                h.update(part.as_bytes());
+            }
+        }
+        u64::from_le_bytes(h.finalize()[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
     }
 
     pub fn without(&self, name: &str) -> Vec<(String, String)> {

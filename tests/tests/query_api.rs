@@ -90,6 +90,73 @@ async fn each_filter_and_the_combinations_dashboards_use_select_the_right_invite
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_definition_creation_time_and_expiry_filters_select_real_invites() {
+    let w = world().await;
+    let definition = w.command.post("/v1/definitions", &json!({ "handle": "spring" })).await;
+    assert_eq!(definition.status, StatusCode::CREATED, "{}", definition.body);
+    let definition = definition.body["id"].as_str().unwrap().to_owned();
+    let email = |v: &str| json!([{ "type": "email", "value": v }]);
+    let (early, _) = w.create(json!({ "inviter": { "id": "ann" }, "targets": email("a@example.com") })).await;
+    w.settle(1).await;
+    let split = w.query.get(&format!("/v1/invites/{early}")).await.body["created_at"].as_str().unwrap().to_owned();
+    let split = chrono::DateTime::parse_from_rfc3339(&split).unwrap() + chrono::Duration::milliseconds(1);
+    let split = split.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    // Created strictly after the split: the clock of the command API has moved on by then.
+    while chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true) <= split {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (campaign, _) = w
+        .create(json!({ "inviter": { "id": "ann" }, "targets": email("b@example.com"), "definition_id": definition }))
+        .await;
+    let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let (short, _) = w
+        .create(json!({ "inviter": { "id": "bea" }, "targets": email("c@example.com"), "expires_at": expires_at }))
+        .await;
+    w.settle(3).await;
+
+    assert_eq!(w.ids(&format!("definition={definition}")).await, set(&[&campaign]));
+    assert_eq!(w.ids(&format!("created_before={split}")).await, set(&[&early]));
+    assert_eq!(w.ids(&format!("created_after={split}")).await, set(&[&campaign, &short]));
+    assert_eq!(w.ids(&format!("created_after={split}&inviter=bea")).await, set(&[&short]));
+    assert_eq!(w.ids(&format!("created_after={split}&definition={definition}")).await, set(&[&campaign]));
+    // Expiry is a function of time: nothing was written when the moment passed.
+    eventually(Duration::from_secs(30), "the short invite to read as expired", || async {
+        (w.ids("expired=true").await == set(&[&short])).then_some(())
+    })
+    .await;
+    assert_eq!(w.ids("expired=false").await, set(&[&early, &campaign]));
+    assert_eq!(w.ids("status=expired").await, set(&[&short]));
+    assert_eq!(w.ids("expired=true&inviter=ann").await, set(&[]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paging_oldest_first_walks_forward_and_back_to_the_first_page() {
+    let w = world().await;
+    let mut created = Vec::new();
+    for i in 0..5 {
+        created.push(w.create(json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": format!("o{i}@example.com") }] })).await.0);
+    }
+    w.settle(5).await;
+    let get = |url: &str| {
+        let (query, path) = (w.query.clone(), url.trim_start_matches(&w.query.base).to_owned());
+        async move { query.get(&path).await.body }
+    };
+    let ids = |p: &Value| {
+        p["data"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let first = get("/v1/invites?order=oldest&limit=2").await;
+    let second = get(first["next"].as_str().unwrap()).await;
+    let third = get(second["next"].as_str().unwrap()).await;
+    assert!(third["next"].is_null());
+    assert_eq!([ids(&first), ids(&second), ids(&third)].concat(), created, "creation order, each once");
+    let back = get(third["previous"].as_str().unwrap()).await;
+    assert_eq!(ids(&back), ids(&second));
+    let front = get(back["previous"].as_str().unwrap()).await;
+    assert_eq!(ids(&front), ids(&first));
+    assert!(front["previous"].is_null(), "the first page has no previous: {front}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_bad_parameter_is_a_400_problem_naming_it() {
     let w = world().await;
     for (query, field) in [
@@ -199,6 +266,22 @@ async fn the_detail_waits_for_the_version_the_command_api_gave_and_carries_the_w
         w.query.call(reqwest::Method::GET, &format!("/v1/invites/{id}"), None, &[("x-min-version", "99")]).await;
     assert_eq!(never.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(never.header("retry-after"), Some("1"));
+    let never = w.query.get(&format!("/v1/invites/{id}?min_version=99")).await;
+    assert_eq!((never.status, never.body["field"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("min_version")));
+    let bad = w.query.get(&format!("/v1/invites/{id}?min_version=soon")).await;
+    assert_eq!((bad.status, bad.body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("min_version")));
+
+    let counters = &r.body["counters"];
+    assert_eq!(
+        (&counters["sends"], &counters["deliveries"], &counters["accepts"], &counters["views"]),
+        (&json!(1), &json!(1), &json!(1), &json!(0)),
+        "{}",
+        r.body
+    );
+    for stamp in ["first_sent_at", "delivered_at", "accepted_at"] {
+        assert!(r.body["timestamps"][stamp].is_string(), "{stamp}: {}", r.body);
+    }
+    assert!(r.body["timestamps"]["revoked_at"].is_null());
 
     let events = w.query.get(&format!("/v1/invites/{id}/events")).await;
     let types: Vec<&str> =
@@ -220,22 +303,59 @@ async fn statistics_count_by_status_and_follow_the_funnel() {
     }
     w.command.post(&format!("/v1/invites/{}/send", ids[0]), &json!({})).await;
     w.command.post(&format!("/v1/invites/{}/send", ids[1]), &json!({})).await;
+    let delivery = w
+        .env
+        .read_log()
+        .into_iter()
+        .find_map(|e| match e.invite_event() {
+            Some((id, events::InviteEvent::Sent(s))) if id.to_string() == ids[0] => Some(s.delivery_id),
+            _ => None,
+        })
+        .unwrap();
+    let r = w.command.post(&format!("/v1/deliveries/{delivery}/events"), &json!({ "status": "delivered" })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for kind in ["view", "click"] {
+        let r = w.command.post(&format!("/v1/invites/{}/engagements", ids[0]), &json!({ "kind": kind })).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
     let done = w.command.post(&format!("/v1/invites/{}/accept", ids[1]), &json!({})).await;
     w.command.post(&format!("/v1/invites/{}/revoke", ids[3]), &json!({})).await;
-    w.settle(4).await;
+    let (other, _) = w
+        .create(json!({ "inviter": { "id": "bea" }, "targets": [{ "type": "email", "value": "t@example.com" }],
+            "scopes": [{ "type": "team", "id": "t-9" }] }))
+        .await;
+    w.settle(5).await;
     w.query.get(&format!("/v1/invites/{}?min_version={}", ids[1], done.body["version"])).await;
     let stats = eventually(Duration::from_secs(30), "the revoke in the stats", || async {
         let r = w.query.get("/v1/stats?bucket=hour").await;
         (r.body["by_status"]["revoked"] == 1).then_some(r.body)
     })
     .await;
-    assert_eq!(stats["by_status"], json!({ "created": 1, "queued": 1, "accepted": 1, "revoked": 1 }));
+    assert_eq!(stats["by_status"], json!({ "created": 2, "opened": 1, "accepted": 1, "revoked": 1 }));
     assert_eq!(
         stats["funnel"],
-        json!({ "created": 4, "sent": 2, "delivered": 0, "viewed": 0, "clicked": 0, "accepted": 1 })
+        json!({ "created": 5, "sent": 2, "delivered": 1, "viewed": 1, "clicked": 1, "accepted": 1 })
     );
     assert_eq!(stats["bucket"], "hour");
-    assert_eq!(stats["buckets"].as_array().unwrap().iter().map(|b| b["created"].as_i64().unwrap()).sum::<i64>(), 4);
+    let buckets = stats["buckets"].as_array().unwrap();
+    assert_eq!(buckets.iter().map(|b| b["created"].as_i64().unwrap()).sum::<i64>(), 5);
+    assert_eq!(buckets.iter().map(|b| b["clicked"].as_i64().unwrap()).sum::<i64>(), 1);
+    let hour = chrono::Utc::now().format("%Y-%m-%dT%H:00:00").to_string();
+    assert!(buckets.iter().any(|b| b["start"].as_str().unwrap().starts_with(&hour)), "UTC hours: {buckets:?}");
+    let days = w.query.get("/v1/stats?bucket=day").await.body;
+    let today = chrono::Utc::now().format("%Y-%m-%dT00:00:00").to_string();
+    assert!(days["buckets"][0]["start"].as_str().unwrap().starts_with(&today), "UTC days: {days}");
+    // The dashboard filters narrow the statistics as they narrow the list.
+    let bea = w.query.get("/v1/stats?inviter=bea").await.body;
+    assert_eq!(bea["funnel"]["created"], 1, "{bea}");
+    let team = w.query.get("/v1/stats?scope_type=team&scope_id=t-9").await.body;
+    assert_eq!((team["funnel"]["created"].as_i64(), team["by_status"].clone()), (Some(1), json!({ "created": 1 })));
+    let opened = w.query.get("/v1/stats?status=opened").await.body;
+    assert_eq!(
+        opened["funnel"],
+        json!({ "created": 1, "sent": 1, "delivered": 1, "viewed": 1, "clicked": 1, "accepted": 0 })
+    );
+    assert_eq!(w.ids("inviter=bea").await, set(&[&other]));
     let none = w.query.get("/v1/stats?from=2999-01-01T00:00:00Z").await;
     assert_eq!(none.body["funnel"]["created"], 0);
 }

@@ -33,15 +33,71 @@ struct InviteRow {
     version: i64,
     open: bool,
     created: Value,
+    #[sqlx(flatten)]
+    activity: Activity,
+}
+
+/// How far an invite got: its counters and when each transition first happened.
+#[derive(Debug, FromRow)]
+struct Activity {
+    send_count: i32,
+    delivery_count: i32,
+    view_count: i32,
+    click_count: i32,
+    share_count: i32,
+    unfurl_count: i32,
+    accept_count: i32,
+    first_sent_at: Option<DateTime<Utc>>,
+    last_sent_at: Option<DateTime<Utc>>,
+    delivered_at: Option<DateTime<Utc>>,
+    viewed_at: Option<DateTime<Utc>>,
+    clicked_at: Option<DateTime<Utc>>,
+    accepted_at: Option<DateTime<Utc>>,
+    declined_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    expired_at: Option<DateTime<Utc>>,
+    accepted_elsewhere_at: Option<DateTime<Utc>>,
+}
+
+impl Activity {
+    fn to_json(&self) -> Value {
+        json!({
+            "counters": {
+                "sends": self.send_count,
+                "deliveries": self.delivery_count,
+                "views": self.view_count,
+                "clicks": self.click_count,
+                "shares": self.share_count,
+                "unfurls": self.unfurl_count,
+                "accepts": self.accept_count,
+            },
+            "timestamps": {
+                "first_sent_at": self.first_sent_at,
+                "last_sent_at": self.last_sent_at,
+                "delivered_at": self.delivered_at,
+                "viewed_at": self.viewed_at,
+                "clicked_at": self.clicked_at,
+                "accepted_at": self.accepted_at,
+                "declined_at": self.declined_at,
+                "revoked_at": self.revoked_at,
+                "expired_at": self.expired_at,
+                "accepted_elsewhere_at": self.accepted_elsewhere_at,
+            },
+        })
+    }
 }
 
 const COLUMNS: &str =
     "invite_id, status, open, inviter_id, inviter_name, inviter_email, invitation_type, max_accepts, \
-    message, definition_id, landing_url, expires_at, created_at, updated_at, version, created";
+    message, definition_id, landing_url, expires_at, created_at, updated_at, version, created, \
+    send_count, delivery_count, view_count, click_count, share_count, unfurl_count, accept_count, \
+    first_sent_at, last_sent_at, delivered_at, viewed_at, clicked_at, accepted_at, declined_at, revoked_at, \
+    expired_at, accepted_elsewhere_at";
 
 impl InviteRow {
     fn to_json(&self, now: DateTime<Utc>) -> Value {
         let field = |name: &str| self.created.get(name).cloned().unwrap_or(Value::Null);
+        let activity = self.activity.to_json();
         let expired = self.status == "expired" || self.expires_at.is_some_and(|at| at <= now && self.open);
         json!({
             "id": self.invite_id,
@@ -63,6 +119,8 @@ impl InviteRow {
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "version": self.version,
+            "counters": activity["counters"],
+            "timestamps": activity["timestamps"],
         })
     }
 }

@@ -64,7 +64,7 @@ pub async fn stats(req: HttpRequest, auth: Authenticated, state: web::Data<AppSt
         .map(|r| (r.get::<String, _>("s"), json!(r.get::<i64, _>("n"))))
         .collect();
     let totals = scoped(FUNNEL).build().fetch_one(&state.pool).await.map_err(internal)?;
-    let mut q = scoped(&format!("date_trunc('{bucket}', i.created_at) AS bucket, {FUNNEL}"));
+    let mut q = scoped(&format!("date_trunc('{bucket}', i.created_at, 'UTC') AS bucket, {FUNNEL}"));
     q.push(" GROUP BY 1 ORDER BY 1");
     let buckets: Vec<Value> = q
         .build()
