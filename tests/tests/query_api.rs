@@ -40,11 +40,23 @@ impl World {
         .await;
     }
 
+    /// Follows a `next`/`previous` URL (or a path) and returns the page.
+    async fn page(&self, url: &str) -> Value {
+        let r = self.query.get(url.trim_start_matches(&self.query.base)).await;
+        assert_eq!(r.status, StatusCode::OK, "{url}: {}", r.body);
+        r.body
+    }
+
     async fn ids(&self, query: &str) -> BTreeSet<String> {
         let r = self.query.get(&format!("/v1/invites?{query}")).await;
         assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
         r.body["data"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect()
     }
+}
+
+/// The ids of a list page, in order.
+fn page_ids(page: &Value) -> Vec<String> {
+    page["data"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect()
 }
 
 fn set(ids: &[&String]) -> BTreeSet<String> {
@@ -137,21 +149,15 @@ async fn paging_oldest_first_walks_forward_and_back_to_the_first_page() {
         created.push(w.create(json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": format!("o{i}@example.com") }] })).await.0);
     }
     w.settle(5).await;
-    let get = |url: &str| {
-        let (query, path) = (w.query.clone(), url.trim_start_matches(&w.query.base).to_owned());
-        async move { query.get(&path).await.body }
-    };
-    let ids = |p: &Value| {
-        p["data"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
-    };
-    let first = get("/v1/invites?order=oldest&limit=2").await;
-    let second = get(first["next"].as_str().unwrap()).await;
-    let third = get(second["next"].as_str().unwrap()).await;
+    let ids = page_ids;
+    let first = w.page("/v1/invites?order=oldest&limit=2").await;
+    let second = w.page(first["next"].as_str().unwrap()).await;
+    let third = w.page(second["next"].as_str().unwrap()).await;
     assert!(third["next"].is_null());
     assert_eq!([ids(&first), ids(&second), ids(&third)].concat(), created, "creation order, each once");
-    let back = get(third["previous"].as_str().unwrap()).await;
+    let back = w.page(third["previous"].as_str().unwrap()).await;
     assert_eq!(ids(&back), ids(&second));
-    let front = get(back["previous"].as_str().unwrap()).await;
+    let front = w.page(back["previous"].as_str().unwrap()).await;
     assert_eq!(ids(&front), ids(&first));
     assert!(front["previous"].is_null(), "the first page has no previous: {front}");
 }
@@ -179,6 +185,8 @@ async fn every_bad_parameter_is_a_400_problem_naming_it() {
     }
     assert_eq!(w.query.get("/v1/invites/not-a-uuid").await.body["field"], "id");
     assert_eq!(w.query.get("/v1/stats?bucket=week").await.body["field"], "bucket");
+    let id = uuid::Uuid::now_v7();
+    assert_eq!(w.query.get(&format!("/v1/invites/{id}/events?limit=5")).await.body["field"], "limit");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -189,28 +197,17 @@ async fn paging_both_ways_while_invites_arrive_never_repeats_or_skips_one() {
         before.insert(w.create(json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": format!("p{i}@example.com") }] })).await.0);
     }
     w.settle(7).await;
-    let page = |url: String| {
-        let query = w.query.clone();
-        async move {
-            let path = url.trim_start_matches(&query.base).to_owned();
-            let r = query.get(&path).await;
-            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-            r.body
-        }
-    };
-    let first = page(format!("{}/v1/invites?limit=3", w.query.base)).await;
+    let first = w.page("/v1/invites?limit=3").await;
     assert!(first["previous"].is_null());
     // New invites arrive while the client pages.
     for i in 0..2 {
         w.create(json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": format!("new{i}@example.com") }] })).await;
     }
     w.settle(9).await;
-    let second = page(first["next"].as_str().unwrap().to_owned()).await;
-    let third = page(second["next"].as_str().unwrap().to_owned()).await;
+    let second = w.page(first["next"].as_str().unwrap()).await;
+    let third = w.page(second["next"].as_str().unwrap()).await;
     assert!(third["next"].is_null(), "the end: {third}");
-    let ids = |p: &Value| {
-        p["data"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
-    };
+    let ids = page_ids;
     let seen: Vec<String> = [ids(&first), ids(&second), ids(&third)].concat();
     assert_eq!(seen.len(), 7, "no repeats: {seen:?}");
     assert_eq!(
@@ -219,7 +216,7 @@ async fn paging_both_ways_while_invites_arrive_never_repeats_or_skips_one() {
         "no skips, and nothing newer than the first page"
     );
     // And back.
-    let back = page(third["previous"].as_str().unwrap().to_owned()).await;
+    let back = w.page(third["previous"].as_str().unwrap()).await;
     assert_eq!(ids(&back), ids(&second));
     let oldest = w.query.get("/v1/invites?order=oldest&limit=200").await;
     let oldest: Vec<String> = ids(&oldest.body);
@@ -282,6 +279,8 @@ async fn the_detail_waits_for_the_version_the_command_api_gave_and_carries_the_w
         assert!(r.body["timestamps"][stamp].is_string(), "{stamp}: {}", r.body);
     }
     assert!(r.body["timestamps"]["revoked_at"].is_null());
+    let empty = (&r.body["scopes"], &r.body["reply_to"], &r.body["metadata"], &r.body["template_variables"]);
+    assert_eq!(empty, (&json!([]), &json!([]), &json!({}), &json!({})), "empty, never null");
 
     let events = w.query.get(&format!("/v1/invites/{id}/events")).await;
     let types: Vec<&str> =
@@ -374,7 +373,12 @@ async fn reads_are_scoped_to_the_tenant_and_need_the_read_scope() {
     assert_eq!(b.get("/v1/invites").await.body["data"], json!([]));
     assert_eq!(b.get("/v1/stats").await.body["funnel"]["created"], 0);
     let writer_only = w.query.with_key(&w.env.key_with(&[Scope::InvitesWrite], None).await);
-    for path in ["/v1/invites".to_owned(), format!("/v1/invites/{id}"), "/v1/stats".to_owned()] {
+    for path in [
+        "/v1/invites".to_owned(),
+        format!("/v1/invites/{id}"),
+        format!("/v1/invites/{id}/events"),
+        "/v1/stats".to_owned(),
+    ] {
         assert_eq!(writer_only.get(&path).await.status, StatusCode::FORBIDDEN, "{path}");
     }
     let inviter = w.query.with_key(&w.env.key_with(&[Scope::InvitesRead], Some("someone-else")).await);

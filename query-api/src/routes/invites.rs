@@ -96,7 +96,9 @@ const COLUMNS: &str =
 
 impl InviteRow {
     fn to_json(&self, now: DateTime<Utc>) -> Value {
-        let field = |name: &str| self.created.get(name).cloned().unwrap_or(Value::Null);
+        // The creation event leaves empty collections out; a reader gets them empty, not null.
+        let field =
+            |name: &str, empty: Value| self.created.get(name).filter(|v| !v.is_null()).cloned().unwrap_or(empty);
         let activity = self.activity.to_json();
         let expired = self.status == "expired" || self.expires_at.is_some_and(|at| at <= now && self.open);
         json!({
@@ -105,14 +107,14 @@ impl InviteRow {
             "status": if expired && self.open { "expired" } else { self.status.as_str() },
             "expired": expired,
             "inviter": { "id": self.inviter_id, "name": self.inviter_name, "email": self.inviter_email },
-            "targets": field("targets"),
+            "targets": field("targets", json!([])),
             "invitation_type": self.invitation_type,
             "max_accepts": self.max_accepts,
             "message": self.message,
-            "scopes": field("scopes"),
-            "reply_to": field("reply_to"),
-            "metadata": field("metadata"),
-            "template_variables": field("template_variables"),
+            "scopes": field("scopes", json!([])),
+            "reply_to": field("reply_to", json!([])),
+            "metadata": field("metadata", json!({})),
+            "template_variables": field("template_variables", json!({})),
             "definition_id": self.definition_id,
             "landing_url": self.landing_url,
             "expires_at": self.expires_at,
@@ -321,11 +323,13 @@ async fn fetch(state: &AppState, auth: &Authenticated, id: Uuid) -> Result<Optio
 /// trail.
 #[get("/v1/invites/{id}/events")]
 pub async fn history(
+    req: HttpRequest,
     auth: Authenticated,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     auth.require(Scope::InvitesRead)?;
+    Pairs::parse(req.query_string())?.only(&[])?;
     let id = Uuid::parse_str(&id).map_err(|_| Problem::bad_request("id", "must be a UUID"))?;
     if fetch(&state, &auth, id).await?.is_none() {
         return Err(Problem::not_found("invite"));
