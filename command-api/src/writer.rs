@@ -407,3 +407,25 @@ fn new_link_token() -> LinkToken {
         .collect();
     LinkToken::new(token)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::new_link_token;
+    use std::collections::HashSet;
+
+    #[test]
+    fn link_tokens_carry_192_random_bits_in_url_safe_characters_and_never_repeat() {
+        let tokens: Vec<String> = (0..10_000).map(|_| new_link_token().as_str().to_owned()).collect();
+        for t in &tokens {
+            // 32 characters of a 64-letter alphabet: 192 bits, above the 128 the design asks for.
+            assert_eq!(t.len(), 32, "{t}");
+            assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{t}");
+        }
+        assert_eq!(tokens.iter().collect::<HashSet<_>>().len(), tokens.len());
+        // Every position takes many values: nothing fixed, nothing derived from an id.
+        for i in 0..32 {
+            let seen: HashSet<u8> = tokens.iter().map(|t| t.as_bytes()[i]).collect();
+            assert!(seen.len() > 50, "position {i} takes only {} values", seen.len());
+        }
+    }
+}
