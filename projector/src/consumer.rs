@@ -107,11 +107,15 @@ pub async fn run(pool: PgPool, config: ConsumerConfig, metrics: Arc<Metrics>) ->
     metrics.watch_lag(consumer.clone(), config.topic.clone(), partitions, &positions);
 
     loop {
-        let first = consumer.recv().await.context("cannot read the log")?;
-        let mut items = vec![classify(&first)];
+        let mut items = vec![classify(&next_message(&consumer).await)];
         while items.len() < config.batch {
             match tokio::time::timeout(config.linger, consumer.recv()).await {
-                Ok(message) => items.push(classify(&message.context("cannot read the log")?)),
+                Ok(Ok(message)) => items.push(classify(&message)),
+                // Apply what we have; the next round waits the fault out.
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "reading the log failed");
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -135,6 +139,20 @@ pub async fn run(pool: PgPool, config: ConsumerConfig, metrics: Arc<Metrics>) ->
         metrics.applied.inc_by(events.len() as u64);
         positions.extend(next.iter().map(|(&p, &o)| (p, o)));
         metrics.record_positions(&next);
+    }
+}
+
+/// The next record of the log. A broker that is down or restarting is waited out: the client
+/// reconnects by itself and goes on from where it was (anything read again meets the version guard).
+async fn next_message(consumer: &StreamConsumer) -> rdkafka::message::BorrowedMessage<'_> {
+    loop {
+        match consumer.recv().await {
+            Ok(message) => return message,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the log failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
     }
 }
 
