@@ -90,6 +90,24 @@ async fn rejections_are_problem_json_with_a_stable_code_naming_the_field_and_wri
     let cases: Vec<(Method, String, Option<Value>, Vec<(&str, &str)>, StatusCode, &str, Option<&str>)> = vec![
         (
             Method::POST,
+            format!("/v1/invites/{id}/engagements"),
+            Some(json!({ "kind": "teleport" })),
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            Some("kind"),
+        ),
+        (
+            Method::POST,
+            format!("/v1/invites/{revoked}/engagements"),
+            Some(json!({ "kind": "view" })),
+            vec![],
+            StatusCode::CONFLICT,
+            "invite-revoked",
+            None,
+        ),
+        (
+            Method::POST,
             "/v1/invites".into(),
             Some(json!({ "inviter": { "id": "a" } })),
             vec![],
@@ -300,6 +318,8 @@ async fn another_tenants_invites_deliveries_and_definitions_are_invisible_on_eve
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{action}: {}", r.body);
         assert_eq!(r.body["code"], "invite-not-found");
     }
+    let r = b.post(&format!("/v1/invites/{id}/engagements"), &json!({ "kind": "view" })).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (StatusCode::NOT_FOUND, Some("invite-not-found")));
     let r = b.post(&format!("/v1/deliveries/{delivery}/events"), &json!({ "status": "delivered" })).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = b.post("/v1/invites/accept", &json!({ "target": "bob@example.com", "invitation_ids": [id] })).await;
