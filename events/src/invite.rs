@@ -335,7 +335,12 @@ pub fn evolve_owned(state: InviteState, event: InviteEvent) -> InviteState {
             advance(&mut invite, InviteStatus::Queued);
         }
         InviteEvent::DeliveryStatusChanged(e) => {
+            // Opened means it arrived: providers often report the open first, or only the open.
+            let arrived = |s: DeliveryStatus| matches!(s, DeliveryStatus::Delivered | DeliveryStatus::Opened);
             if let Some(d) = invite.deliveries.iter_mut().find(|d| d.id == e.delivery_id) {
+                if arrived(e.status) && !arrived(d.status) {
+                    invite.counters.deliveries += 1;
+                }
                 d.status = e.status;
             }
             let stage = match e.status {
@@ -345,9 +350,6 @@ pub fn evolve_owned(state: InviteState, event: InviteEvent) -> InviteState {
                 DeliveryStatus::Opened => Some(InviteStatus::Opened),
                 _ => None,
             };
-            if e.status == DeliveryStatus::Delivered {
-                invite.counters.deliveries += 1;
-            }
             if let Some(stage) = stage {
                 advance(&mut invite, stage);
             }

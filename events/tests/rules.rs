@@ -245,6 +245,25 @@ fn resending_stops_at_the_definitions_max_send_count() {
 }
 
 #[test]
+fn an_open_reported_before_or_without_the_delivery_counts_the_delivery_once() {
+    let mut world = World::new();
+    let id = world.create(create_for("bob@example.com"));
+    let mut deliveries = Vec::new();
+    for command in [send(), resend()] {
+        let changes = world.given(on(id, command));
+        let DomainEvent::Invite(InviteEvent::Sent(sent)) = &changes[0].event else { panic!() };
+        deliveries.push(sent.delivery_id);
+    }
+    let report = |delivery_id, status| TenantCommand::ReportDelivery { delivery_id, status, detail: None };
+    world.given(report(deliveries[0], DeliveryStatus::Opened));
+    assert_eq!(world.invite(id).counters.deliveries, 1, "the open says it arrived");
+    assert_eq!(world.invite(id).status_at(t0()), InviteStatus::Opened);
+    world.given(report(deliveries[1], DeliveryStatus::Delivered));
+    world.given(report(deliveries[1], DeliveryStatus::Opened));
+    assert_eq!(world.invite(id).counters.deliveries, 2, "delivered then opened is one delivery");
+}
+
+#[test]
 fn a_delivery_goes_forward_from_queued_to_opened_or_ends_bounced_and_never_goes_back() {
     let mut world = World::new();
     let id = world.create(create_for("bob@example.com"));

@@ -5,6 +5,7 @@ use crate::consumer::Positioned;
 use anyhow::Context;
 use events::{DefinitionEvent, DeliveryStatus, DomainEvent, EngagementKind, EventMeta, InviteEvent};
 use sqlx::{PgPool, Postgres, Transaction};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -141,47 +142,60 @@ async fn invite(
 ) -> anyhow::Result<()> {
     let (at, version, tenant) = (m.occurred_at, m.version as i64, *m.tenant_id.as_uuid());
     // Every other event moves the row on by one version, and says how.
-    let (set, stage): (&str, Option<&str>) = match event {
+    let (set, stage): (Cow<'static, str>, Option<&str>) = match event {
         InviteEvent::Created(_) => unreachable!("creations are projected in bulk"),
         InviteEvent::Sent(_) => (
-            "send_count = send_count + 1, first_sent_at = coalesce(first_sent_at, $3), last_sent_at = $3",
+            "send_count = send_count + 1, first_sent_at = coalesce(first_sent_at, $3), last_sent_at = $3".into(),
             Some("queued"),
         ),
         InviteEvent::DeliveryStatusChanged(d) => match d.status {
-            DeliveryStatus::Delivered => {
-                ("delivery_count = delivery_count + 1, delivered_at = coalesce(delivered_at, $3)", Some("delivered"))
-            }
-            DeliveryStatus::Sending => ("", Some("sending")),
-            DeliveryStatus::Sent => ("", Some("sent")),
-            DeliveryStatus::Opened => ("viewed_at = coalesce(viewed_at, $3)", Some("opened")),
-            _ => ("", None),
+            DeliveryStatus::Delivered => (
+                "delivery_count = delivery_count + 1, delivered_at = coalesce(delivered_at, $3)".into(),
+                Some("delivered"),
+            ),
+            DeliveryStatus::Sending => ("".into(), Some("sending")),
+            DeliveryStatus::Sent => ("".into(), Some("sent")),
+            // Opened means it arrived, reported before or without `delivered`: count it then, once.
+            // (This runs before the delivery row moves on, so it sees the status the event found.)
+            DeliveryStatus::Opened => (
+                format!(
+                    "viewed_at = coalesce(viewed_at, $3), delivered_at = coalesce(delivered_at, $3), \
+                     delivery_count = delivery_count + (SELECT count(*) FROM deliveries \
+                     WHERE delivery_id = '{}' AND status IN ('queued', 'sending', 'sent'))::integer",
+                    d.delivery_id.as_uuid()
+                )
+                .into(),
+                Some("opened"),
+            ),
+            _ => ("".into(), None),
         },
         InviteEvent::Engaged(g) => match g.kind {
             EngagementKind::View => {
-                ("view_count = view_count + 1, viewed_at = coalesce(viewed_at, $3)", Some("opened"))
+                ("view_count = view_count + 1, viewed_at = coalesce(viewed_at, $3)".into(), Some("opened"))
             }
             EngagementKind::Click => {
-                ("click_count = click_count + 1, clicked_at = coalesce(clicked_at, $3)", Some("opened"))
+                ("click_count = click_count + 1, clicked_at = coalesce(clicked_at, $3)".into(), Some("opened"))
             }
-            EngagementKind::Share => ("share_count = share_count + 1", Some("shared")),
-            EngagementKind::Unfurl => ("unfurl_count = unfurl_count + 1", Some("unfurled")),
+            EngagementKind::Share => ("share_count = share_count + 1".into(), Some("shared")),
+            EngagementKind::Unfurl => ("unfurl_count = unfurl_count + 1".into(), Some("unfurled")),
         },
         InviteEvent::Accepted(_) => (
             "accept_count = accept_count + 1, accepted_at = coalesce(accepted_at, $3), status = 'accepted', \
-             open = invitation_type = 'multi_use' AND (max_accepts IS NULL OR accept_count + 1 < max_accepts)",
+             open = invitation_type = 'multi_use' AND (max_accepts IS NULL OR accept_count + 1 < max_accepts)"
+                .into(),
             None,
         ),
         InviteEvent::AcceptedElsewhere(_) => {
-            ("status = 'accepted_elsewhere', open = false, accepted_elsewhere_at = $3", None)
+            ("status = 'accepted_elsewhere', open = false, accepted_elsewhere_at = $3".into(), None)
         }
-        InviteEvent::Declined(_) => ("status = 'declined', open = false, declined_at = $3", None),
-        InviteEvent::Revoked(_) => ("status = 'revoked', open = false, revoked_at = $3", None),
-        InviteEvent::Expired(_) => ("status = 'expired', open = false, expired_at = $3", None),
+        InviteEvent::Declined(_) => ("status = 'declined', open = false, declined_at = $3".into(), None),
+        InviteEvent::Revoked(_) => ("status = 'revoked', open = false, revoked_at = $3".into(), None),
+        InviteEvent::Expired(_) => ("status = 'expired', open = false, expired_at = $3".into(), None),
     };
     let mut sql = String::from("UPDATE invites SET version = $2, updated_at = $3");
     if !set.is_empty() {
         sql.push_str(", ");
-        sql.push_str(set);
+        sql.push_str(&set);
     }
     if let Some(stage) = stage {
         sql.push_str(&format!(

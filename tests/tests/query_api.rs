@@ -302,16 +302,26 @@ async fn statistics_count_by_status_and_follow_the_funnel() {
     }
     w.command.post(&format!("/v1/invites/{}/send", ids[0]), &json!({})).await;
     w.command.post(&format!("/v1/invites/{}/send", ids[1]), &json!({})).await;
-    let delivery = w
-        .env
-        .read_log()
-        .into_iter()
-        .find_map(|e| match e.invite_event() {
-            Some((id, events::InviteEvent::Sent(s))) if id.to_string() == ids[0] => Some(s.delivery_id),
-            _ => None,
-        })
-        .unwrap();
-    let r = w.command.post(&format!("/v1/deliveries/{delivery}/events"), &json!({ "status": "delivered" })).await;
+    let delivery_of = |invite: &String| {
+        w.env
+            .read_log()
+            .into_iter()
+            .find_map(|e| match e.invite_event() {
+                Some((id, events::InviteEvent::Sent(s))) if id.to_string() == *invite => Some(s.delivery_id),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let r = w
+        .command
+        .post(&format!("/v1/deliveries/{}/events", delivery_of(&ids[0])), &json!({ "status": "delivered" }))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // The provider reports the open alone: it arrived all the same.
+    let r = w
+        .command
+        .post(&format!("/v1/deliveries/{}/events", delivery_of(&ids[1])), &json!({ "status": "opened" }))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     for kind in ["view", "click"] {
         let r = w.command.post(&format!("/v1/invites/{}/engagements", ids[0]), &json!({ "kind": kind })).await;
@@ -333,7 +343,7 @@ async fn statistics_count_by_status_and_follow_the_funnel() {
     assert_eq!(stats["by_status"], json!({ "created": 2, "opened": 1, "accepted": 1, "revoked": 1 }));
     assert_eq!(
         stats["funnel"],
-        json!({ "created": 5, "sent": 2, "delivered": 1, "viewed": 1, "clicked": 1, "accepted": 1 })
+        json!({ "created": 5, "sent": 2, "delivered": 2, "viewed": 2, "clicked": 1, "accepted": 1 })
     );
     assert_eq!(stats["bucket"], "hour");
     let buckets = stats["buckets"].as_array().unwrap();
@@ -355,6 +365,9 @@ async fn statistics_count_by_status_and_follow_the_funnel() {
         json!({ "created": 1, "sent": 1, "delivered": 1, "viewed": 1, "clicked": 1, "accepted": 0 })
     );
     assert_eq!(w.ids("inviter=bea").await, set(&[&other]));
+    let opened_only = w.query.get(&format!("/v1/invites/{}", ids[1])).await.body;
+    assert_eq!(opened_only["counters"]["deliveries"], 1, "{opened_only}");
+    assert!(opened_only["timestamps"]["delivered_at"].is_string(), "{opened_only}");
     let none = w.query.get("/v1/stats?from=2999-01-01T00:00:00Z").await;
     assert_eq!(none.body["funnel"]["created"], 0);
 }
