@@ -60,29 +60,30 @@ struct Activity {
 }
 
 impl Activity {
-    fn to_json(&self) -> Value {
+    fn counters(&self) -> Value {
         json!({
-            "counters": {
-                "sends": self.send_count,
-                "deliveries": self.delivery_count,
-                "views": self.view_count,
-                "clicks": self.click_count,
-                "shares": self.share_count,
-                "unfurls": self.unfurl_count,
-                "accepts": self.accept_count,
-            },
-            "timestamps": {
-                "first_sent_at": self.first_sent_at,
-                "last_sent_at": self.last_sent_at,
-                "delivered_at": self.delivered_at,
-                "viewed_at": self.viewed_at,
-                "clicked_at": self.clicked_at,
-                "accepted_at": self.accepted_at,
-                "declined_at": self.declined_at,
-                "revoked_at": self.revoked_at,
-                "expired_at": self.expired_at,
-                "accepted_elsewhere_at": self.accepted_elsewhere_at,
-            },
+            "sends": self.send_count,
+            "deliveries": self.delivery_count,
+            "views": self.view_count,
+            "clicks": self.click_count,
+            "shares": self.share_count,
+            "unfurls": self.unfurl_count,
+            "accepts": self.accept_count,
+        })
+    }
+
+    fn timestamps(&self) -> Value {
+        json!({
+            "first_sent_at": self.first_sent_at,
+            "last_sent_at": self.last_sent_at,
+            "delivered_at": self.delivered_at,
+            "viewed_at": self.viewed_at,
+            "clicked_at": self.clicked_at,
+            "accepted_at": self.accepted_at,
+            "declined_at": self.declined_at,
+            "revoked_at": self.revoked_at,
+            "expired_at": self.expired_at,
+            "accepted_elsewhere_at": self.accepted_elsewhere_at,
         })
     }
 }
@@ -99,7 +100,6 @@ impl InviteRow {
         // The creation event leaves empty collections out; a reader gets them empty, not null.
         let field =
             |name: &str, empty: Value| self.created.get(name).filter(|v| !v.is_null()).cloned().unwrap_or(empty);
-        let activity = self.activity.to_json();
         let expired = self.status == "expired" || self.expires_at.is_some_and(|at| at <= now && self.open);
         json!({
             "id": self.invite_id,
@@ -121,8 +121,8 @@ impl InviteRow {
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "version": self.version,
-            "counters": activity["counters"],
-            "timestamps": activity["timestamps"],
+            "counters": self.activity.counters(),
+            "timestamps": self.activity.timestamps(),
         })
     }
 }
