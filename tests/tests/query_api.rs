@@ -399,19 +399,57 @@ async fn reads_are_scoped_to_the_tenant_and_need_the_read_scope() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn every_documented_read_answers_and_the_document_is_served() {
+async fn every_documented_read_answers_with_what_its_schema_requires() {
     let w = world().await;
     let (id, _) = w
         .create(json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": "bob@example.com" }] }))
         .await;
-    w.settle(1).await;
+    // A delivery and an accept, so the nested lists have items to check.
+    w.command.post(&format!("/v1/invites/{id}/send"), &json!({})).await;
+    let accepted = w.command.post(&format!("/v1/invites/{id}/accept"), &json!({})).await;
+    w.query.get(&format!("/v1/invites/{id}?min_version={}", accepted.body["version"])).await;
     let spec = w.query.get("/openapi.json").await.body;
     assert_eq!(spec["openapi"], "3.1.0");
     let paths = spec["paths"].as_object().unwrap();
     assert!(paths.len() >= 8);
+    let mut checked = 0;
     for (path, item) in paths {
         assert!(item.get("get").is_some(), "{path}: reads only");
         let r = w.query.get(&path.replace("{id}", &id)).await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+        let schema = &item["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        if !schema.is_null() {
+            conforms(&spec, schema, &r.body, path);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 4, "the list, the detail, the history and the statistics have schemas");
+}
+
+/// `value` has every property its schema requires, through `$ref`, `allOf`, nested objects and
+/// array items.
+fn conforms(spec: &Value, schema: &Value, value: &Value, at: &str) {
+    if let Some(name) = schema["$ref"].as_str() {
+        let name = name.trim_start_matches("#/components/schemas/");
+        let target = &spec["components"]["schemas"][name];
+        assert!(target.is_object(), "{at}: no schema {name}");
+        return conforms(spec, target, value, at);
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        conforms(spec, part, value, at);
+    }
+    for key in schema["required"].as_array().into_iter().flatten() {
+        let key = key.as_str().unwrap();
+        assert!(value.get(key).is_some(), "{at}: `{key}` is required but missing: {value}");
+    }
+    for (key, property) in schema["properties"].as_object().into_iter().flatten() {
+        if let Some(v) = value.get(key).filter(|v| !v.is_null()) {
+            conforms(spec, property, v, &format!("{at}.{key}"));
+        }
+    }
+    if let (Some(items), Some(values)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in values.iter().enumerate() {
+            conforms(spec, items, v, &format!("{at}[{i}]"));
+        }
     }
 }
