@@ -2,7 +2,7 @@
 //! from the log alone (the read models are not consulted).
 
 use chrono::{DateTime, Utc};
-use events::{Invite, InviteId, StreamId, Tenant, TenantId};
+use events::{DeliveryId, Invite, InviteEvent, InviteId, StreamId, Tenant, TenantId};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -14,10 +14,40 @@ pub enum Subject {
     Tenant(TenantId),
 }
 
+/// When an invite's changes happened: the state holds the facts, the envelopes their times.
+#[derive(Debug, Default)]
+struct Times {
+    created: Option<DateTime<Utc>>,
+    updated: Option<DateTime<Utc>>,
+    /// In the order of the invite's accepts.
+    accepts: Vec<DateTime<Utc>>,
+    sent: HashMap<DeliveryId, DateTime<Utc>>,
+    delivery_updated: HashMap<DeliveryId, DateTime<Utc>>,
+}
+
+impl Times {
+    fn record(&mut self, event: &InviteEvent, at: DateTime<Utc>) {
+        self.updated = Some(at);
+        match event {
+            InviteEvent::Created(_) => self.created = Some(at),
+            InviteEvent::Accepted(_) => self.accepts.push(at),
+            InviteEvent::Sent(s) => {
+                self.sent.insert(s.delivery_id, at);
+                self.delivery_updated.insert(s.delivery_id, at);
+            }
+            InviteEvent::DeliveryStatusChanged(d) => {
+                self.delivery_updated.insert(d.delivery_id, at);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Folds every event that occurred at or before `at` and renders the subject as JSON.
 pub fn as_of(brokers: &str, topic: &str, at: DateTime<Utc>, subject: Subject) -> anyhow::Result<Value> {
     let mut tenants: HashMap<TenantId, Tenant> = HashMap::new();
     let mut owner: HashMap<InviteId, TenantId> = HashMap::new();
+    let mut times: HashMap<InviteId, Times> = HashMap::new();
     service_kit::kafka::read_to_end(brokers, topic, &HashMap::new(), Duration::from_secs(3600), |_, _, message| {
         // Poison events are the dead-letter topic's business; history is what decodes.
         let Ok(envelope) = service_kit::kafka::envelope_of(message) else { return Ok(()) };
@@ -31,8 +61,9 @@ pub fn as_of(brokers: &str, topic: &str, at: DateTime<Utc>, subject: Subject) ->
             Subject::Tenant(t) => envelope.meta.tenant_id == t,
         };
         if wanted {
-            if let StreamId::Invite(id) = envelope.meta.stream {
+            if let Some((id, event)) = envelope.invite_event() {
                 owner.insert(id, envelope.meta.tenant_id);
+                times.entry(id).or_default().record(event, envelope.meta.occurred_at);
             }
             tenants.entry(envelope.meta.tenant_id).or_default().apply(envelope.meta.stream, &envelope.event);
         }
@@ -41,25 +72,27 @@ pub fn as_of(brokers: &str, topic: &str, at: DateTime<Utc>, subject: Subject) ->
     Ok(match subject {
         Subject::Invite(id) => {
             let invite = owner.get(&id).and_then(|t| tenants.get(t)).and_then(|t| t.invite(id));
-            invite.map_or(Value::Null, |i| render(id, i, at))
+            invite.map_or(Value::Null, |i| render(id, i, &times[&id], at))
         }
         Subject::Tenant(t) => {
             let tenant = tenants.remove(&t).unwrap_or_default();
             let invites: BTreeMap<String, Value> = owner
                 .iter()
                 .filter(|(_, owner)| **owner == t)
-                .filter_map(|(id, _)| Some((id.to_string(), render(*id, tenant.invite(*id)?, at))))
+                .filter_map(|(id, _)| Some((id.to_string(), render(*id, tenant.invite(*id)?, &times[id], at))))
                 .collect();
             json!({ "tenant_id": t, "as_of": at, "invites": invites.into_values().collect::<Vec<_>>() })
         }
     })
 }
 
-fn render(id: InviteId, i: &Invite, at: DateTime<Utc>) -> Value {
+fn render(id: InviteId, i: &Invite, times: &Times, at: DateTime<Utc>) -> Value {
     let c = &i.created;
     json!({
         "id": id,
         "as_of": at,
+        "created_at": times.created,
+        "updated_at": times.updated,
         "status": i.status_at(at).as_str(),
         "version": i.version,
         "inviter": c.inviter,
@@ -79,8 +112,11 @@ fn render(id: InviteId, i: &Invite, at: DateTime<Utc>) -> Value {
             "accepts": i.accepts.len(),
         },
         "deliveries": i.deliveries.iter().map(|d| json!({
-            "id": d.id, "method": d.method.as_str(), "target": d.target, "status": d.status.as_str()
+            "id": d.id, "method": d.method.as_str(), "target": d.target, "status": d.status.as_str(),
+            "sent_at": times.sent.get(&d.id), "updated_at": times.delivery_updated.get(&d.id),
         })).collect::<Vec<_>>(),
-        "accepts": i.accepts.iter().map(|a| json!({ "accepted_by": a.accepted_by, "target": a.target })).collect::<Vec<_>>(),
+        "accepts": i.accepts.iter().zip(&times.accepts).map(|(a, at)| json!({
+            "accepted_by": a.accepted_by, "target": a.target, "at": at,
+        })).collect::<Vec<_>>(),
     })
 }

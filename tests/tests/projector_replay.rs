@@ -181,6 +181,16 @@ async fn as_of_tells_an_invites_state_at_any_moment_of_a_known_history_from_the_
         seen.push((state["status"].as_str().unwrap().to_owned(), state["version"].as_u64().unwrap()));
     }
     assert_eq!(seen, [("created".to_owned(), 1), ("queued".to_owned(), 2), ("accepted".to_owned(), 3)]);
+    // The facts come with the times the log gives them.
+    let (_, out, _) = rsvp_tests::run_command_split("projector", &env, &["as-of", &times[2], "--invite", &id]).await;
+    let state: Value = serde_json::from_str(&out).unwrap();
+    let time =
+        |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("{state}"))).unwrap();
+    let log_time = |i: usize| chrono::DateTime::parse_from_rfc3339(&times[i]).unwrap();
+    assert_eq!(time(&state["created_at"]), log_time(0));
+    assert_eq!(time(&state["deliveries"][0]["sent_at"]), log_time(1));
+    assert_eq!(time(&state["accepts"][0]["at"]), log_time(2));
+    assert_eq!(time(&state["updated_at"]), log_time(2));
 
     let (code, out, _) =
         rsvp_tests::run_command_split("projector", &env, &["as-of", "2000-01-01T00:00:00Z", "--invite", &id]).await;
