@@ -284,3 +284,19 @@ async fn delivery_history(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_the_read_models_refuse_is_a_refusal_however_it_is_wrapped() {
+        let gap = anyhow::Error::from(Refused("invite x is not at version 1".into()));
+        assert!(is_refusal(&gap.context("applying a batch")));
+        for passing in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed, sqlx::Error::WorkerCrashed] {
+            assert!(!is_refusal(&anyhow::Error::from(passing).context("cannot begin a projection transaction")));
+        }
+        let io = sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
+        assert!(!is_refusal(&anyhow::Error::from(io)));
+    }
+}

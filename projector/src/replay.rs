@@ -248,12 +248,21 @@ async fn replay(
     while let Some((batch, next, skipped)) = rx.recv().await {
         replayed.skipped += skipped;
         replayed.events += batch.len() as u64;
-        if projection::apply_batch(pool, &source.name, &source.topic, &batch, &next).await.is_err() {
+        // Only a refusal is passed over (the live projector parked the same event); any other
+        // failure ends the replay, so a rebuild never swaps in read models that miss events.
+        let refused_only = |e: anyhow::Error| match projection::is_refusal(&e) {
+            true => Ok(()),
+            false => Err(e.context("the database failed during the replay; nothing was swapped")),
+        };
+        if let Err(e) = projection::apply_batch(pool, &source.name, &source.topic, &batch, &next).await {
+            refused_only(e)?;
             // One by one: the database refuses some event even alone, as it did live.
             for event in &batch {
                 let one = std::slice::from_ref(event);
-                if projection::apply_batch(pool, &source.name, &source.topic, one, &next_positions(one)).await.is_err()
+                if let Err(e) =
+                    projection::apply_batch(pool, &source.name, &source.topic, one, &next_positions(one)).await
                 {
+                    refused_only(e)?;
                     replayed.skipped += 1;
                 }
             }
