@@ -25,7 +25,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = service_kit::db::connect(&config.database_url, 16).await?;
+        let pool = service_kit::db::connect_for_reads(&config.database_url, 16).await?;
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let addr = listener.local_addr()?;

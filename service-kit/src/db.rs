@@ -18,11 +18,24 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
     connect_with_schema(url, max_connections, READ_MODEL_SCHEMA).await
 }
 
+/// Like [`connect`], for a service that serves reads with filters on skewed data (a status a
+/// thousand times rarer than another). PostgreSQL plans every statement with its actual values:
+/// after five runs it would otherwise switch to a generic plan that ignores them (measured: a page
+/// filtered on two rare statuses of 200,000 invites went from 0.2 ms to 9-12 ms).
+pub async fn connect_for_reads(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    pool(url, max_connections, READ_MODEL_SCHEMA, &[("plan_cache_mode", "force_custom_plan")]).await
+}
+
 /// Like [`connect`], with the read models looked up in `schema` (a rebuild's scratch schema).
 pub async fn connect_with_schema(url: &str, max_connections: u32, schema: &str) -> anyhow::Result<PgPool> {
+    pool(url, max_connections, schema, &[]).await
+}
+
+async fn pool(url: &str, max_connections: u32, schema: &str, settings: &[(&str, &str)]) -> anyhow::Result<PgPool> {
+    let search_path = format!("{schema},public");
     let options = PgConnectOptions::from_str(url)
         .context("DATABASE_URL is not a valid postgres url")?
-        .options([("search_path", format!("{schema},public"))]);
+        .options([("search_path", search_path.as_str())].into_iter().chain(settings.iter().copied()));
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))

@@ -453,3 +453,13 @@ fn conforms(spec: &Value, schema: &Value, value: &Value, at: &str) {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_query_api_pool_plans_every_statement_with_its_own_values() {
+    let env = TestEnv::new().await;
+    let pool = service_kit::db::connect_for_reads(&env.database_url, 1).await.unwrap();
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&pool).await.unwrap();
+    assert_eq!(mode, "force_custom_plan");
+    let path: String = sqlx::query_scalar("SHOW search_path").fetch_one(&pool).await.unwrap();
+    assert!(path.starts_with("read_model"), "{path}");
+}
