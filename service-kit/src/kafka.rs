@@ -22,10 +22,13 @@ pub fn headers_of(envelope: &Envelope) -> OwnedHeaders {
 
 /// Reads an envelope back from a Kafka record written with [`headers_of`].
 pub fn envelope_of<M: Message>(message: &M) -> Result<Envelope, DecodeError> {
-    let headers = message.headers();
-    let lookup = |name: &str| -> Option<&str> {
-        headers?.iter().find(|h| h.key == name).and_then(|h| std::str::from_utf8(h.value?).ok())
-    };
+    // Read once: `from_cloudevent` asks for a dozen headers, and each visit of a librdkafka header
+    // measures and checks its key anew (a fifth of a writer's start-up went there).
+    let headers: Vec<(&str, &str)> = message
+        .headers()
+        .map(|h| h.iter().filter_map(|h| Some((h.key, std::str::from_utf8(h.value?).ok()?))).collect())
+        .unwrap_or_default();
+    let lookup = |name: &str| headers.iter().find(|(key, _)| *key == name).map(|(_, value)| *value);
     Envelope::from_cloudevent(lookup, message.payload().unwrap_or_default())
 }
 
