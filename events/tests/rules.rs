@@ -46,15 +46,38 @@ fn creating_an_invite_records_every_fact_and_the_link_token_from_the_context() {
     c.scopes = vec![scope("ws-1")];
     c.reply_to = vec!["Help@Example.com".into()];
     c.recipient_names = vec!["Bob".into()];
+    c.metadata = [("plan".to_owned(), serde_json::json!({ "tier": "gold" }))].into();
+    c.template_variables = [("first_name".to_owned(), "Bob".to_owned())].into();
+    c.widget_id = Some("w-1".into());
+    c.flow_id = Some("f-1".into());
+    c.template_id = Some("t-1".into());
+    c.landing_url = Some("https://app.example.com/join".into());
+    c.multi_use = true;
+    c.max_accepts = Some(5);
+    c.expires_in_days = Some(3);
+    let mut world = world;
+    let definition = definition(&mut world, rules("spring"));
+    c.definition_id = Some(definition);
     let ctx = ctx();
-    let changes = world.tenant.decide(&create_cmd(new_id(), c), &ctx).unwrap();
+    let changes = world.tenant.decide(&create_cmd(new_id(), c.clone()), &ctx).unwrap();
     assert_eq!(event_types(&changes), ["InviteCreated"]);
     assert_eq!(changes[0].version, 1);
     let DomainEvent::Invite(InviteEvent::Created(created)) = &changes[0].event else { panic!() };
     assert_eq!(created.token, ctx.new_token);
+    assert_eq!(created.inviter, c.inviter.unwrap());
+    assert_eq!(created.targets, c.targets);
+    assert_eq!(created.recipient_names, ["Bob"]);
     assert_eq!(created.message.as_deref(), Some("join us"));
+    assert_eq!(created.scopes, c.scopes);
     assert_eq!(created.reply_to, ["help@example.com"]);
-    assert_eq!(created.invitation_type, InvitationType::SingleUse);
+    assert_eq!(created.metadata, c.metadata);
+    assert_eq!(created.template_variables, c.template_variables);
+    let ids = (&created.widget_id, &created.flow_id, &created.template_id);
+    assert_eq!(ids, (&c.widget_id, &c.flow_id, &c.template_id));
+    assert_eq!(created.landing_url, c.landing_url);
+    assert_eq!(created.invitation_type, InvitationType::MultiUse { max_accepts: Some(5) });
+    assert_eq!(created.expires_at, Some(later(3)), "days count from the context's now");
+    assert_eq!(created.definition_id, Some(definition));
 }
 
 #[test]
