@@ -9,6 +9,25 @@ use std::time::Duration;
 const GARBAGE_HEADERS: [(&str, &str); 3] =
     [("ce_specversion", "1.0"), ("ce_type", "dev.rsvp.invite.InviteCreated.v1"), ("ce_id", "not-a-uuid")];
 
+/// Creates an invite through the command API and waits until the query API serves it: the
+/// projector has gone past everything before it in its partition.
+async fn create_and_see_it_projected(http: &reqwest::Client, services: &Services, env: &TestEnv, target: &str) {
+    let created = http
+        .post(format!("{}/v1/invites", services.command.url))
+        .bearer_auth(&env.key)
+        .json(&json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": target }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(30), &format!("{target}'s invite to be projected"), || async {
+        let r = http.get(format!("{}/v1/invites/{id}", services.query.url)).bearer_auth(&env.key).send().await.ok()?;
+        (r.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn undecodable_and_unknown_events_are_parked_with_their_reason_and_projection_goes_on() {
     let env = TestEnv::new().await;
@@ -22,21 +41,7 @@ async fn undecodable_and_unknown_events_are_parked_with_their_reason_and_project
         &[("ce_specversion", "1.0"), ("ce_type", "dev.rsvp.invite.InviteTeleported.v1")],
     )
     .await;
-    let created = http
-        .post(format!("{}/v1/invites", services.command.url))
-        .bearer_auth(&env.key)
-        .json(&json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": "after@example.com" }] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-
-    eventually(Duration::from_secs(30), "the good event to be projected", || async {
-        let r = http.get(format!("{}/v1/invites/{id}", services.query.url)).bearer_auth(&env.key).send().await.ok()?;
-        (r.status() == StatusCode::OK).then_some(())
-    })
-    .await;
+    create_and_see_it_projected(&http, &services, &env, "after@example.com").await;
 
     let dlq = format!("{}.dlq", env.topic);
     let parked = eventually(Duration::from_secs(30), "two records in the dead-letter topic", || async {
@@ -61,20 +66,7 @@ async fn undecodable_and_unknown_events_are_parked_with_their_reason_and_project
     services.projector.kill().await;
     let projector = Service::start("projector", &env, &[]).await;
     projector.wait_ready(Duration::from_secs(60)).await;
-    let later = http
-        .post(format!("{}/v1/invites", services.command.url))
-        .bearer_auth(&env.key)
-        .json(&json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": "later@example.com" }] }))
-        .send()
-        .await
-        .unwrap();
-    let later = later.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    eventually(Duration::from_secs(30), "the restarted projector to go on", || async {
-        let r =
-            http.get(format!("{}/v1/invites/{later}", services.query.url)).bearer_auth(&env.key).send().await.ok()?;
-        (r.status() == StatusCode::OK).then_some(())
-    })
-    .await;
+    create_and_see_it_projected(&http, &services, &env, "later@example.com").await;
     let metrics = http.get(format!("{}/metrics", projector.url)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.lines().any(|l| l == "rsvp_projector_dead_letters_total 0"), "{metrics}");
     assert_eq!(env.read_raw(&dlq).len(), 2, "nothing parked twice");
