@@ -7,6 +7,7 @@
 //! - otherwise testcontainers starts them in Docker, once per test binary.
 
 pub mod api;
+pub mod broker;
 pub mod infra;
 pub mod load;
 pub mod services;
