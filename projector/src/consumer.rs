@@ -144,13 +144,21 @@ pub async fn run(pool: PgPool, config: ConsumerConfig, metrics: Arc<Metrics>) ->
 
 /// The next record of the log. A broker that is down or restarting is waited out: the client
 /// reconnects by itself and goes on from where it was (anything read again meets the version guard).
+/// No pause between errors: an outage queues one error per failed connection attempt, and pausing
+/// on each would leave the projector draining that backlog long after the broker is back.
 async fn next_message(consumer: &StreamConsumer) -> rdkafka::message::BorrowedMessage<'_> {
+    let mut last_error = String::new();
     loop {
         match consumer.recv().await {
             Ok(message) => return message,
             Err(e) => {
-                tracing::warn!(error = %e, "reading the log failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                let error = e.to_string();
+                if error != last_error {
+                    tracing::warn!(%error, "reading the log failed; retrying");
+                } else {
+                    tracing::debug!(%error, "reading the log failed again");
+                }
+                last_error = error;
             }
         }
     }
