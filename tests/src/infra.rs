@@ -110,6 +110,18 @@ impl TestEnv {
         events
     }
 
+    /// The first target of every invite created in the log, in per-partition order: which
+    /// creates were committed.
+    pub fn created_targets(&self) -> Vec<String> {
+        self.read_log()
+            .iter()
+            .filter_map(|e| match e.invite_event() {
+                Some((_, events::InviteEvent::Created(c))) => Some(c.targets[0].value.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Appends records to the test's topic as they are (no transaction), acknowledged by the broker.
     pub async fn produce_raw(&self, key: &str, payload: &[u8], headers: &[(&str, &str)]) {
         use rdkafka::message::{Header, OwnedHeaders};

@@ -46,14 +46,7 @@ async fn a_kafka_outage_refuses_writes_with_503_and_everything_resumes_when_the_
     eventually(Duration::from_secs(60), "the running projector to catch up", || listed(2)).await;
     assert!(services.projector.is_running());
 
-    let targets: Vec<String> = env
-        .read_log()
-        .iter()
-        .filter_map(|e| match e.invite_event() {
-            Some((_, events::InviteEvent::Created(c))) => Some(c.targets[0].value.clone()),
-            _ => None,
-        })
-        .collect();
+    let targets = env.created_targets();
     assert_eq!(targets.len(), 2, "only the acknowledged writes: {targets:?}");
     assert!(!targets.iter().any(|t| t.starts_with("during")), "{targets:?}");
 }

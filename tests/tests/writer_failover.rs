@@ -69,14 +69,7 @@ async fn a_paused_leader_is_fenced_by_its_successor_and_writes_nothing_after_wak
     }
     assert_eq!(create(&http, &new.url, &env.key, "still@example.com").await.status(), StatusCode::CREATED);
 
-    let targets: Vec<String> = env
-        .read_log()
-        .iter()
-        .filter_map(|e| match e.invite_event() {
-            Some((_, events::InviteEvent::Created(c))) => Some(c.targets[0].value.clone()),
-            _ => None,
-        })
-        .collect();
+    let targets = env.created_targets();
     assert_eq!(targets.len(), 3, "{targets:?}");
     assert!(targets.iter().all(|t| !t.starts_with("zombie")), "{targets:?}");
     // The old instance does not take the lease back either.
