@@ -3,7 +3,8 @@
 use crate::as_of;
 use crate::consumer::{self, ConsumerConfig, PoisonPolicy};
 use crate::metrics::Metrics;
-use crate::replay::{self, Source};
+use crate::redrive;
+use crate::replay::{self, Interleaving, Source};
 use actix_web::{get, web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -51,15 +52,27 @@ pub enum Cmd {
     /// Follow the log and keep the read models current (the default).
     Run,
     /// Replay the log from offset 0 into new tables beside the live ones, then swap them in one
-    /// transaction; readers go on throughout. The old tables are dropped.
-    Rebuild,
+    /// transaction; readers go on throughout. The old tables are dropped. Lists every event the
+    /// replay passed over.
+    Rebuild {
+        #[command(flatten)]
+        order: OrderArgs,
+    },
     /// Replay the log up to the live positions into scratch tables and compare them with the live
-    /// read models; exits 1 and prints the first differences on any drift.
+    /// read models; exits 1 and prints the first differences on any drift, 2 when there is no drift
+    /// but events were passed over (by the replay, or parked by the live projector and still
+    /// missing): the read models lack them.
     Verify {
         /// How many differences to print at most.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        #[command(flatten)]
+        order: OrderArgs,
     },
+    /// Re-apply the events parked in the dead-letter topic (`<topic>.dlq`), per stream in version
+    /// order, once a fix lets the read models take them; exactly once in effect. Exits 2 when some
+    /// are still refused (they stay parked).
+    Redrive,
     /// Print the state of one invite (`--invite`) or of every invite of a tenant (`--tenant`) as
     /// it was at TIMESTAMP (RFC 3339), from the log alone, as JSON.
     AsOf {
@@ -71,6 +84,16 @@ pub enum Cmd {
     },
 }
 
+/// How a replay reads the partitions.
+#[derive(Debug, clap::Args)]
+pub struct OrderArgs {
+    /// `as-read` (every partition at once, as the broker hands them out), `ascending` or
+    /// `descending` (one partition after another), or partitions in order (`2,0,1`: these first,
+    /// any other after them). The read models must come out the same in every order.
+    #[arg(long, default_value = "as-read")]
+    pub partition_order: Interleaving,
+}
+
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         let source = Source {
@@ -79,29 +102,76 @@ impl Cli {
             topic: self.kafka_topic.clone(),
             name: self.name.clone(),
             batch: self.follow.batch,
+            interleaving: Interleaving::AsRead,
         };
         match self.command.unwrap_or(Cmd::Run) {
-            Cmd::Rebuild => {
+            Cmd::Rebuild { order } => {
+                let source = Source { interleaving: order.partition_order, ..source };
                 let done = replay::rebuild(&source).await?;
                 println!(
                     "rebuilt the read models from {} events ({} passed over) in {:.1?}",
-                    done.events, done.skipped, done.elapsed
+                    done.events,
+                    done.passed_over.len(),
+                    done.elapsed
                 );
+                print_passed_over(&done.passed_over);
                 Ok(())
             }
-            Cmd::Verify { limit } => {
-                let (done, drift) = replay::verify(&source, limit).await?;
-                if drift.is_empty() {
-                    println!("no drift: {} events replayed in {:.1?}", done.events, done.elapsed);
+            Cmd::Verify { limit, order } => {
+                let source = Source { interleaving: order.partition_order, ..source };
+                let verdict = replay::verify(&source, limit).await?;
+                let (done, drift) = (&verdict.replayed, &verdict.drift);
+                if verdict.clean() {
+                    println!("no drift: {} events replayed in {:.1?}, none passed over", done.events, done.elapsed);
                     return Ok(());
                 }
-                println!("DRIFT: the read models differ from a replay of the log (first {}):", drift.len());
-                for d in &drift {
-                    println!("  table {}", d.table);
-                    println!("    live:     {}", d.live.as_deref().unwrap_or("(missing)"));
-                    println!("    replayed: {}", d.replayed.as_deref().unwrap_or("(missing)"));
+                if !drift.is_empty() {
+                    println!("DRIFT: the read models differ from a replay of the log (first {}):", drift.len());
+                    for d in drift {
+                        println!("  table {}", d.table);
+                        println!("    live:     {}", d.live.as_deref().unwrap_or("(missing)"));
+                        println!("    replayed: {}", d.replayed.as_deref().unwrap_or("(missing)"));
+                    }
+                }
+                print_passed_over(&done.passed_over);
+                if !verdict.parked.is_empty() {
+                    println!(
+                        "PARKED: {} events the live projector parked in {} are missing from the read models \
+                         (`projector redrive` re-applies them once they can be):",
+                        verdict.parked.len(),
+                        redrive::dead_letter_topic(&source.topic)
+                    );
+                    for p in &verdict.parked {
+                        println!("  {p}");
+                    }
+                }
+                if drift.is_empty() {
+                    println!("INCOMPLETE: the live read models agree with the replay, but both lack the events above");
+                    std::process::exit(2);
                 }
                 std::process::exit(1);
+            }
+            Cmd::Redrive => {
+                let done = redrive::redrive(&source).await?;
+                println!(
+                    "re-drove {} parked events of {}: {} applied, {} already in the read models, {} still refused",
+                    done.read,
+                    redrive::dead_letter_topic(&source.topic),
+                    done.applied.len(),
+                    done.already,
+                    done.refused.len()
+                );
+                for p in &done.applied {
+                    println!("  applied {p}");
+                }
+                for (p, why) in &done.refused {
+                    println!("  STILL REFUSED {p}");
+                    println!("    now: {why}");
+                }
+                if !done.refused.is_empty() {
+                    std::process::exit(2);
+                }
+                Ok(())
             }
             Cmd::AsOf { timestamp, invite, tenant } => {
                 let subject = match (invite, tenant) {
@@ -146,6 +216,15 @@ impl Cli {
                     r = server => r.context("health server failed"),
                 }
             }
+        }
+    }
+}
+
+fn print_passed_over(passed_over: &[replay::PassedOver]) {
+    if !passed_over.is_empty() {
+        println!("PASSED OVER: the replay could not take {} events; its read models lack them:", passed_over.len());
+        for p in passed_over {
+            println!("  {p}");
         }
     }
 }

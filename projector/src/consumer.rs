@@ -40,7 +40,7 @@ pub struct ConsumerConfig {
 
 impl ConsumerConfig {
     pub fn dead_letter_topic(&self) -> String {
-        format!("{}.dlq", self.topic)
+        crate::redrive::dead_letter_topic(&self.topic)
     }
 }
 

@@ -12,4 +12,5 @@ pub mod cli;
 pub mod consumer;
 pub mod metrics;
 pub mod projection;
+pub mod redrive;
 pub mod replay;

@@ -1,9 +1,20 @@
 //! How events change the read models. Every change of one batch, and the positions after it,
 //! commit together or not at all.
+//!
+//! The read models enforce only what holds under any interleaving of partitions. Each stream's
+//! events come in order (one partition, consecutive versions), but the order in which two
+//! partitions are read is the projector's accident, not the writer's decision: a live projector
+//! restarting on a backlog, a replay, a rebuild each read them differently. So every row depends on
+//! its own stream alone (the version guard and the history row are per stream), and no constraint
+//! or statement may depend on the relative order of two streams. A uniqueness that spans streams
+//! (a definition's handle per tenant) is the writer's to decide, which it does
+//! (`events::Tenant`); as a read-model constraint it would refuse, in some order, what the writer
+//! rightly accepted. Counters that several streams add to are sums, which commute. `projector
+//! verify --partition-order` checks it on any log.
 
 use crate::consumer::Positioned;
 use anyhow::Context;
-use events::{DefinitionEvent, DeliveryStatus, DomainEvent, EngagementKind, EventMeta, InviteEvent};
+use events::{DefinitionEvent, DefinitionRules, DeliveryStatus, DomainEvent, EngagementKind, EventMeta, InviteEvent};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -109,13 +120,28 @@ async fn apply_one(tx: &mut Transaction<'_, Postgres>, p: &Positioned) -> anyhow
             let id = *m.stream.as_uuid();
             invite(tx, id, m, event).await.with_context(|| format!("cannot project {}", e.event_type()))?
         }
-        DomainEvent::Definition(DefinitionEvent::Created(r) | DefinitionEvent::Updated(r)) => sqlx::query(
-            "INSERT INTO definitions (definition_id, tenant_id, handle, max_invites_per_inviter, starts_at, ends_at, \
-             max_send_count, default_expiry_days, created_at, updated_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
-             ON CONFLICT (definition_id) DO UPDATE SET handle = $3, max_invites_per_inviter = $4, starts_at = $5, \
-             ends_at = $6, max_send_count = $7, default_expiry_days = $8, updated_at = $9, version = $10",
-        )
+        DomainEvent::Definition(DefinitionEvent::Created(r) | DefinitionEvent::Updated(r)) => {
+            definition(tx, m, r).await.with_context(|| format!("cannot project {}", e.event_type()))?
+        }
+    }
+    Ok(())
+}
+
+/// A definition's row: its first version creates it, each later one needs the one before (the
+/// version guard, as for invites), so a parked event freezes the stream until it is re-driven,
+/// rather than letting a later version through that a re-driven earlier one would then undo.
+async fn definition(tx: &mut Transaction<'_, Postgres>, m: &EventMeta, r: &DefinitionRules) -> anyhow::Result<()> {
+    let version = m.version as i64;
+    let sql = if version == 1 {
+        "INSERT INTO definitions (definition_id, tenant_id, handle, max_invites_per_inviter, starts_at, ends_at, \
+         max_send_count, default_expiry_days, created_at, updated_at, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)"
+    } else {
+        "UPDATE definitions SET handle = $3, max_invites_per_inviter = $4, starts_at = $5, ends_at = $6, \
+         max_send_count = $7, default_expiry_days = $8, updated_at = $9, version = $10 \
+         WHERE definition_id = $1 AND tenant_id = $2 AND version = $10 - 1"
+    };
+    let updated = sqlx::query(sql)
         .bind(m.stream.as_uuid())
         .bind(m.tenant_id.as_uuid())
         .bind(&r.handle)
@@ -125,11 +151,12 @@ async fn apply_one(tx: &mut Transaction<'_, Postgres>, p: &Positioned) -> anyhow
         .bind(r.max_send_count.map(|n| n as i32))
         .bind(r.default_expiry_days.map(|n| n as i32))
         .bind(m.occurred_at)
-        .bind(m.version as i64)
+        .bind(version)
         .execute(&mut **tx)
-        .await
-        .map(|_| ())
-        .context("cannot project a definition")?,
+        .await?
+        .rows_affected();
+    if updated != 1 {
+        return Err(Refused(format!("definition {} is not at version {}", m.stream.as_uuid(), version - 1)).into());
     }
     Ok(())
 }

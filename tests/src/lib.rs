@@ -34,3 +34,9 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// The partition Kafka's default partitioner (Java-compatible murmur2, which the writer uses)
+/// gives a record key in a topic of `partitions` partitions.
+pub fn partition_of(key: &str, partitions: i32) -> i32 {
+    ((murmur2::murmur2(key.as_bytes(), murmur2::KAFKA_SEED) & 0x7fff_ffff) % partitions as u32) as i32
+}
