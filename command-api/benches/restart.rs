@@ -34,8 +34,12 @@ async fn main() -> anyhow::Result<()> {
     rsvp_tests::load::invites_created(&brokers, &topic, n).await?;
     println!("loaded {n} events in {:.1?}", started.elapsed());
 
-    let config =
-        WriterConfig { brokers: brokers.clone(), topic: topic.clone(), transactional_id: format!("bench-{topic}") };
+    let config = WriterConfig {
+        brokers: brokers.clone(),
+        topic: topic.clone(),
+        transactional_id: format!("bench-{topic}"),
+        lease_timeout: std::time::Duration::from_secs(6),
+    };
     for run in ["first start", "restart"] {
         let (handle, elapsed) = ready(config.clone()).await?;
         println!("{run}: ready over {n} events in {elapsed:.2?} ({:.0} events/s)", n as f64 / elapsed.as_secs_f64());

@@ -20,6 +20,13 @@ pub struct Config {
     /// Stable transactional id of this writer; a new instance with the same id fences the old.
     #[arg(long, env = "RSVP_WRITER_ID", default_value = "rsvp-command-api-writer-0")]
     pub writer_id: String,
+    /// How long a leader that stopped heartbeating (crashed, frozen, cut off) keeps the writer
+    /// lease, in milliseconds: the Kafka consumer group's session timeout, hence the failover time
+    /// after a crash. The broker accepts values between its `group.min.session.timeout.ms`
+    /// (default 6000) and `group.max.session.timeout.ms`; lower means faster failover but a
+    /// leader that pauses longer (GC, a busy machine) loses the lease.
+    #[arg(long, env = "RSVP_WRITER_LEASE_TIMEOUT_MS", default_value_t = 6000, value_parser = clap::value_parser!(u64).range(1000..=3_600_000))]
+    pub writer_lease_timeout_ms: u64,
     /// PostgreSQL, for API keys.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,

@@ -9,8 +9,10 @@
 use anyhow::Context as _;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::RDKafkaErrorCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 struct LeaseContext {
@@ -43,50 +45,83 @@ impl ConsumerContext for LeaseContext {
 /// Membership in the lease group, kept alive by a background thread.
 pub struct Lease {
     held: Arc<AtomicBool>,
+    release: Release,
+}
+
+/// Leaves the lease group for good, handing the lease over at once: what a clean stop does, so
+/// that a standby (or the next instance) need not wait out the session timeout.
+#[derive(Clone)]
+pub struct Release {
     stop: Arc<AtomicBool>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Release {
+    /// Stops the membership and waits until the group was left.
+    pub fn release(&self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.lock().unwrap().take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Lease {
     /// Joins the group `<writer id>.lease` on topic `<topic>.writer-lease` (created if missing).
-    pub async fn join(brokers: &str, topic: &str, writer_id: &str) -> anyhow::Result<Self> {
+    /// `session_timeout` is how long a leader that stops heartbeating keeps the lease.
+    pub async fn join(brokers: &str, topic: &str, writer_id: &str, session_timeout: Duration) -> anyhow::Result<Self> {
         let lease_topic = format!("{topic}.writer-lease");
         service_kit::kafka::ensure_topic(brokers, &lease_topic, 1).await?;
         let held = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
+        let session_timeout_ms = session_timeout.as_millis() as u64;
         let consumer: BaseConsumer<LeaseContext> = service_kit::kafka::client_config(brokers, "rsvp-writer-lease")
             .set("group.id", format!("{writer_id}.lease"))
             .set("partition.assignment.strategy", "cooperative-sticky")
             // How long a dead leader keeps the lease: the failover time after a crash.
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "500")
+            .set("session.timeout.ms", session_timeout_ms.to_string())
+            // Several heartbeats per session, so one late heartbeat does not cost the lease.
+            .set("heartbeat.interval.ms", (session_timeout_ms / 4).min(500).to_string())
             .set("enable.auto.commit", "false")
             .create_with_context(LeaseContext { held: held.clone(), topic: lease_topic.clone() })
             .context("cannot create the lease consumer")?;
         consumer.subscribe(&[&lease_topic]).context("cannot join the lease group")?;
         let (thread_stop, thread_held) = (stop.clone(), held.clone());
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("rsvp-writer-lease".into())
             .spawn(move || {
                 // Nothing is ever produced to the lease topic: polling only serves the group.
                 while !thread_stop.load(Ordering::Acquire) {
-                    if let Some(Err(e)) = consumer.poll(Duration::from_millis(100)) {
-                        tracing::debug!(error = %e, "lease consumer");
+                    match consumer.poll(Duration::from_millis(100)) {
+                        Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::InvalidSessionTimeout) => {
+                            tracing::error!(
+                                session_timeout_ms,
+                                "the broker refuses this lease session timeout: set RSVP_WRITER_LEASE_TIMEOUT_MS \
+                                 within its group.min.session.timeout.ms and group.max.session.timeout.ms"
+                            )
+                        }
+                        Some(Err(e)) => tracing::debug!(error = %e, "lease consumer"),
+                        _ => {}
                     }
                 }
                 thread_held.store(false, Ordering::Release);
                 drop(consumer); // leaves the group at once, handing the lease over
             })
             .context("cannot start the lease thread")?;
-        Ok(Self { held, stop })
+        Ok(Self { held, release: Release { stop, thread: Arc::new(Mutex::new(Some(thread))) } })
     }
 
     pub fn is_held(&self) -> bool {
         self.held.load(Ordering::Acquire)
     }
+
+    pub fn releaser(&self) -> Release {
+        self.release.clone()
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
+        self.release.stop.store(true, Ordering::Release);
     }
 }

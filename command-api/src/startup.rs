@@ -13,6 +13,7 @@ use std::net::TcpListener;
 pub struct Application {
     port: u16,
     server: Server,
+    writer: writer::WriterHandle,
 }
 
 impl Application {
@@ -24,12 +25,14 @@ impl Application {
             brokers: config.kafka_brokers.clone(),
             topic: config.kafka_topic.clone(),
             transactional_id: config.writer_id.clone(),
+            lease_timeout: std::time::Duration::from_millis(config.writer_lease_timeout_ms),
         })
         .await?;
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let addr = listener.local_addr()?;
         let auth = web::Data::new(Authenticator::new(pool.clone()));
+        let handle = writer.clone();
         let writer = web::Data::new(writer);
         let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
         let state = web::Data::new(AppState {
@@ -56,15 +59,21 @@ impl Application {
         .listen(listener)?
         .run();
         service_kit::telemetry::announce_listening("command-api", addr);
-        Ok(Self { port: addr.port(), server })
+        Ok(Self { port: addr.port(), server, writer: handle })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Serves until a stop signal (SIGTERM, SIGINT) and every request in flight has been answered,
+    /// then hands the writer lease over, so that a standby takes over at once.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await.context("server failed")
+        let served = self.server.await.context("server failed");
+        let writer = self.writer;
+        tokio::task::spawn_blocking(move || writer.release_lease()).await.context("cannot release the writer lease")?;
+        tracing::info!("writer lease handed over");
+        served
     }
 }
 

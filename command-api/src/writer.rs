@@ -35,6 +35,8 @@ pub struct WriterConfig {
     pub brokers: String,
     pub topic: String,
     pub transactional_id: String,
+    /// The lease's session timeout: how long a crashed leader keeps the lease.
+    pub lease_timeout: Duration,
 }
 
 /// Everything about a command that is not the command itself.
@@ -99,9 +101,16 @@ pub enum Phase {
 pub struct WriterHandle {
     tx: Sender<Request>,
     phase: Arc<AtomicU8>,
+    lease: crate::lease::Release,
 }
 
 impl WriterHandle {
+    /// Leaves the lease group, handing the lease to a standby at once (a clean stop); this
+    /// instance takes no write after it. Blocks until the group was left.
+    pub fn release_lease(&self) {
+        self.lease.release();
+    }
+
     pub fn phase(&self) -> Phase {
         match self.phase.load(Ordering::Acquire) {
             2 => Phase::Ready,
@@ -141,15 +150,16 @@ impl WriterHandle {
 /// Starts the writer: joins the lease group and, whenever it holds the lease, fences the previous
 /// writer, reads the log to its end and serves commands until it loses the lease or is fenced.
 pub async fn start(config: WriterConfig) -> anyhow::Result<WriterHandle> {
-    let lease = Lease::join(&config.brokers, &config.topic, &config.transactional_id).await?;
+    let lease = Lease::join(&config.brokers, &config.topic, &config.transactional_id, config.lease_timeout).await?;
     let (tx, rx) = std::sync::mpsc::channel();
     let phase = Arc::new(AtomicU8::new(Phase::Standby as u8));
     let thread_phase = phase.clone();
+    let release = lease.releaser();
     std::thread::Builder::new()
         .name("rsvp-writer".into())
         .spawn(move || lead_when_leased(config, lease, rx, &thread_phase))
         .context("cannot start the writer thread")?;
-    Ok(WriterHandle { tx, phase })
+    Ok(WriterHandle { tx, phase, lease: release })
 }
 
 fn lead_when_leased(config: WriterConfig, lease: Lease, rx: Receiver<Request>, phase: &AtomicU8) {

@@ -40,6 +40,9 @@ transaction.state.log.num.partitions=8
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# The shortest session a consumer group member may ask for: the command API's writer lease
+# (RSVP_WRITER_LEASE_TIMEOUT_MS) cannot go below it. Kafka's default is 6000.
+group.min.session.timeout.ms=$KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS
 num.partitions=1
 auto.create.topics.enable=false
 # The invite log is the system of record: keep it forever.

@@ -79,3 +79,24 @@ async fn a_paused_leader_is_fenced_by_its_successor_and_writes_nothing_after_wak
     .await;
     assert_eq!(old_ready, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_stopped_cleanly_hands_the_lease_to_the_standby_without_waiting_for_its_session_to_expire() {
+    let env = TestEnv::new().await;
+    let http = reqwest::Client::new();
+    // A crashed leader would keep this lease for a minute: only a handover lets the standby in sooner.
+    let minute_lease = [("RSVP_WRITER_LEASE_TIMEOUT_MS", "60000".to_owned())];
+    let mut leader = Service::start("command-api", &env, &minute_lease).await;
+    leader.wait_ready(Duration::from_secs(60)).await;
+    let standby = Service::start("command-api", &env, &minute_lease).await;
+    assert_eq!(ready_status(&http, &standby).await, StatusCode::SERVICE_UNAVAILABLE);
+
+    leader.signal("TERM");
+    standby.wait_ready(Duration::from_secs(30)).await;
+    assert_eq!(create(&http, &standby.url, &env.key, "after@example.com").await.status(), StatusCode::CREATED);
+    eventually(Duration::from_secs(30), "the old leader to exit", || {
+        let running = leader.is_running();
+        async move { (!running).then_some(()) }
+    })
+    .await;
+}
