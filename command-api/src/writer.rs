@@ -29,6 +29,8 @@ use uuid::Uuid;
 /// Most commands decided into one transaction.
 const MAX_BATCH: usize = 1024;
 const TX_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a commit whose outcome Kafka has not confirmed is resumed before giving up on it.
+const COMMIT_RESUME: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -377,7 +379,20 @@ impl Writer {
                 }
             }
             // Flushes every record and fails if any of them failed.
-            self.producer.commit_transaction(TX_TIMEOUT)
+            let mut committed = self.producer.commit_transaction(TX_TIMEOUT);
+            // A commit that timed out (Kafka away) may still complete once the coordinator has it:
+            // aborting then would not undo it, and the callers would be told 503 for events that
+            // are in the log. librdkafka's contract for a retriable error: call commit again to
+            // resume it, until it is decided one way or the other.
+            let deadline = Instant::now() + COMMIT_RESUME;
+            while let Err(KafkaError::Transaction(e)) = &committed {
+                if !e.is_retriable() || Instant::now() > deadline {
+                    break;
+                }
+                tracing::warn!(error = %e, "commit not confirmed yet; resuming it");
+                committed = self.producer.commit_transaction(TX_TIMEOUT);
+            }
+            committed
         })();
         if let Err(e) = &result {
             if !is_fenced(e) {
