@@ -78,13 +78,6 @@ fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Splits `rsvp_<key id>_<secret>` into its parts.
-fn split_token(token: &str) -> Option<(&str, &str)> {
-    let rest = token.strip_prefix("rsvp_")?;
-    let (id, secret) = rest.split_once('_')?;
-    (!id.is_empty() && !secret.is_empty()).then_some((id, secret))
-}
-
 /// Checks credentials against PostgreSQL, remembering good ones for a short while so that a
 /// busy client costs one query per `ttl`, not one per request.
 pub struct Authenticator {
@@ -100,7 +93,7 @@ impl Authenticator {
 
     /// Verifies a bearer token; `None` for anything that is not a live key.
     pub async fn verify(&self, token: &str) -> anyhow::Result<Option<Authenticated>> {
-        let Some((key_id, secret)) = split_token(token) else {
+        let Some((key_id, secret)) = crate::credential::split_api_key(token) else {
             return Ok(None);
         };
         let presented = hash_secret(secret);
@@ -140,8 +133,7 @@ impl Authenticator {
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
+            .and_then(crate::credential::bearer_token)
             .ok_or_else(Problem::unauthorized)?;
         match self.verify(token).await {
             Ok(Some(auth)) => Ok(auth),
@@ -212,18 +204,6 @@ pub async fn issue_key(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_token_splits_into_key_id_and_secret() {
-        assert_eq!(split_token("rsvp_ab12_cd34"), Some(("ab12", "cd34")));
-    }
-
-    #[test]
-    fn malformed_tokens_are_refused_before_any_lookup() {
-        for bad in ["", "rsvp_", "rsvp__x", "rsvp_x_", "key_ab_cd", "rsvp_abcd"] {
-            assert_eq!(split_token(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn admin_implies_every_other_scope_but_read_does_not_imply_write() {

@@ -2,6 +2,7 @@
 //! `events`, the services in their own crates.
 
 pub mod auth;
+pub mod credential;
 pub mod db;
 pub mod kafka;
 pub mod metrics;
