@@ -59,6 +59,9 @@ pub struct CommandMeta {
 pub struct Committed {
     pub changes: Vec<ChangeRef>,
     pub replayed: bool,
+    /// For a create: the invite's public link token, read in the same turn as the decision, so
+    /// that the answer never depends on this instance still being the writer after the commit.
+    pub link_token: Option<LinkToken>,
 }
 
 impl Committed {
@@ -309,7 +312,8 @@ impl Writer {
                 if record.request_hash.as_deref() != Some(hash.as_str()) {
                     return Err(WriteError::IdempotencyMismatch);
                 }
-                return Ok(Committed { changes: record.changes.clone(), replayed: true });
+                let link_token = self.link_token(meta.tenant_id, &record.changes);
+                return Ok(Committed { changes: record.changes.clone(), replayed: true, link_token });
             }
         }
         let tenant = self.state.tenants.entry(meta.tenant_id).or_default();
@@ -353,7 +357,15 @@ impl Writer {
             });
             records.push(envelope);
         }
-        Ok(Committed { changes: refs, replayed: false })
+        let link_token = self.link_token(meta.tenant_id, &refs);
+        Ok(Committed { changes: refs, replayed: false, link_token })
+    }
+
+    /// The link token of the invite `changes` created, if they start with a creation.
+    fn link_token(&self, tenant: TenantId, changes: &[ChangeRef]) -> Option<LinkToken> {
+        let first = changes.first().filter(|c| c.event_type == "InviteCreated")?;
+        let invite = self.state.tenant(tenant)?.invite(first.stream.invite_id()?)?;
+        Some(invite.created.token.clone())
     }
 
     fn commit(&self, records: &[Envelope]) -> Result<(), KafkaError> {

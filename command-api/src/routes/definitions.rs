@@ -90,13 +90,23 @@ pub async fn update(
     let JsonBody(b, raw) = body;
     let rules: DefinitionRules = b.into();
     let meta = command_meta(&req, &auth, &raw)?;
-    writer.submit(TenantCommand::UpdateDefinition { definition_id: id, rules }, meta).await.map_err(problem_of)?;
-    let tenant = auth.tenant_id;
-    let current = writer
-        .read(move |s| s.tenant(tenant).and_then(|t| t.definition(id)).map(|d| (d.rules.clone(), d.version)))
+    let committed = writer
+        .submit(TenantCommand::UpdateDefinition { definition_id: id, rules: rules.clone() }, meta)
         .await
-        .map_err(problem_of)?
-        .ok_or_else(|| Problem::not_found("definition"))?;
+        .map_err(problem_of)?;
+    // A change answers from what was committed: a second trip to the writer could fail (the
+    // lease moved) after the change is in the log. Only an update that changed nothing reads.
+    let current = match committed.changes.first() {
+        Some(change) => (rules, change.version),
+        None => {
+            let tenant = auth.tenant_id;
+            writer
+                .read(move |s| s.tenant(tenant).and_then(|t| t.definition(id)).map(|d| (d.rules.clone(), d.version)))
+                .await
+                .map_err(problem_of)?
+                .ok_or_else(|| Problem::not_found("definition"))?
+        }
+    };
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, format!("\"{}\"", current.1)))
         .json(view(id, &current.0, current.1, None)))

@@ -124,12 +124,9 @@ pub async fn create(
         committed.changes.extend(sent.changes);
     }
     let tenant = auth.tenant_id;
-    let token = writer
-        .read(move |s| s.tenant(tenant).and_then(|t| t.invite(id)).map(|i| i.created.token.as_str().to_owned()))
-        .await
-        .map_err(problem_of)?;
-    // The public link: whoever holds it can open the invitation.
-    let link = token.map(|t| format!("{}/i/{t}", state.public_url));
+    // The public link: whoever holds it can open the invitation. It comes with the commit: a
+    // second trip to the writer could fail (the lease moved) after the invite was created.
+    let link = committed.link_token.as_ref().map(|t| format!("{}/i/{}", state.public_url, t.as_str()));
     Ok(invite_response(&state, StatusCode::CREATED, tenant, id, &committed, &writer, link).await)
 }
 
