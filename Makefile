@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`. See README.md.
-.PHONY: run stop status test
+.PHONY: run stop status test reliability fuzz
 ARGS ?=
 
 run: ## build and start Kafka, PostgreSQL and the three services; print the demo key
@@ -13,3 +13,9 @@ status:
 
 test: ## provision what is missing and run the whole test suite
 	@deploy/local/test.sh $(ARGS)
+
+reliability: ## fuzz the parsers, then inject faults under load on servers of its own; writes RELIABILITY.md
+	@deploy/local/reliability.sh $(ARGS)
+
+fuzz: ## only the fuzzing part, FUZZ_SECONDS per target
+	@deploy/local/fuzz.sh

@@ -43,9 +43,11 @@ impl PrivateKafka {
         assert!(status.success(), "deploy/local/kafka.sh {action} failed for the test's broker");
     }
 
-    fn settings(&self) -> [(&'static str, String); 5] {
+    fn settings(&self) -> [(&'static str, String); 6] {
         [
             ("RSVP_STATE_DIR", self.state_dir.display().to_string()),
+            // Lets a writer lease go down to 1 s, for failover runs.
+            ("KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS", "1000".to_owned()),
             ("KAFKA_PORT", self.port.to_string()),
             ("KAFKA_CONTROLLER_PORT", self.controller_port.to_string()),
             ("RSVP_KAFKA_BROKERS", self.brokers.clone()),
@@ -71,6 +73,7 @@ fn script_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/kafka.sh")
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("no free port").port()
 }

@@ -62,29 +62,35 @@ impl TestEnv {
 
     pub async fn with_partitions(partitions: i32) -> Self {
         let servers = servers().await;
+        Self::on(&servers.brokers, &servers.admin_database_url, partitions).await
+    }
+
+    /// A topic, database and tenant on the given servers (e.g. a broker and a database server of
+    /// the test's own, which it may stop and restart).
+    pub async fn on(brokers: &str, admin_database_url: &str, partitions: i32) -> Self {
         let id = Uuid::new_v4().simple().to_string();
         let topic = format!("rsvp-test-{id}");
-        create_topic(&servers.brokers, &topic, partitions).await.expect("cannot create the test topic");
+        create_topic(brokers, &topic, partitions).await.expect("cannot create the test topic");
         let database = format!("rsvp_test_{id}");
-        let mut admin = PgConnection::connect(&servers.admin_database_url).await.expect("cannot reach PostgreSQL");
+        let mut admin = PgConnection::connect(admin_database_url).await.expect("cannot reach PostgreSQL");
         sqlx::query(&format!("CREATE DATABASE \"{database}\""))
             .execute(&mut admin)
             .await
             .expect("cannot create the test database");
-        let database_url = with_database(&servers.admin_database_url, &database);
+        let database_url = with_database(admin_database_url, &database);
         let pool = service_kit::db::connect(&database_url, 5).await.expect("cannot connect to the test database");
         service_kit::db::migrate(&pool).await.expect("cannot migrate the test database");
         let tenant = ensure_tenant(&pool, "tenant-a").await.expect("cannot create the tenant");
         let key = issue_key(&pool, tenant, &Scope::ALL, None, Some("test")).await.expect("cannot issue a key").token;
         Self {
-            brokers: servers.brokers.clone(),
+            brokers: brokers.to_owned(),
             topic,
             database_url,
             pool,
             tenant,
             key,
             database,
-            admin_database_url: servers.admin_database_url.clone(),
+            admin_database_url: admin_database_url.to_owned(),
         }
     }
 

@@ -8,8 +8,10 @@
 
 pub mod api;
 pub mod broker;
+pub mod chaos;
 pub mod infra;
 pub mod load;
+pub mod postgres;
 pub mod services;
 
 pub use api::{Api, Reply};
