@@ -17,4 +17,5 @@ log "building"
 cargo build --locked --bins
 log "injecting faults under load"
 exec "$CARGO_TARGET_DIR/debug/rsvp-chaos" run --report "$RSVP_ROOT/RELIABILITY.md" \
-  --command-line "make reliability${*:+ ARGS='$*'}" --earlier-seconds $((SECONDS - started)) "$@"
+  --command-line "make reliability${*:+ ARGS='$*'}" --revision "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  --earlier-seconds $((SECONDS - started)) "$@"

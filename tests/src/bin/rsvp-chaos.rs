@@ -49,6 +49,9 @@ enum Command {
         /// How the run was started, for the report.
         #[arg(long, default_value = "rsvp-chaos run")]
         command_line: String,
+        /// The source revision the binaries were built from, for the report.
+        #[arg(long, default_value = "unknown")]
+        revision: String,
         /// Seconds already spent before this run (fuzzing), for the report.
         #[arg(long, default_value_t = 0)]
         earlier_seconds: u64,
@@ -94,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
             settle_ms,
             report,
             command_line,
+            revision,
             earlier_seconds,
             seed,
         } => {
@@ -124,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", outcome.summary());
             if let Some(path) = report {
                 let took = began.elapsed() + Duration::from_secs(earlier_seconds);
-                std::fs::write(&path, outcome.markdown(&command_line, &machine, took))?;
+                std::fs::write(&path, outcome.markdown(&command_line, &revision, &machine, took))?;
                 println!("rsvp-chaos: wrote {}", path.display());
             }
             if !outcome.violations().is_empty() {

@@ -128,7 +128,7 @@ impl Report {
     }
 
     /// RELIABILITY.md: the figures of a long run, with when, where and how it was made.
-    pub fn markdown(&self, command: &str, machine: &str, duration: Duration) -> String {
+    pub fn markdown(&self, command: &str, revision: &str, machine: &str, duration: Duration) -> String {
         let a = &self.audit;
         let mut s = String::new();
         let _ = writeln!(s, "# Reliability\n");
@@ -139,7 +139,7 @@ impl Report {
         );
         let _ = writeln!(s, "- date: {} (UTC)", self.started_at.format("%Y-%m-%d %H:%M"));
         let _ = writeln!(s, "- machine: {machine}");
-        let _ = writeln!(s, "- command: `{command}`");
+        let _ = writeln!(s, "- command: `{command}` at revision {revision}");
         let _ = writeln!(
             s,
             "- load: {} clients, {} ms between commands each; {} partitions; writer lease session timeout {} ms; \
