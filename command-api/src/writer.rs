@@ -390,7 +390,8 @@ impl Writer {
                     }
                 }
             }
-            // Flushes every record and fails if any of them failed.
+            self.wait_for_deliveries()?;
+            // Fails if any record of the transaction failed.
             let mut committed = self.producer.commit_transaction(TX_TIMEOUT);
             // A commit that timed out (Kafka away) may still complete once the coordinator has it:
             // aborting then would not undo it, and the callers would be told 503 for events that
@@ -412,6 +413,29 @@ impl Writer {
             }
         }
         result
+    }
+}
+
+impl Writer {
+    /// Waits until every record sent is delivered (or failed), without polling.
+    ///
+    /// `commit_transaction` of rdkafka 0.39 first calls its `flush`, which, while records are
+    /// undelivered, polls the event queue itself in slices of 100 ms that each run to their end
+    /// (`BaseProducer::poll` loops until its deadline), although the `ThreadedProducer`'s own
+    /// thread takes the delivery reports: every commit took 100 ms. librdkafka's `rd_kafka_flush`,
+    /// with delivery reports as events (as rdkafka sets it up), instead waits on a condition
+    /// variable that is signalled when the count of undelivered records reaches zero, which the
+    /// polling thread does as it handles the last report. After it, rdkafka's flush finds nothing
+    /// to wait for and `commit_transaction` goes straight to ending the transaction.
+    fn wait_for_deliveries(&self) -> Result<(), KafkaError> {
+        let timeout_ms = i32::try_from(TX_TIMEOUT.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: the pointer is the live handle of the producer we hold, and librdkafka allows
+        // `rd_kafka_flush` from any thread.
+        let code = unsafe { rdkafka::bindings::rd_kafka_flush(self.producer.client().native_ptr(), timeout_ms) };
+        match RDKafkaErrorCode::from(code) {
+            RDKafkaErrorCode::NoError => Ok(()),
+            e => Err(KafkaError::Flush(e)),
+        }
     }
 }
 
