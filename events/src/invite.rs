@@ -51,6 +51,9 @@ pub struct CreateInvite {
     pub template_id: Option<String>,
     pub landing_url: Option<String>,
     pub definition_id: Option<DefinitionId>,
+    /// Send at once with this method, to the first target: the invite and its first delivery
+    /// are one decision, so their events are appended together or not at all.
+    pub send: Option<DeliveryMethod>,
 }
 
 /// Commands on one invite. Imperative; each turns into zero or more events, or a rejection.
@@ -206,7 +209,7 @@ impl InviteState {
 /// Decides a command against the invite's complete state.
 pub fn decide(state: &InviteState, command: &InviteCommand, ctx: &Context) -> Result<Vec<InviteEvent>, Rejection> {
     let invite = match (state, command) {
-        (InviteState::Absent, InviteCommand::Create(c)) => return create(c, ctx).map(|e| vec![e]),
+        (InviteState::Absent, InviteCommand::Create(c)) => return create_and_send(c, ctx),
         (InviteState::Live(_), InviteCommand::Create(_)) => return Err(Rejection::InviteAlreadyExists),
         (InviteState::Absent, _) => return Err(Rejection::InviteNotFound),
         (InviteState::Live(invite), _) => invite,
@@ -376,6 +379,17 @@ pub fn evolve_owned(state: InviteState, event: InviteEvent) -> InviteState {
         InviteEvent::Expired(_) => invite.lifecycle = Lifecycle::Expired,
     }
     InviteState::Live(invite)
+}
+
+/// A create, and with `send` the first delivery, decided as one: the send is checked against the
+/// invite the create makes, by the very rules of a later `Send`.
+fn create_and_send(c: &CreateInvite, ctx: &Context) -> Result<Vec<InviteEvent>, Rejection> {
+    let created = create(c, ctx)?;
+    let Some(method) = c.send else { return Ok(vec![created]) };
+    let invite = evolve(InviteState::Absent, &created);
+    let mut events = vec![created];
+    events.extend(decide(&invite, &InviteCommand::Send { method, target: None }, ctx)?);
+    Ok(events)
 }
 
 const MAX_TARGETS: usize = 100;

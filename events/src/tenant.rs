@@ -61,6 +61,31 @@ pub enum TenantCommand {
     },
 }
 
+impl TenantCommand {
+    /// A stable name for the kind of command (metrics, logs): never an id or a value.
+    pub fn command_type(&self) -> &'static str {
+        match self {
+            Self::Invite { command, .. } => match command {
+                InviteCommand::Create(_) => "create",
+                InviteCommand::Send { .. } => "send",
+                InviteCommand::Resend { .. } => "resend",
+                InviteCommand::ReportDelivery { .. } => "report_delivery",
+                InviteCommand::Engage { .. } => "engage",
+                InviteCommand::Accept { .. } => "accept",
+                InviteCommand::MarkAcceptedElsewhere { .. } => "mark_accepted_elsewhere",
+                InviteCommand::Decline { .. } => "decline",
+                InviteCommand::Revoke { .. } => "revoke",
+                InviteCommand::Expire { .. } => "expire",
+            },
+            Self::AcceptMany { .. } => "accept_many",
+            Self::ReportDelivery { .. } => "report_delivery",
+            Self::EngageByToken { .. } => "engage_by_token",
+            Self::CreateDefinition { .. } => "create_definition",
+            Self::UpdateDefinition { .. } => "update_definition",
+        }
+    }
+}
+
 /// One event the tenant decided, with the stream it belongs to and its version there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {

@@ -243,6 +243,24 @@ fn sending_records_a_delivery_and_raises_the_send_count() {
 }
 
 #[test]
+fn creating_with_send_is_one_decision_giving_the_invite_and_its_first_delivery() {
+    let mut world = World::new();
+    let id = new_id();
+    let c = CreateInvite { send: Some(DeliveryMethod::Email), ..create_for("bob@example.com") };
+    let changes = world.given(create_cmd(id, c));
+    assert_eq!(changes.iter().map(|c| c.version).collect::<Vec<_>>(), [1, 2]);
+    assert!(changes.iter().all(|c| c.stream == StreamId::Invite(id)));
+    let DomainEvent::Invite(InviteEvent::Sent(sent)) = &changes[1].event else { panic!("{changes:?}") };
+    assert_eq!((sent.method, sent.target.as_str(), sent.resend), (DeliveryMethod::Email, "bob@example.com", false));
+    assert_eq!(world.invite(id).counters.sends, 1);
+    assert_eq!(world.invite(id).status_at(t0()), InviteStatus::Queued);
+    assert_eq!(world.when(on(id, send())), Err(Rejection::AlreadySent));
+    // A create that is refused sends nothing either.
+    let bad = CreateInvite { send: Some(DeliveryMethod::Email), ..create_for("not-an-address") };
+    assert!(world.when(create_cmd(new_id(), bad)).is_err());
+}
+
+#[test]
 fn an_invite_is_sent_once_then_resent_and_never_resent_before_it_was_sent() {
     let mut world = World::new();
     let id = world.create(create_for("bob@example.com"));

@@ -301,6 +301,54 @@ async fn an_idempotency_key_replays_the_first_response_and_appends_nothing_even_
     );
 }
 
+/// Every record of one stream in the log: (partition, offset, CloudEvents type, causation id).
+fn records_of(env: &TestEnv, id: &str) -> Vec<(i32, i64, String, Option<uuid::Uuid>)> {
+    let mut records = Vec::new();
+    service_kit::kafka::read_to_end(
+        &env.brokers,
+        &env.topic,
+        &Default::default(),
+        Duration::from_secs(60),
+        |p, o, m| {
+            let e = service_kit::kafka::envelope_of(m)?;
+            if e.meta.stream.as_uuid().to_string() == id {
+                records.push((p, o, e.event_type().to_owned(), e.meta.causation_id));
+            }
+            Ok(())
+        },
+    )
+    .expect("cannot read the log");
+    records
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn creating_with_send_is_one_command_in_one_transaction_and_a_retry_replays_the_delivery_too() {
+    let env = TestEnv::new().await;
+    let (_command, api) = start(&env).await;
+    let mut body = invite_for("bob@example.com");
+    body["send"] = json!("email");
+    let key = [("idempotency-key", "create-and-send-bob")];
+    let first = api.call(Method::POST, "/v1/invites", Some(&body), &key).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(first.body["events"], json!(["InviteCreated", "InviteSent"]));
+    assert_eq!((first.body["version"].as_u64(), first.body["status"].as_str()), (Some(2), Some("queued")));
+    let id = first.body["id"].as_str().unwrap().to_owned();
+
+    let records = records_of(&env, &id);
+    let types: Vec<&str> = records.iter().map(|r| r.2.as_str()).collect();
+    assert_eq!(types, ["InviteCreated", "InviteSent"]);
+    // One stream, one partition: a commit marker between the two would take an offset.
+    let ((p1, o1, _, c1), (p2, o2, _, c2)) = (&records[0], &records[1]);
+    assert_eq!((p1, *o1 + 1), (p2, *o2), "the two events are consecutive, in one transaction");
+    assert!(c1.is_some() && c1 == c2, "one command caused both: {c1:?} {c2:?}");
+
+    let again = api.call(Method::POST, "/v1/invites", Some(&body), &key).await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, first.body, "the retry answers what the first call did, delivery included");
+    assert_eq!(records_of(&env, &id).len(), 2, "and appends nothing");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn another_tenants_invites_deliveries_and_definitions_are_invisible_on_every_endpoint() {
     let env = TestEnv::new().await;

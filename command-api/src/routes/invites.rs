@@ -2,7 +2,7 @@
 //! target), decline, expire, and delivery provider callbacks.
 
 use super::{command_meta, problem_of, AppState};
-use crate::writer::{CommandMeta, Committed, WriterHandle};
+use crate::writer::{Committed, WriterHandle};
 use actix_web::http::{header, StatusCode};
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -87,11 +87,13 @@ impl CreateInviteRequest {
             template_id: self.template_id,
             landing_url: self.landing_url,
             definition_id: self.definition_id.map(DefinitionId::from_uuid),
+            send: self.send,
         })
     }
 }
 
-/// `POST /v1/invites`: 201 once `InviteCreated` (and `InviteSent`, with `send`) is durable.
+/// `POST /v1/invites`: 201 once `InviteCreated` (and `InviteSent`, with `send`: one command, one
+/// transaction, replayed whole by its `Idempotency-Key`) is durable.
 #[post("/v1/invites")]
 pub async fn create(
     req: HttpRequest,
@@ -102,27 +104,14 @@ pub async fn create(
 ) -> Result<HttpResponse, Problem> {
     auth.require(service_kit::Scope::InvitesWrite)?;
     let JsonBody(request, raw) = body;
-    let send_now = request.send;
     let command = request.into_command(&auth)?;
     let id = InviteId::from_uuid(Uuid::now_v7());
     let meta = command_meta(&req, &auth, &raw)?;
     let committed = writer
-        .submit(
-            TenantCommand::Invite { invite_id: id, command: InviteCommand::Create(Box::new(command)) },
-            meta.clone(),
-        )
+        .submit(TenantCommand::Invite { invite_id: id, command: InviteCommand::Create(Box::new(command)) }, meta)
         .await
         .map_err(problem_of)?;
     let id = committed.changes[0].stream.invite_id().expect("an invite was created");
-    let mut committed = committed;
-    if let (Some(method), false) = (send_now, committed.replayed) {
-        let command = InviteCommand::Send { method, target: None };
-        let sent = writer
-            .submit(TenantCommand::Invite { invite_id: id, command }, CommandMeta { idempotency: None, ..meta })
-            .await
-            .map_err(problem_of)?;
-        committed.changes.extend(sent.changes);
-    }
     let tenant = auth.tenant_id;
     // The public link: whoever holds it can open the invitation. It comes with the commit: a
     // second trip to the writer could fail (the lease moved) after the invite was created.
