@@ -6,6 +6,7 @@
 //!
 //! Needs a running Kafka (`make run`).
 
+use command_api::metrics::WriterMetrics;
 use command_api::writer::{self, Phase, WriterConfig, WriterHandle};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -16,7 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 async fn ready(config: WriterConfig) -> anyhow::Result<(WriterHandle, Duration)> {
     let started = Instant::now();
-    let handle = writer::start(config).await?;
+    let handle = writer::start(config, WriterMetrics::register(&prometheus::Registry::new())?).await?;
     while handle.phase() != Phase::Ready {
         anyhow::ensure!(started.elapsed() < Duration::from_secs(900), "writer not ready after 15 minutes");
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod lease;
+pub mod metrics;
 pub mod rebuild;
 pub mod routes;
 pub mod startup;

@@ -1,6 +1,7 @@
 //! Building and running the application.
 
 use crate::config::Config;
+use crate::metrics::WriterMetrics;
 use crate::routes::{self, AppState};
 use crate::writer::{self, WriterConfig};
 use actix_web::dev::Server;
@@ -21,12 +22,17 @@ impl Application {
     /// end) and binds the port. The server runs once [`Application::run_until_stopped`] is awaited.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = service_kit::db::connect(&config.database_url, 8).await?;
-        let writer = writer::start(WriterConfig {
-            brokers: config.kafka_brokers.clone(),
-            topic: config.kafka_topic.clone(),
-            transactional_id: config.writer_id.clone(),
-            lease_timeout: std::time::Duration::from_millis(config.writer_lease_timeout_ms),
-        })
+        let registry = prometheus::Registry::new();
+        let writer_metrics = WriterMetrics::register(&registry)?;
+        let writer = writer::start(
+            WriterConfig {
+                brokers: config.kafka_brokers.clone(),
+                topic: config.kafka_topic.clone(),
+                transactional_id: config.writer_id.clone(),
+                lease_timeout: std::time::Duration::from_millis(config.writer_lease_timeout_ms),
+            },
+            writer_metrics,
+        )
         .await?;
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
@@ -41,7 +47,6 @@ impl Application {
             pool,
         });
         let max_body = config.max_body_bytes;
-        let registry = prometheus::Registry::new();
         let http_metrics = service_kit::metrics::http_metrics("command-api", registry.clone());
         let server = HttpServer::new(move || {
             App::new()

@@ -1,33 +1,44 @@
 //! The single writer. It owns the state of every tenant, rebuilt from the log when it takes the
-//! lease, and runs commands strictly one after another on one thread. Commands that arrive while
-//! a Kafka transaction is in flight are decided against the evolving state and written together
-//! in the next transaction (group commit); every caller is answered after that commit.
+//! lease, and decides commands strictly one after another on one thread, each against the state
+//! every earlier decision left (the state moves as it decides). A second thread, the committer,
+//! appends: while it commits one transaction, the writer thread decides whatever arrives, and the
+//! committer takes everything decided by then as its next transaction. Transactions are thus
+//! sized by what is waiting: one command alone when the API is idle, hundreds under load.
 //!
-//! Delivery guarantee: a caller gets `Ok` only after `commit_transaction` returned, i.e. the
-//! events are replicated per `acks=all`. On any failure the transaction is aborted, every caller
-//! of the batch gets `Unavailable`, and the writer is opened anew, which re-reads the log: the
-//! state never runs ahead of Kafka. A second writer with the same `transactional.id` fences this
-//! one: it then refuses everything until it holds the lease again (see [`crate::lease`]).
+//! Delivery guarantee: a caller gets `Ok` only after `commit_transaction` returned for the
+//! transaction holding its events, i.e. they are replicated per `acks=all`; a refusal, a replay
+//! or a read is answered only once everything decided before it is committed, since it may rest
+//! on those decisions. When a transaction fails it is aborted, and every caller whose command was
+//! decided after the last good commit gets `Unavailable`; the writer is then opened anew, which
+//! re-reads the log, so the state never keeps a decision that did not reach Kafka. A second writer
+//! with the same `transactional.id` fences this one: it then refuses everything until it holds the
+//! lease again (see [`crate::lease`]).
 
 use crate::lease::Lease;
+use crate::metrics::WriterMetrics;
 use crate::state::{ChangeRef, WriterState};
 use anyhow::Context as _;
 use chrono::{SubsecRound, Utc};
 use events::{
-    Actor, Context, DeliveryId, Envelope, EventMeta, LinkToken, Rejection, StreamId, TenantCommand, TenantId,
+    Actor, Context, DeliveryId, Envelope, EventMeta, InviteId, InviteStatus, LinkToken, Rejection, StreamId,
+    TenantCommand, TenantId,
 };
 use rand::RngCore;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-/// Most commands decided into one transaction.
-const MAX_BATCH: usize = 1024;
+/// Most requests the writer thread takes off the channel before handing their decisions over.
+const MAX_DECIDE: usize = 1024;
+/// The writer thread waits while this many events are decided and not yet taken by the
+/// committer: a transaction carries at most about this many.
+const MAX_TX_EVENTS: usize = 4096;
 const TX_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a commit whose outcome Kafka has not confirmed is resumed before giving up on it.
 const COMMIT_RESUME: Duration = Duration::from_secs(120);
@@ -59,9 +70,19 @@ pub struct CommandMeta {
 pub struct Committed {
     pub changes: Vec<ChangeRef>,
     pub replayed: bool,
-    /// For a create: the invite's public link token, read in the same turn as the decision, so
-    /// that the answer never depends on this instance still being the writer after the commit.
-    pub link_token: Option<LinkToken>,
+    /// The invite the command was about, as the command left it (for a replay: as it is now).
+    pub invite: Option<InviteNow>,
+}
+
+/// What an answer says about an invite: taken when the command is decided, so that answering
+/// needs no second trip to the writer.
+#[derive(Debug, Clone)]
+pub struct InviteNow {
+    pub id: InviteId,
+    pub version: u64,
+    pub status: InviteStatus,
+    /// The public link's token: a secret, shown to the creator only.
+    pub token: LinkToken,
 }
 
 impl Committed {
@@ -84,7 +105,10 @@ pub enum WriteError {
 }
 
 type Reply = oneshot::Sender<Result<Committed, WriteError>>;
-type Read = Box<dyn FnOnce(&WriterState) + Send>;
+/// A read runs on the writer's state at once; what it found is handed over once everything
+/// decided before it is committed.
+type Read = Box<dyn FnOnce(&WriterState) -> Deliver + Send>;
+type Deliver = Box<dyn FnOnce() + Send>;
 
 enum Request {
     Write { command: TenantCommand, meta: CommandMeta, reply: Reply },
@@ -135,7 +159,8 @@ impl WriterHandle {
         answer.await.map_err(|_| WriteError::Unavailable("the writer has stopped".into()))?
     }
 
-    /// Runs `f` on the writer's current state, in order with the writes.
+    /// Runs `f` on the writer's current state, in order with the writes; answers once the writes
+    /// decided before it are committed.
     pub async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&WriterState) -> T + Send + 'static,
@@ -145,7 +170,10 @@ impl WriterHandle {
         }
         let (reply, answer) = oneshot::channel();
         let read: Read = Box::new(move |state| {
-            let _ = reply.send(f(state));
+            let found = f(state);
+            Box::new(move || {
+                let _ = reply.send(found);
+            })
         });
         self.tx.send(Request::Read(read)).map_err(|_| WriteError::Unavailable("the writer has stopped".into()))?;
         answer.await.map_err(|_| WriteError::Unavailable("the writer is not the leader any more".into()))
@@ -154,7 +182,7 @@ impl WriterHandle {
 
 /// Starts the writer: joins the lease group and, whenever it holds the lease, fences the previous
 /// writer, reads the log to its end and serves commands until it loses the lease or is fenced.
-pub async fn start(config: WriterConfig) -> anyhow::Result<WriterHandle> {
+pub async fn start(config: WriterConfig, metrics: WriterMetrics) -> anyhow::Result<WriterHandle> {
     let lease = Lease::join(&config.brokers, &config.topic, &config.transactional_id, config.lease_timeout).await?;
     let (tx, rx) = std::sync::mpsc::channel();
     let phase = Arc::new(AtomicU8::new(Phase::Standby as u8));
@@ -162,22 +190,28 @@ pub async fn start(config: WriterConfig) -> anyhow::Result<WriterHandle> {
     let release = lease.releaser();
     std::thread::Builder::new()
         .name("rsvp-writer".into())
-        .spawn(move || lead_when_leased(config, lease, rx, &thread_phase))
+        .spawn(move || lead_when_leased(config, metrics, lease, rx, &thread_phase))
         .context("cannot start the writer thread")?;
     Ok(WriterHandle { tx, phase, lease: release })
 }
 
-fn lead_when_leased(config: WriterConfig, lease: Lease, rx: Receiver<Request>, phase: &AtomicU8) {
+fn lead_when_leased(
+    config: WriterConfig,
+    metrics: WriterMetrics,
+    lease: Lease,
+    rx: Receiver<Request>,
+    phase: &AtomicU8,
+) {
     let set = |p: Phase| phase.store(p as u8, Ordering::Release);
     loop {
         set(Phase::Standby);
-        refuse_pending(&rx);
+        refuse_pending(&rx, &metrics);
         while !lease.is_held() {
             std::thread::sleep(Duration::from_millis(50));
-            refuse_pending(&rx);
+            refuse_pending(&rx, &metrics);
         }
         set(Phase::Starting);
-        let mut writer = match Writer::open(config.clone()) {
+        let writer = match Writer::open(config.clone(), metrics.clone()) {
             Ok(w) => w,
             Err(e) => {
                 tracing::error!(error = ?e, "cannot become the writer; retrying");
@@ -196,10 +230,12 @@ fn lead_when_leased(config: WriterConfig, lease: Lease, rx: Receiver<Request>, p
 }
 
 /// Answers every queued request with 503: the caller may retry against the writer.
-fn refuse_pending(rx: &Receiver<Request>) {
+fn refuse_pending(rx: &Receiver<Request>, metrics: &WriterMetrics) {
     while let Ok(r) = rx.try_recv() {
-        if let Request::Write { reply, .. } = r {
-            let _ = reply.send(Err(WriteError::Unavailable("this instance is not the writer now".into())));
+        if let Request::Write { command, reply, .. } = r {
+            let result = Err(WriteError::Unavailable("this instance is not the writer now".into()));
+            metrics.answered(command.command_type(), &result, false);
+            let _ = reply.send(result);
         }
     }
 }
@@ -216,14 +252,147 @@ enum Stop {
     Closed,
 }
 
+/// A decided event as the log takes it, serialized on the writer thread, off the commit path.
+struct Record {
+    key: String,
+    payload: Vec<u8>,
+    headers: OwnedHeaders,
+    timestamp: i64,
+}
+
+impl Record {
+    fn of(envelope: &Envelope) -> Self {
+        Self {
+            key: envelope.key(),
+            payload: envelope.data_json(),
+            headers: service_kit::kafka::headers_of(envelope),
+            timestamp: envelope.meta.occurred_at.timestamp_millis(),
+        }
+    }
+}
+
+/// Someone waiting for what was decided before them to be committed.
+enum Answer {
+    Write { reply: Reply, result: Result<Committed, WriteError>, command_type: &'static str },
+    Read(Deliver),
+}
+
+/// Decisions not yet committed, in the order they were taken.
+#[derive(Default)]
+struct Decided {
+    records: Vec<Record>,
+    answers: Vec<Answer>,
+    /// Commands with events among `answers`.
+    commands: usize,
+}
+
+impl Decided {
+    fn append(&mut self, mut other: Decided) {
+        self.records.append(&mut other.records);
+        self.answers.append(&mut other.answers);
+        self.commands += other.commands;
+    }
+}
+
+/// Where the writer thread leaves its decisions for the committer.
+#[derive(Default)]
+struct Handover {
+    pipe: Mutex<Pipe>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Pipe {
+    decided: Decided,
+    /// The writer thread stops: the committer commits what is decided, then ends.
+    closing: bool,
+    /// A commit failed: everything decided since is void.
+    failed: bool,
+}
+
+impl Handover {
+    /// Leaves decisions for the committer; waits while it is more than a transaction behind.
+    /// `Err` gives them back when a commit failed: they rest on void decisions.
+    fn push(&self, decided: Decided) -> Result<(), Decided> {
+        let mut pipe = self.pipe.lock().expect("the handover lock is never poisoned");
+        loop {
+            if pipe.failed {
+                return Err(decided);
+            }
+            if pipe.decided.records.len() < MAX_TX_EVENTS {
+                break;
+            }
+            pipe = self.changed.wait(pipe).expect("the handover lock is never poisoned");
+        }
+        pipe.decided.append(decided);
+        drop(pipe);
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    fn failed(&self) -> bool {
+        self.pipe.lock().expect("the handover lock is never poisoned").failed
+    }
+
+    /// Everything decided so far, once there is something (`None`: closing and nothing left).
+    fn take(&self) -> Option<Decided> {
+        let mut pipe = self.pipe.lock().expect("the handover lock is never poisoned");
+        while pipe.decided.answers.is_empty() {
+            if pipe.closing {
+                return None;
+            }
+            pipe = self.changed.wait(pipe).expect("the handover lock is never poisoned");
+        }
+        let decided = std::mem::take(&mut pipe.decided);
+        drop(pipe);
+        self.changed.notify_all();
+        Some(decided)
+    }
+
+    /// Marks the pipe failed and gives back what was decided after the failed transaction.
+    fn fail(&self) -> Decided {
+        let mut pipe = self.pipe.lock().expect("the handover lock is never poisoned");
+        pipe.failed = true;
+        let rest = std::mem::take(&mut pipe.decided);
+        drop(pipe);
+        self.changed.notify_all();
+        rest
+    }
+
+    fn close(&self) {
+        self.pipe.lock().expect("the handover lock is never poisoned").closing = true;
+        self.changed.notify_all();
+    }
+}
+
+fn answer(a: Answer, metrics: &WriterMetrics) {
+    match a {
+        Answer::Write { reply, result, command_type } => {
+            metrics.answered(command_type, &result, result.as_ref().is_ok_and(|c| c.replayed));
+            let _ = reply.send(result);
+        }
+        Answer::Read(deliver) => deliver(),
+    }
+}
+
+/// 503 for a decision that cannot stand; a dropped read answers its caller `Unavailable`.
+fn refuse(a: Answer, metrics: &WriterMetrics) {
+    if let Answer::Write { reply, command_type, .. } = a {
+        let result = Err(WriteError::Unavailable("the events could not be appended".into()));
+        metrics.answered(command_type, &result, false);
+        let _ = reply.send(result);
+    }
+}
+
 struct Writer {
-    config: WriterConfig,
-    producer: ThreadedProducer<DefaultProducerContext>,
     state: WriterState,
+    handover: Arc<Handover>,
+    committer: std::thread::JoinHandle<Result<(), KafkaError>>,
+    metrics: WriterMetrics,
 }
 
 impl Writer {
-    fn open(config: WriterConfig) -> anyhow::Result<Self> {
+    fn open(config: WriterConfig, metrics: WriterMetrics) -> anyhow::Result<Self> {
         let producer: ThreadedProducer<DefaultProducerContext> =
             service_kit::kafka::client_config(&config.brokers, "rsvp-command-api")
                 .set("transactional.id", &config.transactional_id)
@@ -241,63 +410,69 @@ impl Writer {
         let started = Instant::now();
         let state = crate::rebuild::read_state(&config.brokers, &config.topic)?;
         tracing::info!(events = state.events, tenants = state.tenants.len(), elapsed = ?started.elapsed(), "state rebuilt from the log");
-        Ok(Self { config, producer, state })
+        let handover = Arc::new(Handover::default());
+        let committer = {
+            let (handover, metrics) = (handover.clone(), metrics.clone());
+            std::thread::Builder::new()
+                .name("rsvp-committer".into())
+                .spawn(move || Committer { producer, topic: config.topic, handover, metrics }.run())
+                .context("cannot start the committer thread")?
+        };
+        Ok(Self { state, handover, committer, metrics })
     }
 
-    fn serve(&mut self, rx: &Receiver<Request>, lease: &Lease) -> Stop {
-        loop {
+    /// Decides until the writer must stop, then lets the committer finish what was decided.
+    fn serve(mut self, rx: &Receiver<Request>, lease: &Lease) -> Stop {
+        let stop = loop {
             if !lease.is_held() {
-                return Stop::LeaseLost;
+                break Stop::LeaseLost;
             }
             let first = match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) if self.handover.failed() => break Stop::Closed,
                 Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return Stop::Closed,
+                Err(RecvTimeoutError::Disconnected) => break Stop::Closed,
             };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            // Microseconds: the precision PostgreSQL and every API show, so that a time read from
+            // a read model names exactly the events that happened at it (`projector as-of`).
+            let now = Utc::now().trunc_subsecs(6);
+            let mut decided = Decided::default();
+            self.take(first, now, &mut decided);
+            while decided.answers.len() < MAX_DECIDE {
                 match rx.try_recv() {
-                    Ok(r) => batch.push(r),
+                    Ok(r) => self.take(r, now, &mut decided),
                     Err(_) => break,
                 }
             }
-            if let Err(stop) = self.run_batch(batch) {
-                return stop;
+            if let Err(void) = self.handover.push(decided) {
+                for a in void.answers {
+                    refuse(a, &self.metrics);
+                }
+                break Stop::Closed;
             }
+        };
+        self.handover.close();
+        match self.committer.join() {
+            Ok(Err(e)) if is_fenced(&e) => Stop::Fenced(e),
+            Ok(Err(e)) => Stop::AppendFailed(e),
+            Ok(Ok(())) => stop,
+            Err(_) => Stop::AppendFailed(KafkaError::Canceled),
         }
     }
 
-    /// Decides every command in order against the evolving state, commits all their events in one
-    /// transaction, then answers. `Err` when this writer must stop serving.
-    fn run_batch(&mut self, batch: Vec<Request>) -> Result<(), Stop> {
-        // Microseconds: the precision PostgreSQL and every API show, so that a time read from a
-        // read model names exactly the events that happened at it (e.g. for `projector as-of`).
-        let now = Utc::now().trunc_subsecs(6);
-        let mut records: Vec<Envelope> = Vec::new();
-        let mut answers: Vec<(Reply, Result<Committed, WriteError>)> = Vec::new();
-        for request in batch {
-            match request {
-                Request::Read(f) => f(&self.state),
-                Request::Write { command, meta, reply } => {
-                    let result = self.decide_and_apply(&command, &meta, now, &mut records);
-                    answers.push((reply, result));
+    fn take(&mut self, request: Request, now: chrono::DateTime<Utc>, decided: &mut Decided) {
+        match request {
+            Request::Read(f) => decided.answers.push(Answer::Read(f(&self.state))),
+            Request::Write { command, meta, reply } => {
+                let before = decided.records.len();
+                let result = self.decide_and_apply(&command, &meta, now, &mut decided.records);
+                if decided.records.len() > before {
+                    decided.commands += 1;
                 }
+                let command_type = command.command_type();
+                decided.answers.push(Answer::Write { reply, result, command_type });
             }
         }
-        if !records.is_empty() {
-            if let Err(e) = self.commit(&records) {
-                tracing::error!(error = %e, events = records.len(), "append failed; transaction aborted");
-                // Rejections too: they may rest on a decision that is now void.
-                for (reply, _) in answers {
-                    let _ = reply.send(Err(WriteError::Unavailable("the events could not be appended".into())));
-                }
-                return Err(if is_fenced(&e) { Stop::Fenced(e) } else { Stop::AppendFailed(e) });
-            }
-        }
-        for (reply, result) in answers {
-            let _ = reply.send(result);
-        }
-        Ok(())
     }
 
     fn decide_and_apply(
@@ -305,15 +480,17 @@ impl Writer {
         command: &TenantCommand,
         meta: &CommandMeta,
         now: chrono::DateTime<Utc>,
-        records: &mut Vec<Envelope>,
+        records: &mut Vec<Record>,
     ) -> Result<Committed, WriteError> {
         if let Some((key, hash)) = &meta.idempotency {
             if let Some(record) = self.state.idempotency.get(&(meta.tenant_id, key.clone())) {
                 if record.request_hash.as_deref() != Some(hash.as_str()) {
                     return Err(WriteError::IdempotencyMismatch);
                 }
-                let link_token = self.link_token(meta.tenant_id, &record.changes);
-                return Ok(Committed { changes: record.changes.clone(), replayed: true, link_token });
+                // The invite of the first time: a replayed create names a fresh id of its own.
+                let id = record.changes.iter().find_map(|c| c.stream.invite_id());
+                let invite = id.and_then(|id| self.invite_now(meta.tenant_id, id, now));
+                return Ok(Committed { changes: record.changes.clone(), replayed: true, invite });
             }
         }
         let tenant = self.state.tenants.entry(meta.tenant_id).or_default();
@@ -348,43 +525,90 @@ impl Writer {
                 },
                 change.event,
             );
-            // The state moves as we decide: the next command of the batch sees this one.
-            self.state.apply(&envelope);
             refs.push(ChangeRef {
                 stream: envelope.meta.stream,
                 version: envelope.meta.version,
                 event_type: envelope.event_type(),
             });
-            records.push(envelope);
+            records.push(Record::of(&envelope));
+            // The state moves as we decide: the next command sees this one.
+            self.state.apply_owned(envelope);
         }
-        let link_token = self.link_token(meta.tenant_id, &refs);
-        Ok(Committed { changes: refs, replayed: false, link_token })
+        let invite = self.invite_of(meta.tenant_id, command).and_then(|id| self.invite_now(meta.tenant_id, id, now));
+        Ok(Committed { changes: refs, replayed: false, invite })
     }
 
-    /// The link token of the invite `changes` created, if they start with a creation.
-    fn link_token(&self, tenant: TenantId, changes: &[ChangeRef]) -> Option<LinkToken> {
-        let first = changes.first().filter(|c| c.event_type == "InviteCreated")?;
-        let invite = self.state.tenant(tenant)?.invite(first.stream.invite_id()?)?;
-        Some(invite.created.token.clone())
+    /// The invite a command is about, if it is about one.
+    fn invite_of(&self, tenant: TenantId, command: &TenantCommand) -> Option<InviteId> {
+        let tenant = self.state.tenant(tenant)?;
+        match command {
+            TenantCommand::Invite { invite_id, .. } => Some(*invite_id),
+            TenantCommand::ReportDelivery { delivery_id, .. } => tenant.invite_of_delivery(*delivery_id),
+            TenantCommand::EngageByToken { token, .. } => tenant.invite_by_token(token).map(|(id, _)| id),
+            _ => None,
+        }
     }
 
-    fn commit(&self, records: &[Envelope]) -> Result<(), KafkaError> {
+    /// An invite as it stands now: an answer needs no second trip to the writer, which could
+    /// fail (the lease moved) after the command was committed.
+    fn invite_now(&self, tenant: TenantId, id: InviteId, now: chrono::DateTime<Utc>) -> Option<InviteNow> {
+        let invite = self.state.tenant(tenant)?.invite(id)?;
+        Some(InviteNow {
+            id,
+            version: invite.version,
+            status: invite.status_at(now),
+            token: invite.created.token.clone(),
+        })
+    }
+}
+
+/// Appends what the writer thread decided, one transaction at a time, and answers.
+struct Committer {
+    producer: ThreadedProducer<DefaultProducerContext>,
+    topic: String,
+    handover: Arc<Handover>,
+    metrics: WriterMetrics,
+}
+
+impl Committer {
+    /// Until the writer thread closes the handover (`Ok`) or a commit fails (`Err`: every caller
+    /// decided since the last good commit has been refused).
+    fn run(self) -> Result<(), KafkaError> {
+        while let Some(batch) = self.handover.take() {
+            if !batch.records.is_empty() {
+                let (events, started) = (batch.records.len(), Instant::now());
+                if let Err(e) = self.commit(batch.records) {
+                    tracing::error!(error = %e, events, "append failed; transaction aborted");
+                    let rest = self.handover.fail();
+                    for a in batch.answers.into_iter().chain(rest.answers) {
+                        refuse(a, &self.metrics);
+                    }
+                    return Err(e);
+                }
+                self.metrics.committed(started.elapsed(), batch.commands, events);
+            }
+            for a in batch.answers {
+                answer(a, &self.metrics);
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&self, records: Vec<Record>) -> Result<(), KafkaError> {
         self.producer.begin_transaction()?;
         let result = (|| {
-            for envelope in records {
-                let key = envelope.key();
-                let payload = envelope.data_json();
-                let mut record = BaseRecord::to(&self.config.topic)
-                    .key(&key)
-                    .payload(&payload)
-                    .headers(service_kit::kafka::headers_of(envelope))
-                    .timestamp(envelope.meta.occurred_at.timestamp_millis());
+            for r in records {
+                let mut record = BaseRecord::to(&self.topic)
+                    .key(&r.key)
+                    .payload(&r.payload)
+                    .headers(r.headers)
+                    .timestamp(r.timestamp);
                 loop {
                     match self.producer.send(record) {
                         Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                            record = r;
-                            std::thread::sleep(Duration::from_millis(5));
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                            record = back;
+                            std::thread::sleep(Duration::from_millis(1));
                         }
                         Err((e, _)) => return Err(e),
                     }
@@ -414,23 +638,21 @@ impl Writer {
         }
         result
     }
-}
 
-impl Writer {
     /// Waits until every record sent is delivered (or failed), without polling.
     ///
     /// `commit_transaction` of rdkafka 0.39 first calls its `flush`, which, while records are
     /// undelivered, polls the event queue itself in slices of 100 ms that each run to their end
-    /// (`BaseProducer::poll` loops until its deadline), although the `ThreadedProducer`'s own
-    /// thread takes the delivery reports: every commit took 100 ms. librdkafka's `rd_kafka_flush`,
-    /// with delivery reports as events (as rdkafka sets it up), instead waits on a condition
-    /// variable that is signalled when the count of undelivered records reaches zero, which the
-    /// polling thread does as it handles the last report. After it, rdkafka's flush finds nothing
-    /// to wait for and `commit_transaction` goes straight to ending the transaction.
+    /// (`BaseProducer::poll` loops until its deadline), even though the `ThreadedProducer`'s own
+    /// thread already takes the delivery reports: every commit took 100 ms. librdkafka's own
+    /// `rd_kafka_flush`, with delivery reports as events (as rdkafka sets it up), instead waits on
+    /// a condition variable signalled when the count of undelivered records reaches zero, which
+    /// the polling thread does as it handles the last report. Once it returns, rdkafka's flush
+    /// finds nothing to wait for and `commit_transaction` goes straight to EndTxn.
     fn wait_for_deliveries(&self) -> Result<(), KafkaError> {
-        let timeout_ms = i32::try_from(TX_TIMEOUT.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: the pointer is the live handle of the producer we hold, and librdkafka allows
-        // `rd_kafka_flush` from any thread.
+        let timeout_ms = TX_TIMEOUT.as_millis() as i32;
+        // SAFETY: the pointer is the producer's live handle (we hold the producer), and
+        // `rd_kafka_flush` may be called from any thread.
         let code = unsafe { rdkafka::bindings::rd_kafka_flush(self.producer.client().native_ptr(), timeout_ms) };
         match RDKafkaErrorCode::from(code) {
             RDKafkaErrorCode::NoError => Ok(()),

@@ -112,11 +112,10 @@ pub async fn create(
         .await
         .map_err(problem_of)?;
     let id = committed.changes[0].stream.invite_id().expect("an invite was created");
-    let tenant = auth.tenant_id;
     // The public link: whoever holds it can open the invitation. It comes with the commit: a
     // second trip to the writer could fail (the lease moved) after the invite was created.
-    let link = committed.link_token.as_ref().map(|t| format!("{}/i/{}", state.public_url, t.as_str()));
-    Ok(invite_response(&state, StatusCode::CREATED, tenant, id, &committed, &writer, link).await)
+    let link = committed.invite.as_ref().map(|i| format!("{}/i/{}", state.public_url, i.token.as_str()));
+    Ok(invite_response(&state, StatusCode::CREATED, id, &committed, link))
 }
 
 #[derive(Debug, Deserialize)]
@@ -234,7 +233,7 @@ async fn on_invite(
     }
     let meta = command_meta(req, auth, raw)?;
     let committed = writer.submit(TenantCommand::Invite { invite_id: id, command }, meta).await.map_err(problem_of)?;
-    Ok(invite_response(state, status, auth.tenant_id, id, &committed, writer, None).await)
+    Ok(invite_response(state, status, id, &committed, None))
 }
 
 /// A route that runs one command on one invite: the body becomes the command.
@@ -355,35 +354,24 @@ pub async fn delivery_event(
     let meta = command_meta(&req, &auth, &raw)?;
     let command = TenantCommand::ReportDelivery { delivery_id, status: b.status, detail: b.detail };
     let committed = writer.submit(command, meta).await.map_err(problem_of)?;
-    let tenant = auth.tenant_id;
-    let invite = writer
-        .read(move |s| s.tenant(tenant).and_then(|t| t.invite_of_delivery(delivery_id)))
-        .await
-        .map_err(problem_of)?
-        .ok_or_else(|| Problem::not_found("delivery"))?;
-    Ok(invite_response(&state, StatusCode::OK, auth.tenant_id, invite, &committed, &writer, None).await)
+    let invite = committed.invite.as_ref().map(|i| i.id).ok_or_else(|| Problem::not_found("delivery"))?;
+    Ok(invite_response(&state, StatusCode::OK, invite, &committed, None))
 }
 
-/// `{id, version, status}`, `ETag` (the version) and `Location` (the invite on the query API).
-async fn invite_response(
+/// `{id, version, status}`, `ETag` (the version) and `Location` (the invite on the query API),
+/// all from what the writer answered: no second trip to it.
+fn invite_response(
     state: &AppState,
     status: StatusCode,
-    tenant: events::TenantId,
     id: InviteId,
     committed: &Committed,
-    writer: &WriterHandle,
     link: Option<String>,
 ) -> HttpResponse {
-    // The invite as it is now (a command that changed nothing still answers with its version).
-    let now = writer
-        .read(move |s| {
-            s.tenant(tenant).and_then(|t| t.invite(id)).map(|i| (i.version, i.status_at(Utc::now()).as_str()))
-        })
-        .await
-        .ok()
-        .flatten();
-    let version = committed.version_of(StreamId::Invite(id)).or(now.map(|(v, _)| v));
-    let current = now.map(|(_, s)| s);
+    // The invite as the command left it (a command that changed nothing still answers with its
+    // version).
+    let now = committed.invite.as_ref().filter(|i| i.id == id);
+    let version = committed.version_of(StreamId::Invite(id)).or(now.map(|i| i.version));
+    let current = now.map(|i| i.status.as_str());
     let mut response = HttpResponse::build(status);
     if let Some(v) = version {
         response.insert_header((header::ETAG, format!("\"{v}\"")));
