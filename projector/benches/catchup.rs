@@ -1,9 +1,11 @@
 //! Catch-up speed of the projector against the floor PostgreSQL sets: loads N events (default
-//! 1,000,000 `InviteCreated`) into a fresh topic, lets the projector catch up into a fresh
+//! 1,000,000 `InviteCreated`, or with `lifecycles` the realistic mix of
+//! `rsvp_tests::load::Lifecycles`: creates, sends, delivery statuses, opens, accepts, revokes)
+//! into a fresh topic, lets the projector catch up into a fresh
 //! database, then COPYs the very rows it produced into empty copies of the same tables (same
 //! indexes) and compares.
 //!
-//!   cargo bench -p projector --bench catchup -- [N]
+//!   cargo bench -p projector --bench catchup -- [N] [lifecycles]
 //!
 //! Needs Kafka and PostgreSQL (`make run`); `RSVP_BENCH_DATABASE_URL` names a role that may create
 //! databases (default: the local one).
@@ -15,7 +17,15 @@ use sqlx::{Connection, PgConnection};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-const TABLES: [&str; 4] = ["events", "invites", "invite_targets", "inviter_counters"];
+const TABLES: [&str; 7] = [
+    "events",
+    "invites",
+    "invite_targets",
+    "inviter_counters",
+    "deliveries",
+    "delivery_status_history",
+    "invite_accepts",
+];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -27,8 +37,13 @@ async fn main() -> anyhow::Result<()> {
     let (topic, database) = (format!("rsvp-bench-catchup-{id}"), format!("rsvp_bench_{id}"));
     rsvp_tests::infra::create_topic(&brokers, &topic, 12).await?;
     let started = Instant::now();
-    rsvp_tests::load::invites_created(&brokers, &topic, n as usize).await?;
-    println!("loaded {n} events in {:.1?}", started.elapsed());
+    let mix = std::env::args().skip(1).any(|a| a == "lifecycles");
+    if mix {
+        rsvp_tests::load::lifecycles(&brokers, &topic, n as usize).await?;
+    } else {
+        rsvp_tests::load::invites_created(&brokers, &topic, n as usize).await?;
+    }
+    println!("loaded {n} events ({}) in {:.1?}", if mix { "lifecycles" } else { "creations" }, started.elapsed());
 
     let mut admin = PgConnection::connect(&admin_url).await?;
     sqlx::query(&format!("CREATE DATABASE \"{database}\"")).execute(&mut admin).await?;
@@ -42,7 +57,9 @@ async fn main() -> anyhow::Result<()> {
         topic: topic.clone(),
         name: "bench".into(),
         batch: std::env::var("RSVP_PROJECTOR_BATCH").ok().and_then(|b| b.parse().ok()).unwrap_or(1000),
-        linger: Duration::from_millis(20),
+        linger: Duration::from_millis(
+            std::env::var("RSVP_PROJECTOR_LINGER_MS").ok().and_then(|b| b.parse().ok()).unwrap_or(0),
+        ),
         on_poison: PoisonPolicy::Halt,
     };
     let started = Instant::now();

@@ -1,10 +1,12 @@
-//! The set-based part of a projection batch: one `INSERT ... SELECT FROM UNNEST(...)` per table
-//! instead of one statement per row. Most of a log's volume is history rows and creations.
+//! The set-based part of a projection batch: one `INSERT ... SELECT FROM UNNEST(...)` (or
+//! `UPDATE ... FROM UNNEST(...)`) per table instead of one statement per row: the history, the
+//! creations, and the changes to existing invites in rounds (see [`update_invites`]).
 
 use crate::consumer::Positioned;
+use crate::projection::Refused;
 use anyhow::Context;
 use events::event::InviteCreated;
-use events::{EventMeta, InvitationType};
+use events::{DeliveryStatus, EngagementKind, EventMeta, InvitationType, InviteEvent};
 use sqlx::{Postgres, Transaction};
 use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
@@ -217,5 +219,231 @@ pub async fn insert_created(
     .execute(&mut **tx)
     .await
     .context("cannot count invites per inviter")?;
+    Ok(())
+}
+
+/// Stages an open invite moves through, in order; `accepted` last, for a multi-use invite that
+/// was accepted and is still open. A stage never goes back.
+const STAGES: &str = "ARRAY['created','queued','sending','sent','delivered','opened','unfurled','shared','accepted']";
+
+/// How an event other than a creation moves its invite's row: a kind the update statement
+/// switches on, and the stage it moves an open invite up to, if any.
+fn change(event: &InviteEvent) -> (&'static str, Option<&'static str>) {
+    match event {
+        InviteEvent::Created(_) => unreachable!("creations are inserted, not updated"),
+        InviteEvent::Sent(_) => ("sent", Some("queued")),
+        InviteEvent::DeliveryStatusChanged(d) => match d.status {
+            DeliveryStatus::Delivered => ("delivered", Some("delivered")),
+            DeliveryStatus::Opened => ("opened", Some("opened")),
+            DeliveryStatus::Sending => ("status", Some("sending")),
+            DeliveryStatus::Sent => ("status", Some("sent")),
+            DeliveryStatus::Queued | DeliveryStatus::Bounced | DeliveryStatus::Failed => ("status", None),
+        },
+        InviteEvent::Engaged(g) => match g.kind {
+            EngagementKind::View => ("view", Some("opened")),
+            EngagementKind::Click => ("click", Some("opened")),
+            EngagementKind::Share => ("share", Some("shared")),
+            EngagementKind::Unfurl => ("unfurl", Some("unfurled")),
+        },
+        InviteEvent::Accepted(_) => ("accepted", None),
+        InviteEvent::AcceptedElsewhere(_) => ("accepted_elsewhere", None),
+        InviteEvent::Declined(_) => ("declined", None),
+        InviteEvent::Revoked(_) => ("revoked", None),
+        InviteEvent::Expired(_) => ("expired", None),
+    }
+}
+
+/// Applies one round of changes to existing invites: at most one event per invite, each the next
+/// version of its invite (the version guard), every table in one statement. A batch's changes go
+/// in rounds (an invite's first change of the batch in the first round, its second in the
+/// second...), so each round sees the rows the one before left, as one-by-one application would.
+/// An event whose invite is not at the previous version makes the whole round [`Refused`].
+pub async fn update_invites(
+    tx: &mut Transaction<'_, Postgres>,
+    round: &[(&EventMeta, &InviteEvent)],
+) -> anyhow::Result<()> {
+    if round.is_empty() {
+        return Ok(());
+    }
+    macro_rules! column {
+        ($f:expr) => {
+            round.iter().map($f).collect::<Vec<_>>()
+        };
+    }
+    let ids = column!(|(m, _)| *m.stream.as_uuid());
+    let versions = column!(|(m, _)| m.version as i64);
+    let times = column!(|(m, _)| m.occurred_at);
+    let changes = column!(|(_, e)| change(e));
+    let deliveries = column!(|(_, e)| match e {
+        InviteEvent::DeliveryStatusChanged(d) => Some(*d.delivery_id.as_uuid()),
+        _ => None,
+    });
+    // Every column reads the row as it was before this round (SQL evaluates SET against the old
+    // row): `open` for a stage, `accept_count` for a multi-use invite's last accept. An `opened`
+    // report counts the delivery when no `delivered` came first; the delivery rows still hold the
+    // status the event found, since they move on after this statement.
+    let sql = format!(
+        "UPDATE invites i SET version = u.version, updated_at = u.at, \
+         send_count = i.send_count + (u.kind = 'sent')::int, \
+         first_sent_at = CASE WHEN u.kind = 'sent' THEN coalesce(i.first_sent_at, u.at) ELSE i.first_sent_at END, \
+         last_sent_at = CASE WHEN u.kind = 'sent' THEN u.at ELSE i.last_sent_at END, \
+         delivery_count = i.delivery_count + CASE u.kind WHEN 'delivered' THEN 1 \
+           WHEN 'opened' THEN (SELECT count(*) FROM deliveries d WHERE d.delivery_id = u.delivery \
+             AND d.status IN ('queued', 'sending', 'sent'))::int ELSE 0 END, \
+         delivered_at = CASE WHEN u.kind IN ('delivered', 'opened') THEN coalesce(i.delivered_at, u.at) ELSE i.delivered_at END, \
+         viewed_at = CASE WHEN u.kind IN ('opened', 'view') THEN coalesce(i.viewed_at, u.at) ELSE i.viewed_at END, \
+         view_count = i.view_count + (u.kind = 'view')::int, \
+         click_count = i.click_count + (u.kind = 'click')::int, \
+         clicked_at = CASE WHEN u.kind = 'click' THEN coalesce(i.clicked_at, u.at) ELSE i.clicked_at END, \
+         share_count = i.share_count + (u.kind = 'share')::int, \
+         unfurl_count = i.unfurl_count + (u.kind = 'unfurl')::int, \
+         accept_count = i.accept_count + (u.kind = 'accepted')::int, \
+         accepted_at = CASE WHEN u.kind = 'accepted' THEN coalesce(i.accepted_at, u.at) ELSE i.accepted_at END, \
+         accepted_elsewhere_at = CASE WHEN u.kind = 'accepted_elsewhere' THEN u.at ELSE i.accepted_elsewhere_at END, \
+         declined_at = CASE WHEN u.kind = 'declined' THEN u.at ELSE i.declined_at END, \
+         revoked_at = CASE WHEN u.kind = 'revoked' THEN u.at ELSE i.revoked_at END, \
+         expired_at = CASE WHEN u.kind = 'expired' THEN u.at ELSE i.expired_at END, \
+         open = CASE WHEN u.kind = 'accepted' THEN i.invitation_type = 'multi_use' \
+             AND (i.max_accepts IS NULL OR i.accept_count + 1 < i.max_accepts) \
+           WHEN u.kind IN ('accepted_elsewhere', 'declined', 'revoked', 'expired') THEN false ELSE i.open END, \
+         status = CASE WHEN u.kind IN ('accepted', 'accepted_elsewhere', 'declined', 'revoked', 'expired') THEN u.kind \
+           WHEN u.stage IS NOT NULL AND i.open \
+             AND coalesce(array_position({STAGES}, i.status), 0) < array_position({STAGES}, u.stage) THEN u.stage \
+           ELSE i.status END \
+         FROM UNNEST($1::uuid[], $2::int8[], $3::timestamptz[], $4::text[], $5::text[], $6::uuid[]) \
+           AS u(id, version, at, kind, stage, delivery) \
+         WHERE i.invite_id = u.id AND i.version = u.version - 1 \
+         RETURNING i.invite_id"
+    );
+    let updated: Vec<Uuid> = sqlx::query_scalar(&sql)
+        .bind(&ids)
+        .bind(&versions)
+        .bind(&times)
+        .bind(changes.iter().map(|(kind, _)| kind.to_string()).collect::<Vec<_>>())
+        .bind(changes.iter().map(|(_, stage)| stage.map(str::to_owned)).collect::<Vec<_>>())
+        .bind(&deliveries)
+        .fetch_all(&mut **tx)
+        .await
+        .context("cannot update invites")?;
+    if updated.len() != round.len() {
+        let updated: HashSet<Uuid> = updated.into_iter().collect();
+        let (m, _) = round.iter().find(|(m, _)| !updated.contains(m.stream.as_uuid())).expect("one was not updated");
+        return Err(Refused(format!("invite {} is not at version {}", m.stream.as_uuid(), m.version - 1)).into());
+    }
+
+    // Deliveries: new ones, then the status of reported ones, then one history row each.
+    let mut new = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut moved = (Vec::new(), Vec::new(), Vec::new());
+    let mut history = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut accepts = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (m, e) in round {
+        let (id, tenant, version, at) = (*m.stream.as_uuid(), *m.tenant_id.as_uuid(), m.version as i64, m.occurred_at);
+        match e {
+            InviteEvent::Sent(s) => {
+                new.0.push(*s.delivery_id.as_uuid());
+                new.1.push(id);
+                new.2.push(tenant);
+                new.3.push(s.method.as_str().to_owned());
+                new.4.push(s.target.clone());
+                new.5.push(s.resend);
+                new.6.push(at);
+                history.0.push(*s.delivery_id.as_uuid());
+                history.1.push(version);
+                history.2.push("queued".to_owned());
+                history.3.push(None);
+                history.4.push(at);
+            }
+            InviteEvent::DeliveryStatusChanged(d) => {
+                moved.0.push(*d.delivery_id.as_uuid());
+                moved.1.push(d.status.as_str().to_owned());
+                moved.2.push(at);
+                history.0.push(*d.delivery_id.as_uuid());
+                history.1.push(version);
+                history.2.push(d.status.as_str().to_owned());
+                history.3.push(d.detail.clone());
+                history.4.push(at);
+            }
+            InviteEvent::Accepted(a) => {
+                accepts.0.push(id);
+                accepts.1.push(version);
+                accepts.2.push(tenant);
+                accepts.3.push(a.accepted_by.clone());
+                accepts.4.push(a.target.clone());
+                accepts.5.push(at);
+            }
+            _ => {}
+        }
+    }
+    if !new.0.is_empty() {
+        sqlx::query(
+            "INSERT INTO deliveries (delivery_id, invite_id, tenant_id, method, target, resend, status, sent_at, updated_at) \
+             SELECT u.id, u.invite, u.tenant, u.method, u.target, u.resend, 'queued', u.at, u.at \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[]) \
+             AS u(id, invite, tenant, method, target, resend, at)",
+        )
+        .bind(&new.0)
+        .bind(&new.1)
+        .bind(&new.2)
+        .bind(&new.3)
+        .bind(&new.4)
+        .bind(&new.5)
+        .bind(&new.6)
+        .execute(&mut **tx)
+        .await
+        .context("cannot create deliveries")?;
+    }
+    if !moved.0.is_empty() {
+        sqlx::query(
+            "UPDATE deliveries d SET status = u.status, updated_at = u.at \
+             FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[]) AS u(id, status, at) WHERE d.delivery_id = u.id",
+        )
+        .bind(&moved.0)
+        .bind(&moved.1)
+        .bind(&moved.2)
+        .execute(&mut **tx)
+        .await
+        .context("cannot move deliveries on")?;
+    }
+    if !history.0.is_empty() {
+        sqlx::query(
+            "INSERT INTO delivery_status_history (delivery_id, invite_version, status, detail, at) \
+             SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::timestamptz[])",
+        )
+        .bind(&history.0)
+        .bind(&history.1)
+        .bind(&history.2)
+        .bind(&history.3)
+        .bind(&history.4)
+        .execute(&mut **tx)
+        .await
+        .context("cannot record delivery statuses")?;
+    }
+    if !accepts.0.is_empty() {
+        sqlx::query(
+            "INSERT INTO invite_accepts (invite_id, invite_version, tenant_id, accepted_by, target, at) \
+             SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[])",
+        )
+        .bind(&accepts.0)
+        .bind(&accepts.1)
+        .bind(&accepts.2)
+        .bind(&accepts.3)
+        .bind(&accepts.4)
+        .bind(&accepts.5)
+        .execute(&mut **tx)
+        .await
+        .context("cannot record accepts")?;
+        // Several accepted invites may share an inviter: count them together.
+        sqlx::query(
+            "UPDATE inviter_counters c SET invites_accepted = c.invites_accepted + a.n \
+             FROM (SELECT i.tenant_id, coalesce(i.definition_id, '00000000-0000-0000-0000-000000000000') AS definition_id, \
+                   i.inviter_id, count(*)::int AS n \
+                   FROM invites i JOIN UNNEST($1::uuid[]) AS u(id) ON i.invite_id = u.id GROUP BY 1, 2, 3) a \
+             WHERE c.tenant_id = a.tenant_id AND c.definition_id = a.definition_id AND c.inviter_id = a.inviter_id",
+        )
+        .bind(&accepts.0)
+        .execute(&mut **tx)
+        .await
+        .context("cannot count accepts per inviter")?;
+    }
     Ok(())
 }

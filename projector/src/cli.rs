@@ -39,8 +39,9 @@ pub struct FollowArgs {
     /// Most events applied in one PostgreSQL transaction.
     #[arg(long, env = "RSVP_PROJECTOR_BATCH", default_value_t = 1000)]
     pub batch: usize,
-    /// Milliseconds to wait for more events before applying a partial batch.
-    #[arg(long, env = "RSVP_PROJECTOR_LINGER_MS", default_value_t = 20)]
+    /// At most how many milliseconds a batch the backlog does not fill waits for more events (in
+    /// all, from its first); 0 applies what is waiting at once.
+    #[arg(long, env = "RSVP_PROJECTOR_LINGER_MS", default_value_t = 0)]
     pub linger_ms: u64,
     /// What to do with an event that cannot be projected.
     #[arg(long, env = "RSVP_PROJECTOR_ON_POISON", value_enum, default_value_t = PoisonPolicy::DeadLetter)]

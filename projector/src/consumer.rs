@@ -1,6 +1,10 @@
 //! Following the log: batches of committed events, applied in one PostgreSQL transaction each
 //! together with the new positions. Positions live in `projector_offsets`, never in Kafka.
 //!
+//! A reader task decodes records into a bounded queue while the previous batch is applied; each
+//! batch takes what is waiting (up to the batch size), so batches grow with the backlog and a
+//! quiet log is applied event by event, at once.
+//!
 //! Poison events (undecodable, unknown type or version, or refused by the database even alone
 //! after retries) are parked in the dead-letter topic with the reason, counted, and passed over;
 //! with `--on-poison halt` the projector stops on them instead. Nothing is skipped silently.
@@ -33,7 +37,8 @@ pub struct ConsumerConfig {
     pub name: String,
     /// Most events applied in one transaction.
     pub batch: usize,
-    /// How long to wait for more events before applying a partial batch.
+    /// At most how long a batch the backlog does not fill waits for more events, in all (counted
+    /// from its first event). Zero: apply what is waiting at once.
     pub linger: Duration,
     pub on_poison: PoisonPolicy,
 }
@@ -106,19 +111,13 @@ pub async fn run(pool: PgPool, config: ConsumerConfig, metrics: Arc<Metrics>) ->
     tracing::info!(topic = %config.topic, partitions = partitions.len(), "projector following the log");
     metrics.watch_lag(consumer.clone(), config.topic.clone(), partitions, &positions);
 
+    // The reader decodes records into a queue while the previous batch is being applied.
+    let (queue, mut waiting) = tokio::sync::mpsc::channel(config.batch.max(1));
+    let _reader = AbortOnDrop(tokio::spawn(read(consumer.clone(), queue)));
     loop {
-        let mut items = vec![classify(&next_message(&consumer).await)];
-        while items.len() < config.batch {
-            match tokio::time::timeout(config.linger, consumer.recv()).await {
-                Ok(Ok(message)) => items.push(classify(&message)),
-                // Apply what we have; the next round waits the fault out.
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "reading the log failed");
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
+        let Some(items) = next_batch(&mut waiting, config.batch, config.linger).await else {
+            anyhow::bail!("the log reader stopped");
+        };
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
         let mut events = Vec::with_capacity(items.len());
         for item in items {
@@ -137,9 +136,51 @@ pub async fn run(pool: PgPool, config: ConsumerConfig, metrics: Arc<Metrics>) ->
         apply_with_retries(&pool, &config, &metrics, &dead_letters, &events, &next).await?;
         timer.observe_duration();
         metrics.applied.inc_by(events.len() as u64);
+        metrics.batch_events.observe(events.len() as f64);
         positions.extend(next.iter().map(|(&p, &o)| (p, o)));
         metrics.record_positions(&next);
     }
+}
+
+/// Ends a task when its handle goes: the reader stops with the loop that owns it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads the log in order and queues each record, decoded; stops when the queue's reader is gone.
+async fn read(consumer: Arc<StreamConsumer>, queue: tokio::sync::mpsc::Sender<Item>) {
+    loop {
+        let item = classify(&next_message(&consumer).await);
+        if queue.send(item).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The next batch: waits for the first item, then takes every item already waiting, up to `max`.
+/// Under load the backlog fills a batch and it goes at once; below that, what is waiting goes
+/// after at most `linger` in all (counted from the first item, never per item: a steady trickle
+/// must not hold a batch back until it is full). `None` once the queue is closed and empty.
+async fn next_batch<T>(waiting: &mut tokio::sync::mpsc::Receiver<T>, max: usize, linger: Duration) -> Option<Vec<T>> {
+    let mut items = vec![waiting.recv().await?];
+    let deadline = tokio::time::Instant::now() + linger;
+    while items.len() < max {
+        match waiting.try_recv() {
+            Ok(item) => items.push(item),
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                match tokio::time::timeout_at(deadline, waiting.recv()).await {
+                    Ok(Some(item)) => items.push(item),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+    Some(items)
 }
 
 /// The next record of the log. A broker that is down or restarting is waited out: the client
@@ -218,8 +259,12 @@ async fn apply_until_refused(
 ) -> anyhow::Result<()> {
     let mut wait = Duration::from_millis(100);
     loop {
-        match projection::apply_batch(pool, &config.name, &config.topic, events, next).await {
-            Ok(_) => return Ok(()),
+        let mut costs = projection::Costs::default();
+        match projection::apply_batch_costed(pool, &config.name, &config.topic, events, next, &mut costs).await {
+            Ok(_) => {
+                metrics.record_costs(&costs);
+                return Ok(());
+            }
             Err(e) if projection::is_refusal(&e) => return Err(e),
             Err(e) => {
                 metrics.retries.inc();
@@ -292,4 +337,48 @@ async fn park(
         .context("cannot write to the dead-letter topic")?;
     metrics.dead_letters.inc();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc;
+
+    #[tokio::test]
+    async fn a_backlog_that_fills_a_batch_is_taken_at_once_and_whole() {
+        let (queue, mut waiting) = mpsc::channel(100);
+        for i in 0..100 {
+            queue.send(i).await.unwrap();
+        }
+        // A linger of an hour: the test would hang if a full batch waited for anything.
+        let batch = next_batch(&mut waiting, 60, Duration::from_secs(3600)).await.unwrap();
+        assert_eq!(batch, (0..60).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_steady_trickle_does_not_hold_a_batch_back_until_it_is_full() {
+        let (queue, mut waiting) = mpsc::channel(1000);
+        // One event every 5 ms, 1000 in all: always another within the linger of 20 ms.
+        tokio::spawn(async move {
+            for i in 0..1000 {
+                if queue.send(i).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let batch = next_batch(&mut waiting, 1000, Duration::from_millis(20)).await.unwrap();
+        assert!(batch.len() < 1000, "the batch waited for the whole trickle: {} events", batch.len());
+    }
+
+    #[tokio::test]
+    async fn without_linger_a_batch_is_what_is_waiting() {
+        let (queue, mut waiting) = mpsc::channel(10);
+        for i in 0..3 {
+            queue.send(i).await.unwrap();
+        }
+        assert_eq!(next_batch(&mut waiting, 1000, Duration::ZERO).await, Some(vec![0, 1, 2]));
+        drop(queue);
+        assert_eq!(next_batch(&mut waiting, 1000, Duration::ZERO).await, None);
+    }
 }

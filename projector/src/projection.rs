@@ -14,10 +14,10 @@
 
 use crate::consumer::Positioned;
 use anyhow::Context;
-use events::{DefinitionEvent, DefinitionRules, DeliveryStatus, DomainEvent, EngagementKind, EventMeta, InviteEvent};
+use events::{DefinitionEvent, DefinitionRules, DomainEvent, EventMeta, InviteEvent};
 use sqlx::{PgPool, Postgres, Transaction};
-use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Serializes projection batches with a rebuild's swap: every batch holds it shared, the swap
@@ -48,6 +48,29 @@ pub fn is_refusal(error: &anyhow::Error) -> bool {
     })
 }
 
+/// Time spent applying, by event type: each statement's time shared among the event types of
+/// the events it wrote, in proportion to their number (so the shares add up to the whole).
+#[derive(Debug, Default)]
+pub struct Costs(pub BTreeMap<&'static str, (u64, Duration)>);
+
+impl Costs {
+    /// Charges `spent` to `types` (one entry per event the statement covered).
+    fn charge(&mut self, types: impl IntoIterator<Item = &'static str>, spent: Duration) {
+        let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for t in types {
+            *counts.entry(t).or_default() += 1;
+        }
+        let total: u64 = counts.values().sum();
+        for (t, n) in counts {
+            self.0.entry(t).or_default().1 += spent.mul_f64(n as f64 / total as f64);
+        }
+    }
+
+    fn count(&mut self, event_type: &'static str) {
+        self.0.entry(event_type).or_default().0 += 1;
+    }
+}
+
 /// Applies a batch and stores the positions after it (`next`: partition → next offset to read);
 /// returns how many events changed something (the rest had been applied before).
 pub async fn apply_batch(
@@ -57,9 +80,21 @@ pub async fn apply_batch(
     batch: &[Positioned],
     next: &BTreeMap<i32, i64>,
 ) -> anyhow::Result<usize> {
+    apply_batch_costed(pool, consumer, topic, batch, next, &mut Costs::default()).await
+}
+
+/// [`apply_batch`], adding to `costs` what the batch's event types cost.
+pub async fn apply_batch_costed(
+    pool: &PgPool,
+    consumer: &str,
+    topic: &str,
+    batch: &[Positioned],
+    next: &BTreeMap<i32, i64>,
+    costs: &mut Costs,
+) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await.context("cannot begin a projection transaction")?;
     sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(SWAP_LOCK).execute(&mut *tx).await?;
-    let applied = apply_in(&mut tx, consumer, topic, batch, next).await?;
+    let applied = apply_costed(&mut tx, consumer, topic, batch, next, costs).await?;
     tx.commit().await.context("cannot commit a projection transaction")?;
     Ok(applied)
 }
@@ -72,59 +107,87 @@ pub async fn apply_in(
     batch: &[Positioned],
     next: &BTreeMap<i32, i64>,
 ) -> anyhow::Result<usize> {
-    // Set-based where most of the volume is: the history of the whole batch in one statement,
-    // and runs of creations in a few; other changes one by one, in log order.
+    apply_costed(tx, consumer, topic, batch, next, &mut Costs::default()).await
+}
+
+async fn apply_costed(
+    tx: &mut Transaction<'_, Postgres>,
+    consumer: &str,
+    topic: &str,
+    batch: &[Positioned],
+    next: &BTreeMap<i32, i64>,
+    costs: &mut Costs,
+) -> anyhow::Result<usize> {
+    // Set-based throughout: the history of the whole batch in one statement, the creations in a
+    // few, then the changes to existing invites in rounds of one event per invite (an invite's
+    // first change of the batch in the first round, its second in the second...), a few
+    // statements each. A batch from a live log has most invites once, so one or two rounds.
+    let started = Instant::now();
     let mut fresh = crate::bulk::record_history(tx, batch).await?;
+    costs.charge(batch.iter().map(|p| p.envelope.event_type()), started.elapsed());
     let mut applied = 0;
     let mut creations = Vec::new();
+    let mut rounds: Vec<Vec<(&EventMeta, &InviteEvent, &'static str)>> = Vec::new();
+    let mut changes_so_far: HashMap<Uuid, usize> = HashMap::new();
+    let mut definitions = Vec::new();
     for p in batch {
         // The history row is the guard: a (stream, version) seen before changes nothing.
         if !fresh.remove(&(*p.envelope.meta.stream.as_uuid(), p.envelope.meta.version as i64)) {
             continue;
         }
         applied += 1;
+        costs.count(p.envelope.event_type());
         match p.envelope.invite_event() {
             Some((_, InviteEvent::Created(c))) => creations.push((&p.envelope.meta, c.as_ref())),
-            _ => {
-                crate::bulk::insert_created(tx, &std::mem::take(&mut creations)).await?;
-                apply_one(tx, p).await?;
+            Some((id, event)) => {
+                let round = changes_so_far.entry(*id.as_uuid()).or_default();
+                if rounds.len() == *round {
+                    rounds.push(Vec::new());
+                }
+                rounds[*round].push((&p.envelope.meta, event, p.envelope.event_type()));
+                *round += 1;
             }
+            None => definitions.push(p),
         }
     }
+    let started = Instant::now();
     crate::bulk::insert_created(tx, &creations).await?;
-    for (&partition, &next_offset) in next {
+    costs.charge(creations.iter().map(|_| "InviteCreated"), started.elapsed());
+    for round in &rounds {
+        let started = Instant::now();
+        let changes: Vec<_> = round.iter().map(|&(m, e, _)| (m, e)).collect();
+        crate::bulk::update_invites(tx, &changes).await?;
+        costs.charge(round.iter().map(|&(_, _, t)| t), started.elapsed());
+    }
+    for p in definitions {
+        let started = Instant::now();
+        apply_definition(tx, p).await?;
+        costs.charge([p.envelope.event_type()], started.elapsed());
+    }
+    if !next.is_empty() {
+        let (partitions, offsets): (Vec<i32>, Vec<i64>) = next.iter().map(|(&p, &o)| (p, o)).unzip();
         sqlx::query(
-            "INSERT INTO projector_offsets (consumer, topic, partition, next_offset) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO projector_offsets (consumer, topic, partition, next_offset) \
+             SELECT $1, $2, * FROM UNNEST($3::int4[], $4::int8[]) \
              ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
         )
         .bind(consumer)
         .bind(topic)
-        .bind(partition)
-        .bind(next_offset)
+        .bind(&partitions)
+        .bind(&offsets)
         .execute(&mut **tx)
         .await
-        .context("cannot store the projector position")?;
+        .context("cannot store the projector positions")?;
     }
     Ok(applied)
 }
 
-/// Stages an open invite moves through, in order; `accepted` last, for a multi-use invite that
-/// was accepted and is still open. A stage never goes back.
-const STAGES: &str = "ARRAY['created','queued','sending','sent','delivered','opened','unfurled','shared','accepted']";
-
-async fn apply_one(tx: &mut Transaction<'_, Postgres>, p: &Positioned) -> anyhow::Result<()> {
-    let e = &p.envelope;
-    let m = &e.meta;
-    match &e.event {
-        DomainEvent::Invite(event) => {
-            let id = *m.stream.as_uuid();
-            invite(tx, id, m, event).await.with_context(|| format!("cannot project {}", e.event_type()))?
-        }
-        DomainEvent::Definition(DefinitionEvent::Created(r) | DefinitionEvent::Updated(r)) => {
-            definition(tx, m, r).await.with_context(|| format!("cannot project {}", e.event_type()))?
-        }
-    }
-    Ok(())
+async fn apply_definition(tx: &mut Transaction<'_, Postgres>, p: &Positioned) -> anyhow::Result<()> {
+    let (e, m) = (&p.envelope, &p.envelope.meta);
+    let DomainEvent::Definition(DefinitionEvent::Created(r) | DefinitionEvent::Updated(r)) = &e.event else {
+        unreachable!("invite events go through the bulk path")
+    };
+    definition(tx, m, r).await.with_context(|| format!("cannot project {}", e.event_type()))
 }
 
 /// A definition's row: its first version creates it, each later one needs the one before (the
@@ -158,157 +221,6 @@ async fn definition(tx: &mut Transaction<'_, Postgres>, m: &EventMeta, r: &Defin
     if updated != 1 {
         return Err(Refused(format!("definition {} is not at version {}", m.stream.as_uuid(), version - 1)).into());
     }
-    Ok(())
-}
-
-async fn invite(
-    tx: &mut Transaction<'_, Postgres>,
-    id: Uuid,
-    m: &EventMeta,
-    event: &InviteEvent,
-) -> anyhow::Result<()> {
-    let (at, version, tenant) = (m.occurred_at, m.version as i64, *m.tenant_id.as_uuid());
-    // Every other event moves the row on by one version, and says how.
-    let (set, stage): (Cow<'static, str>, Option<&str>) = match event {
-        InviteEvent::Created(_) => unreachable!("creations are projected in bulk"),
-        InviteEvent::Sent(_) => (
-            "send_count = send_count + 1, first_sent_at = coalesce(first_sent_at, $3), last_sent_at = $3".into(),
-            Some("queued"),
-        ),
-        InviteEvent::DeliveryStatusChanged(d) => match d.status {
-            DeliveryStatus::Delivered => (
-                "delivery_count = delivery_count + 1, delivered_at = coalesce(delivered_at, $3)".into(),
-                Some("delivered"),
-            ),
-            DeliveryStatus::Sending => ("".into(), Some("sending")),
-            DeliveryStatus::Sent => ("".into(), Some("sent")),
-            // Opened means it arrived, reported before or without `delivered`: count it then, once.
-            // (This runs before the delivery row moves on, so it sees the status the event found.)
-            DeliveryStatus::Opened => (
-                format!(
-                    "viewed_at = coalesce(viewed_at, $3), delivered_at = coalesce(delivered_at, $3), \
-                     delivery_count = delivery_count + (SELECT count(*) FROM deliveries \
-                     WHERE delivery_id = '{}' AND status IN ('queued', 'sending', 'sent'))::integer",
-                    d.delivery_id.as_uuid()
-                )
-                .into(),
-                Some("opened"),
-            ),
-            _ => ("".into(), None),
-        },
-        InviteEvent::Engaged(g) => match g.kind {
-            EngagementKind::View => {
-                ("view_count = view_count + 1, viewed_at = coalesce(viewed_at, $3)".into(), Some("opened"))
-            }
-            EngagementKind::Click => {
-                ("click_count = click_count + 1, clicked_at = coalesce(clicked_at, $3)".into(), Some("opened"))
-            }
-            EngagementKind::Share => ("share_count = share_count + 1".into(), Some("shared")),
-            EngagementKind::Unfurl => ("unfurl_count = unfurl_count + 1".into(), Some("unfurled")),
-        },
-        InviteEvent::Accepted(_) => (
-            "accept_count = accept_count + 1, accepted_at = coalesce(accepted_at, $3), status = 'accepted', \
-             open = invitation_type = 'multi_use' AND (max_accepts IS NULL OR accept_count + 1 < max_accepts)"
-                .into(),
-            None,
-        ),
-        InviteEvent::AcceptedElsewhere(_) => {
-            ("status = 'accepted_elsewhere', open = false, accepted_elsewhere_at = $3".into(), None)
-        }
-        InviteEvent::Declined(_) => ("status = 'declined', open = false, declined_at = $3".into(), None),
-        InviteEvent::Revoked(_) => ("status = 'revoked', open = false, revoked_at = $3".into(), None),
-        InviteEvent::Expired(_) => ("status = 'expired', open = false, expired_at = $3".into(), None),
-    };
-    let mut sql = String::from("UPDATE invites SET version = $2, updated_at = $3");
-    if !set.is_empty() {
-        sql.push_str(", ");
-        sql.push_str(&set);
-    }
-    if let Some(stage) = stage {
-        sql.push_str(&format!(
-            ", status = CASE WHEN open AND coalesce(array_position({STAGES}, status), 0) < array_position({STAGES}, '{stage}') \
-             THEN '{stage}' ELSE status END"
-        ));
-    }
-    // The version guard: only the next event of this invite applies.
-    sql.push_str(" WHERE invite_id = $1 AND version = $2 - 1");
-    let updated = sqlx::query(&sql).bind(id).bind(version).bind(at).execute(&mut **tx).await?.rows_affected();
-    if updated != 1 {
-        return Err(Refused(format!("invite {id} is not at version {}", version - 1)).into());
-    }
-
-    match event {
-        InviteEvent::Sent(s) => {
-            sqlx::query(
-                "INSERT INTO deliveries (delivery_id, invite_id, tenant_id, method, target, resend, status, sent_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7)",
-            )
-            .bind(s.delivery_id.as_uuid())
-            .bind(id)
-            .bind(tenant)
-            .bind(s.method.as_str())
-            .bind(&s.target)
-            .bind(s.resend)
-            .bind(at)
-            .execute(&mut **tx)
-            .await?;
-            delivery_history(tx, *s.delivery_id.as_uuid(), version, "queued", None, at).await?;
-        }
-        InviteEvent::DeliveryStatusChanged(d) => {
-            sqlx::query("UPDATE deliveries SET status = $2, updated_at = $3 WHERE delivery_id = $1")
-                .bind(d.delivery_id.as_uuid())
-                .bind(d.status.as_str())
-                .bind(at)
-                .execute(&mut **tx)
-                .await?;
-            delivery_history(tx, *d.delivery_id.as_uuid(), version, d.status.as_str(), d.detail.as_deref(), at).await?;
-        }
-        InviteEvent::Accepted(a) => {
-            sqlx::query(
-                "INSERT INTO invite_accepts (invite_id, invite_version, tenant_id, accepted_by, target, at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(id)
-            .bind(version)
-            .bind(tenant)
-            .bind(&a.accepted_by)
-            .bind(&a.target)
-            .bind(at)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query(
-                "UPDATE inviter_counters c SET invites_accepted = invites_accepted + 1 FROM invites i \
-                 WHERE i.invite_id = $1 AND c.tenant_id = i.tenant_id \
-                 AND c.definition_id = coalesce(i.definition_id, '00000000-0000-0000-0000-000000000000') \
-                 AND c.inviter_id = i.inviter_id",
-            )
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-async fn delivery_history(
-    tx: &mut Transaction<'_, Postgres>,
-    delivery: Uuid,
-    version: i64,
-    status: &str,
-    detail: Option<&str>,
-    at: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO delivery_status_history (delivery_id, invite_version, status, detail, at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(delivery)
-    .bind(version)
-    .bind(status)
-    .bind(detail)
-    .bind(at)
-    .execute(&mut **tx)
-    .await?;
     Ok(())
 }
 

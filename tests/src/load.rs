@@ -96,3 +96,159 @@ fn sample(i: usize) -> InviteCreated {
         token: LinkToken::new(format!("token-{i}")),
     }
 }
+
+/// A realistic mix of whole lifecycles, interleaved the way a live system writes them: about
+/// `active` invites are under way at any time; each next event either creates an invite or moves
+/// a random one on by one step (sent; sending, sent, delivered or straight to opened; a view or a
+/// click; then accepted, revoked or nothing). About one event in seven is a creation.
+pub struct Lifecycles {
+    tenants: Vec<TenantId>,
+    active: Vec<Lifecycle>,
+    target_active: usize,
+    created: usize,
+    rng: rand::rngs::StdRng,
+}
+
+struct Lifecycle {
+    id: InviteId,
+    tenant: TenantId,
+    delivery: events::DeliveryId,
+    version: u64,
+    script: &'static [Step],
+}
+
+#[derive(Clone, Copy)]
+enum Step {
+    Send,
+    Status(events::DeliveryStatus),
+    Engage(events::EngagementKind),
+    Accept,
+    Revoke,
+}
+
+/// Each script follows the creation; all are valid histories for the domain.
+const SCRIPTS: [&[Step]; 5] = {
+    use events::DeliveryStatus::{Delivered, Opened, Sending, Sent};
+    use events::EngagementKind::{Click, View};
+    use Step::*;
+    [
+        &[Send, Status(Sending), Status(Sent), Status(Delivered), Status(Opened), Engage(View), Accept],
+        &[Send, Status(Sent), Status(Delivered), Engage(View), Engage(Click), Accept],
+        &[Send, Status(Sending), Status(Opened), Engage(View)],
+        &[Send, Status(Sent), Status(Delivered), Revoke],
+        &[Send, Status(Sending), Status(Sent)],
+    ]
+};
+
+impl Lifecycles {
+    pub fn new(tenants: usize, active: usize, seed: u64) -> Self {
+        use rand::SeedableRng;
+        Self {
+            tenants: (0..tenants).map(|_| TenantId::from_uuid(Uuid::now_v7())).collect(),
+            active: Vec::with_capacity(active),
+            target_active: active,
+            created: 0,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// The next event of the mix, stamped `at`.
+    pub fn next_event(&mut self, at: chrono::DateTime<Utc>) -> Envelope {
+        use rand::Rng;
+        if self.active.len() < self.target_active && (self.active.is_empty() || self.rng.random_ratio(1, 4)) {
+            let i = self.created;
+            self.created += 1;
+            let tenant = self.tenants[i % self.tenants.len()];
+            let created = created_envelope(tenant, at, i);
+            self.active.push(Lifecycle {
+                id: InviteId::from_uuid(*created.meta.stream.as_uuid()),
+                tenant,
+                delivery: events::DeliveryId::from_uuid(Uuid::now_v7()),
+                version: 1,
+                script: SCRIPTS[self.rng.random_range(0..SCRIPTS.len())],
+            });
+            return created;
+        }
+        let slot = self.rng.random_range(0..self.active.len());
+        let life = &mut self.active[slot];
+        let step = life.script[(life.version - 1) as usize];
+        life.version += 1;
+        let event = match step {
+            Step::Send => InviteEvent::Sent(events::event::InviteSent {
+                delivery_id: life.delivery,
+                method: events::event::DeliveryMethod::Email,
+                target: "person@example.com".into(),
+                resend: false,
+            }),
+            Step::Status(status) => InviteEvent::DeliveryStatusChanged(events::event::DeliveryStatusChanged {
+                delivery_id: life.delivery,
+                status,
+                detail: None,
+            }),
+            Step::Engage(kind) => InviteEvent::Engaged(events::event::InviteEngaged { kind, source: None }),
+            Step::Accept => InviteEvent::Accepted(events::event::InviteAccepted { accepted_by: None, target: None }),
+            Step::Revoke => InviteEvent::Revoked(events::event::InviteClosed { reason: None }),
+        };
+        let envelope = Envelope {
+            meta: EventMeta {
+                event_id: Uuid::now_v7(),
+                stream: StreamId::Invite(life.id),
+                tenant_id: life.tenant,
+                version: life.version,
+                occurred_at: at,
+                actor: Actor { kind: ActorKind::ApiKey, id: "bench".into() },
+                correlation_id: Some(Uuid::now_v7()),
+                causation_id: None,
+                idempotency_key: None,
+                request_hash: None,
+            },
+            event: DomainEvent::Invite(event),
+        };
+        if life.version as usize > life.script.len() {
+            self.active.swap_remove(slot);
+        }
+        envelope
+    }
+}
+
+/// A producer for loading logs fast: idempotent, large batches.
+pub fn bulk_producer(brokers: &str, linger_ms: u32) -> anyhow::Result<FutureProducer> {
+    Ok(service_kit::kafka::client_config(brokers, "bench-loader")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", linger_ms.to_string())
+        .set("batch.size", "1000000")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?)
+}
+
+/// N events of the [`Lifecycles`] mix, written as fast as the broker takes them.
+pub async fn lifecycles(brokers: &str, topic: &str, n: usize) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let producer = bulk_producer(brokers, 20)?;
+    let mut mix = Lifecycles::new(10, 20_000, 7);
+    let now = Utc::now();
+    let mut inflight = futures::stream::FuturesUnordered::new();
+    for _ in 0..n {
+        let envelope = mix.next_event(now);
+        let (key, payload) = (envelope.key(), envelope.data_json());
+        let mut record =
+            FutureRecord::to(topic).key(&key).payload(&payload).headers(service_kit::kafka::headers_of(&envelope));
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => break inflight.push(delivery),
+                Err((_, r)) => {
+                    record = r;
+                    if let Some(done) = inflight.next().await {
+                        done?.map_err(|(e, _)| e)?;
+                    }
+                }
+            }
+        }
+    }
+    while let Some(done) = inflight.next().await {
+        done?.map_err(|(e, _)| e)?;
+    }
+    producer.flush(Duration::from_secs(60))?;
+    Ok(())
+}
