@@ -15,6 +15,7 @@ use crate::event::*;
 use crate::ids::{DefinitionId, DeliveryId, LinkToken};
 use crate::rejection::Rejection;
 use crate::status::InviteStatus;
+use crate::validate::{self, MAX_ADDRESS, MAX_NAME, MAX_TEXT};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 
@@ -208,6 +209,7 @@ impl InviteState {
 
 /// Decides a command against the invite's complete state.
 pub fn decide(state: &InviteState, command: &InviteCommand, ctx: &Context) -> Result<Vec<InviteEvent>, Rejection> {
+    check_values(command)?;
     let invite = match (state, command) {
         (InviteState::Absent, InviteCommand::Create(c)) => return create_and_send(c, ctx),
         (InviteState::Live(_), InviteCommand::Create(_)) => return Err(Rejection::InviteAlreadyExists),
@@ -286,6 +288,23 @@ pub fn decide(state: &InviteState, command: &InviteCommand, ctx: &Context) -> Re
         Expire { reason } => InviteEvent::Expired(InviteClosed { reason: reason.clone() }),
     };
     Ok(vec![event])
+}
+
+/// The strings a command carries beyond its creation, as every read model can hold them
+/// (see [`validate`]); refused before the state is looked at, as malformed input.
+fn check_values(command: &InviteCommand) -> Result<(), Rejection> {
+    use InviteCommand::*;
+    match command {
+        Create(_) | MarkAcceptedElsewhere { .. } => Ok(()),
+        Send { target, .. } | Resend { target, .. } => validate::opt_line("target", target, MAX_ADDRESS),
+        ReportDelivery { detail, .. } => validate::opt_text("detail", detail, MAX_TEXT),
+        Engage { source, .. } => validate::opt_line("source", source, MAX_NAME),
+        Accept { accepted_by, target } => {
+            validate::opt_line("accepted_by", accepted_by, MAX_NAME)?;
+            validate::opt_line("target", target, MAX_ADDRESS)
+        }
+        Decline { reason } | Revoke { reason } | Expire { reason } => validate::opt_text("reason", reason, MAX_TEXT),
+    }
 }
 
 fn ensure_open(invite: &Invite, now: DateTime<Utc>) -> Result<(), Rejection> {
@@ -393,17 +412,17 @@ fn create_and_send(c: &CreateInvite, ctx: &Context) -> Result<Vec<InviteEvent>, 
 }
 
 const MAX_TARGETS: usize = 100;
-const MAX_TEXT: usize = 2000;
-const MAX_NAME: usize = 200;
 
 fn create(c: &CreateInvite, ctx: &Context) -> Result<InviteEvent, Rejection> {
     fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Rejection {
         Rejection::invalid(field, reason)
     }
     let inviter = c.inviter.clone().ok_or_else(|| invalid("inviter", "the inviter is required"))?;
-    if inviter.id.trim().is_empty() || inviter.id.len() > MAX_NAME {
-        return Err(invalid("inviter.id", "must be 1 to 200 characters"));
+    if inviter.id.trim().is_empty() {
+        return Err(invalid("inviter.id", format!("must be 1 to {MAX_NAME} characters")));
     }
+    validate::line("inviter.id", &inviter.id, MAX_NAME)?;
+    validate::opt_line("inviter.name", &inviter.name, MAX_NAME)?;
     if let Some(email) = &inviter.email {
         check_email("inviter.email", email)?;
     }
@@ -417,13 +436,10 @@ fn create(c: &CreateInvite, ctx: &Context) -> Result<InviteEvent, Rejection> {
         check_target(i, t)?;
     }
     for (i, name) in c.recipient_names.iter().enumerate() {
-        if name.len() > MAX_NAME {
-            return Err(invalid(format!("recipient_names[{i}]"), "at most 200 characters"));
-        }
+        validate::line(&format!("recipient_names[{i}]"), name, MAX_NAME)?;
     }
-    if c.message.as_ref().is_some_and(|m| m.len() > MAX_TEXT) {
-        return Err(invalid("message", format!("at most {MAX_TEXT} characters")));
-    }
+    validate::opt_text("message", &c.message, MAX_TEXT)?;
+    validate::count("max_accepts", c.max_accepts)?;
     let invitation_type = match (c.multi_use, c.max_accepts) {
         (false, Some(_)) => return Err(invalid("max_accepts", "only a multi_use invitation takes max_accepts")),
         (false, None) => InvitationType::SingleUse,
@@ -445,14 +461,26 @@ fn create(c: &CreateInvite, ctx: &Context) -> Result<InviteEvent, Rejection> {
         if s.kind.trim().is_empty() || s.id.trim().is_empty() {
             return Err(invalid(format!("scopes[{i}]"), "a scope needs a type and an id"));
         }
+        validate::line(&format!("scopes[{i}].type"), &s.kind, MAX_NAME)?;
+        validate::line(&format!("scopes[{i}].id"), &s.id, MAX_NAME)?;
+        validate::opt_line(&format!("scopes[{i}].name"), &s.name, MAX_NAME)?;
     }
     for (i, address) in c.reply_to.iter().enumerate() {
         check_email(&format!("reply_to[{i}]"), address)?;
     }
+    for (key, value) in &c.metadata {
+        validate::key("metadata", key)?;
+        validate::json(&format!("metadata.{key}"), value)?;
+    }
+    for (key, value) in &c.template_variables {
+        validate::key("template_variables", key)?;
+        validate::text(&format!("template_variables.{key}"), value, MAX_TEXT)?;
+    }
+    validate::opt_line("widget_id", &c.widget_id, MAX_NAME)?;
+    validate::opt_line("flow_id", &c.flow_id, MAX_NAME)?;
+    validate::opt_line("template_id", &c.template_id, MAX_NAME)?;
     if let Some(url) = &c.landing_url {
-        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > MAX_TEXT {
-            return Err(invalid("landing_url", "must be an http(s) URL"));
-        }
+        validate::landing_url("landing_url", url)?;
     }
     Ok(InviteEvent::Created(Box::new(InviteCreated {
         inviter,
@@ -476,8 +504,8 @@ fn create(c: &CreateInvite, ctx: &Context) -> Result<InviteEvent, Rejection> {
 
 fn check_email(field: &str, value: &str) -> Result<(), Rejection> {
     let v = value.trim();
-    let ok = v.len() <= 320
-        && !v.contains(char::is_whitespace)
+    let ok = v.chars().count() <= MAX_ADDRESS
+        && !v.contains(|c: char| c.is_whitespace() || c.is_control())
         && v.split_once('@')
             .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
     if ok {
@@ -489,9 +517,11 @@ fn check_email(field: &str, value: &str) -> Result<(), Rejection> {
 
 fn check_target(i: usize, t: &Target) -> Result<(), Rejection> {
     let field = format!("targets[{i}].value");
-    if t.value.trim().is_empty() || t.value.len() > 320 {
-        return Err(Rejection::invalid(field, "must be 1 to 320 characters"));
+    if t.value.trim().is_empty() {
+        return Err(Rejection::invalid(field, format!("must be 1 to {MAX_ADDRESS} characters")));
     }
+    validate::line(&field, &t.value, MAX_ADDRESS)?;
+    validate::opt_line(&format!("targets[{i}].name"), &t.name, MAX_NAME)?;
     match t.kind {
         TargetKind::Email => check_email(&field, &t.value),
         TargetKind::Phone => {

@@ -9,6 +9,8 @@
 //! - [`event`]: the events, their JSON, and the upcasters that keep old events readable.
 //! - [`envelope`]: the metadata around each event and its CloudEvents 1.0 form.
 //! - [`rejection`]: why a command is refused, with stable codes.
+//! - [`validate`]: what a command's strings, counts and URLs may be, so that every read model
+//!   takes every event `decide` produces.
 
 pub mod envelope;
 pub mod event;
@@ -17,6 +19,7 @@ pub mod invite;
 pub mod rejection;
 pub mod status;
 pub mod tenant;
+pub mod validate;
 
 pub use envelope::{Actor, ActorKind, DecodeError, Envelope, EventMeta};
 pub use event::{
@@ -28,3 +31,4 @@ pub use invite::{decide, evolve, evolve_owned, Context, CreateInvite, Invite, In
 pub use rejection::{Rejection, RejectionClass};
 pub use status::{InviteStatus, Vendor};
 pub use tenant::{Change, Definition, Tenant, TenantCommand};
+pub use validate::landing_redirect;

@@ -10,6 +10,7 @@ use crate::invite::{
     decide as decide_invite, evolve_owned as evolve_invite, Context, Invite, InviteCommand, InviteState,
 };
 use crate::rejection::Rejection;
+use crate::validate::{self, MAX_ADDRESS, MAX_NAME};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
 
@@ -217,6 +218,8 @@ impl Tenant {
                 return Err(Rejection::invalid("ends_at", "must be after starts_at"));
             }
         }
+        validate::count("max_invites_per_inviter", rules.max_invites_per_inviter)?;
+        validate::count("max_send_count", rules.max_send_count)?;
         if rules.max_send_count == Some(0) {
             return Err(Rejection::invalid("max_send_count", "must be at least 1"));
         }
@@ -336,6 +339,12 @@ impl Tenant {
             return Err(Rejection::invalid("invitation_ids", "at most 100 invitations at once"));
         }
         let unique: BTreeSet<InviteId> = ids.iter().copied().collect();
+        if unique.len() < ids.len() {
+            return Err(Rejection::invalid("invitation_ids", "names an invitation more than once"));
+        }
+        // Checked once for the whole command, so the refusal names the field, not each invite.
+        validate::line("target", target, MAX_ADDRESS)?;
+        validate::opt_line("accepted_by", accepted_by, MAX_NAME)?;
         let mut changes = Vec::new();
         let mut failures = Vec::new();
         let mut targets = BTreeSet::new();

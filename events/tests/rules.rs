@@ -580,3 +580,245 @@ fn every_rejection_has_a_stable_kebab_case_code_and_a_lowercase_message() {
         assert!(!message.starts_with(char::is_uppercase), "{message}");
     }
 }
+
+// --- what every read model can hold ---
+
+/// A string PostgreSQL `text` and `jsonb` cannot store.
+const NUL: &str = "a\u{0}b";
+
+fn field_of(world: &World, command: TenantCommand) -> Option<String> {
+    world.when(command).err().and_then(|r| {
+        assert_eq!(r.class(), RejectionClass::Invalid, "{r:?}");
+        r.field().map(str::to_owned)
+    })
+}
+
+#[test]
+fn a_nul_in_any_string_a_create_carries_is_refused_naming_the_field() {
+    let mut world = World::new();
+    let definition = definition(&mut world, rules("spring"));
+    type Edit = Box<dyn Fn(&mut CreateInvite)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        ("inviter.id", Box::new(|c| c.inviter.as_mut().unwrap().id = NUL.into())),
+        ("inviter.name", Box::new(|c| c.inviter.as_mut().unwrap().name = Some(NUL.into()))),
+        ("inviter.email", Box::new(|c| c.inviter.as_mut().unwrap().email = Some("a\u{0}@example.com".into()))),
+        ("targets[0].value", Box::new(|c| c.targets[0].value = "bob\u{0}@example.com".into())),
+        (
+            "targets[1].value",
+            Box::new(|c| c.targets.push(Target { kind: TargetKind::Internal, value: NUL.into(), name: None })),
+        ),
+        ("targets[0].name", Box::new(|c| c.targets[0].name = Some(NUL.into()))),
+        ("recipient_names[0]", Box::new(|c| c.recipient_names = vec![NUL.into()])),
+        ("message", Box::new(|c| c.message = Some(NUL.into()))),
+        ("scopes[0].type", Box::new(|c| c.scopes = vec![Scope { kind: NUL.into(), id: "ws".into(), name: None }])),
+        ("scopes[0].id", Box::new(|c| c.scopes = vec![scope(NUL)])),
+        (
+            "scopes[0].name",
+            Box::new(|c| c.scopes = vec![Scope { kind: "ws".into(), id: "1".into(), name: Some(NUL.into()) }]),
+        ),
+        ("reply_to[0]", Box::new(|c| c.reply_to = vec!["help\u{0}@example.com".into()])),
+        ("metadata.plan", Box::new(|c| c.metadata = [("plan".into(), serde_json::json!(NUL))].into())),
+        (
+            "metadata.plan.tiers[1]",
+            Box::new(|c| c.metadata = [("plan".into(), serde_json::json!({ "tiers": ["gold", NUL] }))].into()),
+        ),
+        ("metadata.plan", Box::new(|c| c.metadata = [("plan".into(), serde_json::json!({ NUL: 1 }))].into())),
+        ("metadata", Box::new(|c| c.metadata = [(NUL.into(), serde_json::json!(1))].into())),
+        ("template_variables.name", Box::new(|c| c.template_variables = [("name".into(), NUL.into())].into())),
+        ("template_variables", Box::new(|c| c.template_variables = [(NUL.into(), "Bob".into())].into())),
+        ("widget_id", Box::new(|c| c.widget_id = Some(NUL.into()))),
+        ("flow_id", Box::new(|c| c.flow_id = Some(NUL.into()))),
+        ("template_id", Box::new(|c| c.template_id = Some(NUL.into()))),
+        ("landing_url", Box::new(|c| c.landing_url = Some("https://app.example.com/\u{0}".into()))),
+    ];
+    for (field, edit) in cases {
+        let mut c = create_for("bob@example.com");
+        c.definition_id = Some(definition);
+        edit(&mut c);
+        assert_eq!(field_of(&world, create_cmd(new_id(), c)).as_deref(), Some(field), "{field}");
+    }
+}
+
+#[test]
+fn a_nul_in_the_strings_of_every_other_command_is_refused_naming_the_field() {
+    let mut world = World::new();
+    let id = world.create(create_for("bob@example.com"));
+    let sent = world.given(on(id, InviteCommand::Send { method: DeliveryMethod::Email, target: None }));
+    let DomainEvent::Invite(InviteEvent::Sent(sent)) = &sent[0].event else { panic!() };
+    let token = world.invite(id).created.token.clone();
+    let delivery_id = sent.delivery_id;
+    let text = || Some(NUL.to_owned());
+    let cases = [
+        ("source", on(id, InviteCommand::Engage { kind: EngagementKind::View, source: text() })),
+        ("source", TenantCommand::EngageByToken { token, kind: EngagementKind::Click, source: text() }),
+        ("reason", on(id, InviteCommand::Revoke { reason: text() })),
+        ("reason", on(id, InviteCommand::Decline { reason: text() })),
+        ("reason", on(id, InviteCommand::Expire { reason: text() })),
+        ("accepted_by", on(id, InviteCommand::Accept { accepted_by: text(), target: None })),
+        ("target", on(id, InviteCommand::Accept { accepted_by: None, target: Some("bob\u{0}@example.com".into()) })),
+        ("target", on(id, InviteCommand::Resend { method: DeliveryMethod::Email, target: text() })),
+        (
+            "accepted_by",
+            TenantCommand::AcceptMany { target: "bob@example.com".into(), invite_ids: vec![id], accepted_by: text() },
+        ),
+        ("target", TenantCommand::AcceptMany { target: NUL.into(), invite_ids: vec![id], accepted_by: None }),
+        ("detail", TenantCommand::ReportDelivery { delivery_id, status: DeliveryStatus::Sent, detail: text() }),
+        (
+            "handle",
+            TenantCommand::CreateDefinition {
+                definition_id: DefinitionId::from_uuid(Uuid::now_v7()),
+                rules: rules(NUL),
+            },
+        ),
+    ];
+    for (field, command) in cases {
+        let what = format!("{command:?}");
+        assert_eq!(field_of(&world, command).as_deref(), Some(field), "{what}");
+    }
+}
+
+#[test]
+fn free_text_keeps_line_breaks_and_tabs_but_identifiers_and_names_take_no_control_character() {
+    let mut world = World::new();
+    let id = world.create(create_for("bob@example.com"));
+    let mut c = create_for("bob@example.com");
+    c.message = Some("Hi Bob,\r\n\tjoin us!".into());
+    c.metadata = [("note".into(), serde_json::json!("two\nlines"))].into();
+    c.template_variables = [("signature".into(), "Ann\nAcme".into())].into();
+    assert!(world.when(create_cmd(new_id(), c)).is_ok());
+    assert!(world.when(on(id, InviteCommand::Revoke { reason: Some("sent by\nmistake".into()) })).is_ok());
+
+    let mut bell = create_for("bob@example.com");
+    bell.message = Some("ding\u{7}".into());
+    assert_eq!(field_of(&world, create_cmd(new_id(), bell)).as_deref(), Some("message"));
+    for control in ["\n", "\t", "\r", "\u{1b}", "\u{7f}", "\u{85}"] {
+        let mut c = create_for("bob@example.com");
+        c.inviter.as_mut().unwrap().id = format!("ann{control}");
+        assert_eq!(field_of(&world, create_cmd(new_id(), c)).as_deref(), Some("inviter.id"), "{control:?}");
+        let engage =
+            on(id, InviteCommand::Engage { kind: EngagementKind::View, source: Some(format!("app{control}")) });
+        assert_eq!(field_of(&world, engage).as_deref(), Some("source"), "{control:?}");
+    }
+}
+
+#[test]
+fn strings_longer_than_a_read_model_index_can_hold_are_refused() {
+    let world = World::new();
+    let long = "x".repeat(3000);
+    type Edit = Box<dyn Fn(&mut CreateInvite)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        ("scopes[0].type", Box::new(|c| c.scopes = vec![Scope { kind: "x".repeat(3000), id: "1".into(), name: None }])),
+        ("scopes[0].id", Box::new(|c| c.scopes = vec![scope(&"x".repeat(3000))])),
+        ("targets[0].name", Box::new(|c| c.targets[0].name = Some("x".repeat(201)))),
+        ("inviter.name", Box::new(|c| c.inviter.as_mut().unwrap().name = Some("x".repeat(201)))),
+        ("widget_id", Box::new(|c| c.widget_id = Some("x".repeat(201)))),
+        ("metadata", Box::new(|c| c.metadata = [("x".repeat(201), serde_json::json!(1))].into())),
+    ];
+    for (field, edit) in cases {
+        let mut c = create_for("bob@example.com");
+        edit(&mut c);
+        assert_eq!(field_of(&world, create_cmd(new_id(), c)).as_deref(), Some(field), "{field}");
+    }
+    // Lengths count characters, not bytes: 200 four-byte characters are a valid inviter id.
+    let mut wide = create_for("bob@example.com");
+    wide.inviter.as_mut().unwrap().id = "🦀".repeat(200);
+    assert!(world.when(create_cmd(new_id(), wide)).is_ok());
+    let mut c = create_for("bob@example.com");
+    c.message = Some(long);
+    assert_eq!(field_of(&world, create_cmd(new_id(), c)).as_deref(), Some("message"));
+}
+
+#[test]
+fn counts_beyond_what_a_read_model_integer_holds_are_refused() {
+    let mut world = World::new();
+    let mut c = create_for("bob@example.com");
+    c.multi_use = true;
+    c.max_accepts = Some(i32::MAX as u32 + 1);
+    assert_eq!(field_of(&world, create_cmd(new_id(), c.clone())).as_deref(), Some("max_accepts"));
+    c.max_accepts = Some(i32::MAX as u32);
+    assert!(world.when(create_cmd(new_id(), c)).is_ok());
+    let id = || DefinitionId::from_uuid(Uuid::now_v7());
+    let too_many = DefinitionRules { max_invites_per_inviter: Some(u32::MAX), ..rules("gold") };
+    let create = TenantCommand::CreateDefinition { definition_id: id(), rules: too_many };
+    assert_eq!(field_of(&world, create).as_deref(), Some("max_invites_per_inviter"));
+    let existing = definition(&mut world, rules("silver"));
+    let too_many = DefinitionRules { max_send_count: Some(i32::MAX as u32 + 1), ..rules("silver") };
+    let update = TenantCommand::UpdateDefinition { definition_id: existing, rules: too_many };
+    assert_eq!(field_of(&world, update).as_deref(), Some("max_send_count"));
+}
+
+#[test]
+fn a_landing_url_is_an_absolute_http_or_https_url_with_no_control_character_or_space() {
+    let world = World::new();
+    let with_url = |url: &str| {
+        let mut c = create_for("bob@example.com");
+        c.landing_url = Some(url.into());
+        create_cmd(new_id(), c)
+    };
+    for good in [
+        "https://app.example.com/join",
+        "http://localhost:3000/join?from=mail&x=1",
+        "https://app.example.com/welcome#/signup?step=2",
+        "https://bücher.example/ä",
+    ] {
+        assert!(world.when(with_url(good)).is_ok(), "{good}");
+    }
+    for bad in [
+        "https://app.example.com/join\r\nSet-Cookie: a=b",
+        "https://app.example.com/\njoin",
+        "https://app.example.com/\tjoin",
+        " https://app.example.com/join",
+        "https://app.example.com/a b",
+        "https://",
+        "https:app",
+        "/join",
+        "app.example.com/join",
+        "javascript:alert(1)",
+        "ftp://example.com/file",
+        "https://exa mple.com/",
+    ] {
+        assert_eq!(field_of(&world, with_url(bad)).as_deref(), Some("landing_url"), "{bad:?}");
+    }
+    let mut too_long = String::from("https://app.example.com/");
+    too_long.push_str(&"a".repeat(2000));
+    assert_eq!(field_of(&world, with_url(&too_long)).as_deref(), Some("landing_url"));
+}
+
+#[test]
+fn the_landing_redirect_carries_the_invitation_id_in_the_query_and_keeps_the_fragment_last() {
+    let id = InviteId::from_uuid(Uuid::nil());
+    let cases = [
+        (
+            "https://app.example.com/join",
+            "https://app.example.com/join?invitation_id=00000000-0000-0000-0000-000000000000",
+        ),
+        (
+            "https://app.example.com/join?from=mail",
+            "https://app.example.com/join?from=mail&invitation_id=00000000-0000-0000-0000-000000000000",
+        ),
+        (
+            "https://app.example.com/#/welcome?step=2",
+            "https://app.example.com/?invitation_id=00000000-0000-0000-0000-000000000000#/welcome?step=2",
+        ),
+        (
+            "https://app.example.com/join?a=1#top",
+            "https://app.example.com/join?a=1&invitation_id=00000000-0000-0000-0000-000000000000#top",
+        ),
+    ];
+    for (landing, expected) in cases {
+        assert_eq!(landing_redirect(landing, id).as_deref(), Some(expected), "{landing}");
+    }
+    // What is not a landing URL (an old event, a tenant setting) gives no redirect, never a bad header.
+    assert_eq!(landing_redirect("https://app.example.com/\r\nSet-Cookie: a=b", id), None);
+    assert_eq!(landing_redirect("javascript:alert(1)", id), None);
+}
+
+#[test]
+fn accepting_several_invitations_refuses_an_invitation_named_twice() {
+    let mut world = World::new();
+    let a = world.create(create_for("bob@example.com"));
+    let b = world.create(create_for("bob@example.com"));
+    let twice =
+        TenantCommand::AcceptMany { target: "bob@example.com".into(), invite_ids: vec![a, b, a], accepted_by: None };
+    assert_eq!(field_of(&world, twice).as_deref(), Some("invitation_ids"));
+}
