@@ -3,7 +3,8 @@
 
 use super::AppState;
 use crate::writer::{CommandMeta, WriteError, WriterHandle};
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use events::{Actor, ActorKind, EngagementKind, LinkToken, Rejection, TenantCommand};
 use uuid::Uuid;
@@ -33,8 +34,12 @@ pub async fn follow(
     let Some(tenant) = found else {
         return page(StatusCode::NOT_FOUND, "Invitation not found", "This invitation link is not valid.");
     };
-    let source =
-        req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(200).collect());
+    // The user agent as the click's source, cut to what the domain takes for a source.
+    let source = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().filter(|c| !c.is_control()).take(events::validate::MAX_NAME).collect());
     let meta = CommandMeta {
         tenant_id: tenant,
         actor: Actor { kind: ActorKind::Public, id: "link".into() },
@@ -45,7 +50,7 @@ pub async fn follow(
     let command = TenantCommand::EngageByToken { token: token.clone(), kind: EngagementKind::Click, source };
     match writer.submit(command, meta).await {
         Ok(committed) => {
-            let id = committed.changes[0].stream.as_uuid().to_owned();
+            let id = events::InviteId::from_uuid(committed.changes[0].stream.as_uuid().to_owned());
             let landing = writer
                 .read(move |s| {
                     s.tenant(tenant)
@@ -55,23 +60,22 @@ pub async fn follow(
                 .await
                 .ok()
                 .flatten();
-            let landing = match landing {
-                Some(url) => Some(url),
-                None => sqlx::query_scalar::<_, Option<String>>("SELECT landing_url FROM tenants WHERE tenant_id = $1")
-                    .bind(tenant.as_uuid())
-                    .fetch_optional(&state.pool)
-                    .await
-                    .ok()
-                    .flatten()
-                    .flatten(),
-            };
-            match landing {
-                Some(url) => {
-                    let sep = if url.contains('?') { '&' } else { '?' };
-                    HttpResponse::Found()
-                        .insert_header((header::LOCATION, format!("{url}{sep}invitation_id={id}")))
-                        .finish()
-                }
+            // The invite's own landing URL, else the tenant's; one that is not a valid landing
+            // URL (written before the rule) is passed over rather than answered with a 500.
+            let mut redirect = landing.and_then(|url| events::landing_redirect(&url, id));
+            if redirect.is_none() {
+                redirect =
+                    sqlx::query_scalar::<_, Option<String>>("SELECT landing_url FROM tenants WHERE tenant_id = $1")
+                        .bind(tenant.as_uuid())
+                        .fetch_optional(&state.pool)
+                        .await
+                        .ok()
+                        .flatten()
+                        .flatten()
+                        .and_then(|url| events::landing_redirect(&url, id));
+            }
+            match redirect.and_then(|url| HeaderValue::from_str(&url).ok()) {
+                Some(location) => HttpResponse::Found().insert_header((header::LOCATION, location)).finish(),
                 None => page(StatusCode::OK, "You are invited", &format!("Your invitation id is {id}.")),
             }
         }
