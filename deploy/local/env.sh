@@ -44,4 +44,35 @@ wait_for() {
   log "$what is up"
 }
 
+# write_secret FILE: stdin into FILE, readable by its owner only (0600) from the first byte on.
+write_secret() {
+  local file="$1"
+  (umask 077 && cat >"$file.new") && mv -f "$file.new" "$file"
+}
+
+# ensure_demo_key RSVP_ADMIN: the demo tenant's key file, made once (a second run prints the same
+# key) and kept to its owner; a key file an older run left readable to others is tightened.
+ensure_demo_key() {
+  local admin="$1" key_file="$RSVP_STATE_DIR/demo-api-key"
+  mkdir -p "$RSVP_STATE_DIR"
+  if [ ! -s "$key_file" ] || ! "$admin" check-key "$(cat "$key_file")" >/dev/null 2>&1; then
+    "$admin" create-key --tenant demo --label demo | write_secret "$key_file"
+  fi
+  chmod 600 "$key_file"
+  echo "$key_file"
+}
+
+# ensure_metrics_token: exports RSVP_METRICS_TOKEN, the operator token `/metrics` requires; when
+# it is not set, one is made once and kept in $RSVP_STATE_DIR/metrics-token.
+ensure_metrics_token() {
+  local token_file="$RSVP_STATE_DIR/metrics-token"
+  if [ -z "${RSVP_METRICS_TOKEN:-}" ]; then
+    mkdir -p "$RSVP_STATE_DIR"
+    [ -s "$token_file" ] || od -An -tx1 -N32 /dev/urandom | tr -d ' \n' | write_secret "$token_file"
+    chmod 600 "$token_file"
+    RSVP_METRICS_TOKEN=$(cat "$token_file")
+  fi
+  export RSVP_METRICS_TOKEN
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

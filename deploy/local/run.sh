@@ -15,12 +15,7 @@ log "building the services (release)"
 "$here/services.sh" start
 
 # The demo key is kept so that a second run prints the same one.
-key_file="$RSVP_STATE_DIR/demo-api-key"
-admin="$CARGO_TARGET_DIR/release/rsvp-admin"
-if [ ! -s "$key_file" ] || ! "$admin" check-key "$(cat "$key_file")" >/dev/null 2>&1; then
-  "$admin" create-key --tenant demo --label demo >"$key_file"
-fi
-key=$(cat "$key_file")
+key=$(cat "$(ensure_demo_key "$CARGO_TARGET_DIR/release/rsvp-admin")")
 
 cat <<MSG
 
@@ -36,6 +31,9 @@ Try it:
     -H "Authorization: Bearer \$KEY" -H 'Content-Type: application/json' \\
     -d '{"inviter":{"id":"user-1","name":"Ann"},"targets":[{"type":"email","value":"bob@example.com"}],"expires_in_days":7}'
   curl -s http://127.0.0.1:$QUERY_API_PORT/v1/invites -H "Authorization: Bearer \$KEY"
+
+Metrics (operator token in $RSVP_STATE_DIR/metrics-token, readable by you only):
+  curl -s http://127.0.0.1:$QUERY_API_PORT/metrics -H "Authorization: Bearer \$(cat $RSVP_STATE_DIR/metrics-token)"
 
 Logs: $RSVP_STATE_DIR/logs   Stop: make stop
 MSG

@@ -4,6 +4,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
+# The services' logs and pid files are the operator's only.
+umask 077
 run_dir="$RSVP_STATE_DIR/run"
 log_dir="$RSVP_STATE_DIR/logs"
 bin_dir="$CARGO_TARGET_DIR/release"
@@ -40,6 +42,7 @@ stop_one() {
 
 case "${1:-}" in
   start)
+    ensure_metrics_token
     # The projector applies the migrations, so it goes first.
     start_one projector "$PROJECTOR_PORT"
     start_one query-api "$QUERY_API_PORT"
