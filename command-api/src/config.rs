@@ -39,4 +39,7 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "RSVP_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+    /// CORS, rate limits, the authentication cache and the `/metrics` token.
+    #[command(flatten)]
+    pub edge: service_kit::edge::EdgeConfig,
 }

@@ -482,6 +482,9 @@ impl Writer {
         now: chrono::DateTime<Utc>,
         records: &mut Vec<Record>,
     ) -> Result<Committed, WriteError> {
+        // An inviter's key reaches its own invites only, also when replaying a key of another.
+        let tenant = self.state.tenants.entry(meta.tenant_id).or_default();
+        tenant.authorize(command, &meta.actor).map_err(WriteError::Rejected)?;
         if let Some((key, hash)) = &meta.idempotency {
             if let Some(record) = self.state.idempotency.get(&(meta.tenant_id, key.clone())) {
                 if record.request_hash.as_deref() != Some(hash.as_str()) {

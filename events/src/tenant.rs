@@ -4,6 +4,7 @@
 //! complete state of all of them is safe, and the events of one command go out in one
 //! transaction.
 
+use crate::envelope::{Actor, ActorKind};
 use crate::event::*;
 use crate::ids::{DefinitionId, DeliveryId, InviteId, LinkToken, StreamId};
 use crate::invite::{
@@ -152,6 +153,43 @@ impl Tenant {
         let max = self.definitions.get(&definition)?.rules.max_invites_per_inviter?;
         let used = self.created_per_inviter.get(&(Some(definition), inviter.to_owned())).copied().unwrap_or(0);
         Some(max.saturating_sub(used))
+    }
+
+    /// Whether `actor` may run `command`, the one check of an inviter's reach on every write: an
+    /// inviter acts on its own invites only, and another inviter's invite (or delivery) is
+    /// refused exactly as one that does not exist, so a scoped key learns nothing of the rest of
+    /// the tenant. Tenant-wide keys are not limited here, nor the public link (its token is its
+    /// own capability). Definitions are the tenant's: the APIs keep inviters' keys away from them.
+    pub fn authorize(&self, command: &TenantCommand, actor: &Actor) -> Result<(), Rejection> {
+        if actor.kind != ActorKind::Inviter {
+            return Ok(());
+        }
+        let inviter = actor.id.as_str();
+        let owned = |id: InviteId| self.invite(id).is_some_and(|i| i.created.inviter.id == inviter);
+        match command {
+            TenantCommand::Invite { command: InviteCommand::Create(c), .. } => {
+                match c.inviter.as_ref().is_some_and(|i| i.id != inviter) {
+                    true => Err(Rejection::invalid("inviter.id", "an inviter's key invites as its own inviter only")),
+                    false => Ok(()),
+                }
+            }
+            TenantCommand::Invite { invite_id, .. } if !owned(*invite_id) => Err(Rejection::InviteNotFound),
+            TenantCommand::ReportDelivery { delivery_id, .. }
+                if !self.invite_of_delivery(*delivery_id).is_some_and(owned) =>
+            {
+                Err(Rejection::DeliveryNotFound)
+            }
+            TenantCommand::AcceptMany { invite_ids, .. } => {
+                let unique: BTreeSet<InviteId> = invite_ids.iter().copied().collect();
+                let failures: Vec<(InviteId, Rejection)> =
+                    unique.into_iter().filter(|id| !owned(*id)).map(|id| (id, Rejection::InviteNotFound)).collect();
+                match failures.is_empty() {
+                    true => Ok(()),
+                    false => Err(Rejection::BatchRefused { failures }),
+                }
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Decides a command against the tenant's complete state. The changes carry consecutive

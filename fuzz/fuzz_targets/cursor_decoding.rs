@@ -11,10 +11,10 @@ mod cursor;
 fuzz_target!(|data: &[u8]| {
     let codec = cursor::CursorCodec::new("fuzz");
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = codec.decode(text);
+        let _ = codec.decode(text, "tenant:fuzz");
     }
     // Past the signature: the body's own parsing.
-    if let Some(c) = codec.decode(&codec.sign(data)) {
-        assert_eq!(codec.decode(&codec.encode(&c)), Some(c));
+    if let Some(c) = codec.decode(&codec.sign(data, "tenant:fuzz"), "tenant:fuzz") {
+        assert_eq!(codec.decode(&codec.encode(&c, "tenant:fuzz"), "tenant:fuzz"), Some(c));
     }
 });

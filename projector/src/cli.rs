@@ -46,6 +46,9 @@ pub struct FollowArgs {
     /// What to do with an event that cannot be projected.
     #[arg(long, env = "RSVP_PROJECTOR_ON_POISON", value_enum, default_value_t = PoisonPolicy::DeadLetter)]
     pub on_poison: PoisonPolicy,
+    /// The operator token `/metrics` requires.
+    #[command(flatten)]
+    pub metrics: service_kit::edge::MetricsConfig,
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,7 +190,7 @@ impl Cli {
                 Ok(())
             }
             Cmd::Run => {
-                let FollowArgs { host, port, batch, linger_ms, on_poison } = self.follow;
+                let FollowArgs { host, port, batch, linger_ms, on_poison, metrics: metrics_config } = self.follow;
                 let pool = service_kit::db::connect(&self.database_url, 4).await?;
                 service_kit::db::migrate(&pool).await?;
                 let listener = TcpListener::bind((host.as_str(), port))
@@ -197,8 +200,15 @@ impl Cli {
                 let metrics = Metrics::register(&registry)?;
                 let http_metrics = service_kit::metrics::http_metrics("projector", registry);
                 let ready = web::Data::new((pool.clone(), metrics.clone()));
+                let metrics_token = metrics_config.token();
                 let server = HttpServer::new(move || {
-                    App::new().wrap(http_metrics.clone()).app_data(ready.clone()).service(healthz).service(readyz)
+                    App::new()
+                        .wrap(http_metrics.clone())
+                        .wrap(actix_web::middleware::from_fn(service_kit::edge::guard_metrics))
+                        .app_data(metrics_token.clone())
+                        .app_data(ready.clone())
+                        .service(healthz)
+                        .service(readyz)
                 })
                 .listen(listener)?
                 .workers(1)

@@ -6,7 +6,7 @@
 //!
 //! Needs PostgreSQL (`make run`); `RSVP_BENCH_DATABASE_URL` names a role that may create databases.
 
-use query_api::cursor::{Cursor, CursorCodec, Direction};
+use query_api::cursor::{owner, Cursor, CursorCodec, Direction};
 use query_api::params::Pairs;
 use query_api::{Application, Config};
 use sqlx::{Connection, PgConnection};
@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         public_url: None,
         cursor_secret: secret.into(),
         read_your_writes_timeout_ms: 2000,
+        edge: Default::default(),
     })
     .await?;
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -85,8 +86,8 @@ async fn main() -> anyhow::Result<()> {
     .fetch_one(&pool)
     .await?;
     let fingerprint = Pairs::parse(QUERY).map_err(|p| anyhow::anyhow!("{p}"))?.fingerprint();
-    let cursor =
-        CursorCodec::new(secret).encode(&Cursor { created_at: at, id, direction: Direction::Next, query: fingerprint });
+    let cursor = CursorCodec::new(secret)
+        .encode(&Cursor { created_at: at, id, direction: Direction::Next, query: fingerprint }, &owner(tenant, None));
 
     let http = reqwest::Client::new();
     let (first_url, deep_url) =

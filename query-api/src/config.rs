@@ -23,4 +23,7 @@ pub struct Config {
     /// Read-your-writes: how long a read with `min_version` may wait for the projection.
     #[arg(long, env = "RSVP_READ_YOUR_WRITES_TIMEOUT_MS", default_value_t = 2000)]
     pub read_your_writes_timeout_ms: u64,
+    /// CORS, rate limits, the authentication cache and the `/metrics` token.
+    #[command(flatten)]
+    pub edge: service_kit::edge::EdgeConfig,
 }

@@ -4,10 +4,11 @@ use crate::config::Config;
 use crate::cursor::CursorCodec;
 use crate::routes;
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use service_kit::auth::Authenticator;
-use service_kit::problem;
+use service_kit::{edge, problem};
 use sqlx::PgPool;
 use std::net::TcpListener;
 
@@ -29,7 +30,8 @@ impl Application {
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let addr = listener.local_addr()?;
-        let auth = web::Data::new(Authenticator::new(pool.clone()));
+        let auth = web::Data::new(Authenticator::configured(pool.clone(), &config.edge));
+        let (cors_origins, metrics_token) = (config.edge.cors_origins(), config.edge.metrics.token());
         let state = web::Data::new(AppState {
             pool,
             cursors: CursorCodec::new(&config.cursor_secret),
@@ -44,13 +46,18 @@ impl Application {
         let registry = prometheus::Registry::new();
         let http_metrics = service_kit::metrics::http_metrics("query-api", registry.clone());
         let server = HttpServer::new(move || {
+            // The last `wrap` is the outermost: CORS answers preflights before anything else, the
+            // access log sees every final status, the guard keeps `/metrics` for the operator.
             App::new()
                 .wrap(http_metrics.clone())
+                .wrap(from_fn(edge::guard_metrics))
+                .wrap(from_fn(edge::access_log))
+                .wrap(edge::cors(&cors_origins))
+                .app_data(metrics_token.clone())
                 .app_data(auth.clone())
                 .app_data(state.clone())
                 .app_data(problem::query_config())
                 .app_data(problem::path_config())
-                .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("query_api::http"))
                 .configure(routes::configure)
                 .default_service(web::to(not_found))
         })

@@ -2,7 +2,13 @@
 //! checked against its SHA-256, compared in constant time. Secrets are 256 random bits, so a
 //! fast hash is enough: there is nothing to brute-force that a slow hash would protect.
 //! Only the hash is stored; the key is shown once, when it is created.
+//!
+//! Verified keys are cached for a short, configurable time (`RSVP_AUTH_CACHE_SECONDS`), under
+//! the SHA-256 of the whole presented key: the clear key is never kept, a forged secret for a
+//! cached key id misses the cache, and a revoked key stops working within that time. Every
+//! authenticated request also passes its key's rate limit (see [`crate::edge::RateLimits`]).
 
+use crate::edge::{EdgeConfig, RateLimits};
 use crate::problem::Problem;
 use actix_web::{web, FromRequest, HttpRequest};
 use anyhow::Context;
@@ -53,11 +59,30 @@ pub struct Authenticated {
 
 impl Authenticated {
     pub fn require(&self, scope: Scope) -> Result<(), Problem> {
+        // An inviter's key acts as one inviter: it never administers the whole tenant (its
+        // definitions), whatever scopes it carries.
+        if scope == Scope::Admin && self.inviter_id.is_some() {
+            return Err(Problem::forbidden(scope.as_str())
+                .with_detail("an inviter's key acts as its inviter only; this call needs a key of the whole tenant"));
+        }
         // `admin` implies the others: one key can run a tenant.
         if self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin) {
             Ok(())
         } else {
             Err(Problem::forbidden(scope.as_str()))
+        }
+    }
+}
+
+impl Authenticated {
+    /// The inviter a read is about: a tenant-wide key reads any (`requested`), an inviter's key
+    /// its own only; asking an inviter's key about another inviter is a 404 like any foreign
+    /// thing, naming nothing.
+    pub fn inviter_to_read(&self, requested: Option<String>) -> Result<Option<String>, Problem> {
+        match (&self.inviter_id, requested) {
+            (None, requested) => Ok(requested),
+            (Some(own), Some(other)) if *own != other => Err(Problem::not_found("inviter")),
+            (Some(own), _) => Ok(Some(own.clone())),
         }
     }
 }
@@ -78,17 +103,27 @@ fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Most cached keys before expired entries are swept out.
+const CACHE_SWEEP_AT: usize = 10_000;
+
 /// Checks credentials against PostgreSQL, remembering good ones for a short while so that a
 /// busy client costs one query per `ttl`, not one per request.
 pub struct Authenticator {
     pool: PgPool,
     ttl: Duration,
     cache: Mutex<HashMap<Vec<u8>, (Instant, Authenticated)>>,
+    limits: RateLimits,
 }
 
 impl Authenticator {
+    /// Keys cached for 10 s, no rate limit.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, ttl: Duration::from_secs(10), cache: Mutex::default() }
+        Self { pool, ttl: Duration::from_secs(10), cache: Mutex::default(), limits: RateLimits::unlimited() }
+    }
+
+    /// With the cache time and the rate limits of the service's settings.
+    pub fn configured(pool: PgPool, edge: &EdgeConfig) -> Self {
+        Self { ttl: edge.auth_cache_ttl(), limits: edge.rate_limits(), ..Self::new(pool) }
     }
 
     /// Verifies a bearer token; `None` for anything that is not a live key.
@@ -98,9 +133,11 @@ impl Authenticator {
         };
         let presented = hash_secret(secret);
         let cache_key = hash_secret(token);
-        if let Some((at, auth)) = self.cache.lock().unwrap().get(&cache_key) {
-            if at.elapsed() < self.ttl {
-                return Ok(Some(auth.clone()));
+        if !self.ttl.is_zero() {
+            if let Some((at, auth)) = self.cache.lock().unwrap().get(&cache_key) {
+                if at.elapsed() < self.ttl {
+                    return Ok(Some(auth.clone()));
+                }
             }
         }
         let row: Option<(Uuid, Vec<u8>, Vec<String>, Option<String>)> = sqlx::query_as(
@@ -123,7 +160,13 @@ impl Authenticator {
             scopes: scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
             inviter_id,
         };
-        self.cache.lock().unwrap().insert(cache_key, (Instant::now(), auth.clone()));
+        if !self.ttl.is_zero() {
+            let mut cache = self.cache.lock().unwrap();
+            if cache.len() >= CACHE_SWEEP_AT {
+                cache.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            }
+            cache.insert(cache_key, (Instant::now(), auth.clone()));
+        }
         Ok(Some(auth))
     }
 
@@ -136,7 +179,10 @@ impl Authenticator {
             .and_then(crate::credential::bearer_token)
             .ok_or_else(Problem::unauthorized)?;
         match self.verify(token).await {
-            Ok(Some(auth)) => Ok(auth),
+            Ok(Some(auth)) => {
+                self.limits.check(&auth.key_id)?;
+                Ok(auth)
+            }
             Ok(None) => Err(Problem::unauthorized()),
             Err(e) => {
                 tracing::error!(error = ?e, "authentication failed");
@@ -217,5 +263,17 @@ mod tests {
         auth.scopes = vec![Scope::InvitesRead];
         assert!(auth.require(Scope::InvitesRead).is_ok());
         assert_eq!(auth.require(Scope::InvitesWrite).unwrap_err().status, 403);
+    }
+
+    #[test]
+    fn an_inviter_key_never_has_admin_even_when_it_carries_the_scope() {
+        let auth = Authenticated {
+            tenant_id: TenantId::from_uuid(Uuid::nil()),
+            key_id: "k".into(),
+            scopes: vec![Scope::Admin],
+            inviter_id: Some("user-42".into()),
+        };
+        assert!(auth.require(Scope::InvitesWrite).is_ok());
+        assert_eq!(auth.require(Scope::Admin).unwrap_err().status, 403);
     }
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod credential;
 pub mod db;
+pub mod edge;
 pub mod kafka;
 pub mod metrics;
 pub mod problem;

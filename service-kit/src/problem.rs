@@ -86,6 +86,13 @@ impl Problem {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
     }
 
+    /// 429: the caller's key is over its rate limit; come back after `retry_after` seconds.
+    pub fn too_many_requests(retry_after: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "too many requests for this key")
+            .with_detail(format!("this key is over its rate limit; retry in {retry_after} s"))
+            .with_retry_after(retry_after)
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the service cannot take this request now")
             .with_detail(detail)

@@ -19,6 +19,9 @@ pub use infra::TestEnv;
 pub use services::{run_command, run_command_split, Service, Services};
 
 use std::future::Future;
+
+/// The operator token (`RSVP_METRICS_TOKEN`) every service started by the harness gets.
+pub const METRICS_TOKEN: &str = "rsvp-test-metrics-token";
 use std::time::{Duration, Instant};
 
 /// Polls `check` until it returns `Some`, at most `timeout`; panics naming `what` otherwise.

@@ -34,7 +34,8 @@ impl Service {
             .env("RSVP_WRITER_ID", format!("writer-{}", env.topic))
             .env("COMMAND_API_PORT", "0")
             .env("QUERY_API_PORT", "0")
-            .env("PROJECTOR_PORT", "0");
+            .env("PROJECTOR_PORT", "0")
+            .env("RSVP_METRICS_TOKEN", crate::METRICS_TOKEN);
         for (k, v) in extra {
             command.env(k, v);
         }
@@ -89,6 +90,18 @@ impl Service {
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The service's `/metrics` text, read with the operator token every test service gets.
+    pub async fn metrics(&self) -> String {
+        let response = reqwest::Client::new()
+            .get(format!("{}/metrics", self.url))
+            .bearer_auth(crate::METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{} /metrics: {e}", self.name));
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "{} /metrics", self.name);
+        response.text().await.unwrap_or_default()
     }
 
     pub fn log_text(&self) -> String {

@@ -58,7 +58,7 @@ async fn undecodable_and_unknown_events_are_parked_with_their_reason_and_project
     let second = parked.iter().find(|r| r.key.as_deref() == Some("poison-2")).expect("poison-2 parked");
     assert!(second.header("rsvp_dlq_reason").unwrap().contains("InviteTeleported"), "{:?}", second.headers);
 
-    let metrics = http.get(format!("{}/metrics", services.projector.url)).send().await.unwrap().text().await.unwrap();
+    let metrics = services.projector.metrics().await;
     assert!(metrics.lines().any(|l| l == "rsvp_projector_dead_letters_total 2"), "{metrics}");
     assert!(metrics.contains("rsvp_projector_lag_events"), "{metrics}");
 
@@ -67,7 +67,7 @@ async fn undecodable_and_unknown_events_are_parked_with_their_reason_and_project
     let projector = Service::start("projector", &env, &[]).await;
     projector.wait_ready(Duration::from_secs(60)).await;
     create_and_see_it_projected(&http, &services, &env, "later@example.com").await;
-    let metrics = http.get(format!("{}/metrics", projector.url)).send().await.unwrap().text().await.unwrap();
+    let metrics = projector.metrics().await;
     assert!(metrics.lines().any(|l| l == "rsvp_projector_dead_letters_total 0"), "{metrics}");
     assert_eq!(env.read_raw(&dlq).len(), 2, "nothing parked twice");
 }
@@ -98,7 +98,7 @@ async fn a_database_outage_is_waited_out_and_parks_nothing() {
     let metric = |name: &'static str| {
         let (http, url) = (http.clone(), format!("{}/metrics", projector.url));
         async move {
-            let text = http.get(url).send().await.ok()?.text().await.ok()?;
+            let text = http.get(url).bearer_auth(rsvp_tests::METRICS_TOKEN).send().await.ok()?.text().await.ok()?;
             text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
         }
     };

@@ -128,7 +128,7 @@ pub async fn list(
 ) -> Result<HttpResponse, Problem> {
     auth.require(Scope::InvitesRead)?;
     let tenant = auth.tenant_id;
-    let inviter = params.into_inner().inviter.or(auth.inviter_id.clone());
+    let inviter = auth.inviter_to_read(params.into_inner().inviter)?;
     let mut items: Vec<Value> = writer
         .read(move |s| {
             let Some(t) = s.tenant(tenant) else { return Vec::new() };

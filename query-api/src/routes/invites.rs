@@ -1,6 +1,6 @@
 //! Invite reads: the list with keyset pagination, and the detail.
 
-use crate::cursor::{Cursor, CursorCodec, Direction};
+use crate::cursor::{owner, Cursor, Direction};
 use crate::params::{Filters, Pairs, FILTERS};
 use crate::startup::AppState;
 use actix_web::http::header;
@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
 use service_kit::{Authenticated, Problem, Scope};
+use sha2::{Digest, Sha256};
 use sqlx::{FromRow, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -160,15 +161,14 @@ pub async fn list(req: HttpRequest, auth: Authenticated, state: web::Data<AppSta
         Some(_) => return Err(Problem::bad_request("order", "newest or oldest")),
     };
     let fingerprint = pairs.fingerprint();
-    let cursor =
-        match pairs.one("cursor")? {
-            None => None,
-            Some(text) => {
-                Some(state.cursors.decode(text).filter(|c| c.query == fingerprint).ok_or_else(|| {
-                    Problem::bad_request("cursor", "the cursor is invalid or belongs to another query")
-                })?)
-            }
-        };
+    let cursor = match pairs.one("cursor")? {
+        None => None,
+        Some(text) => {
+            Some(state.cursors.decode(text, &owner_of(&auth)).filter(|c| c.query == fingerprint).ok_or_else(|| {
+                Problem::bad_request("cursor", "the cursor is invalid, or belongs to another query or key")
+            })?)
+        }
+    };
     let direction = cursor.as_ref().map_or(Direction::Next, |c| c.direction);
     // Walking backwards means reading the opposite order, then flipping the page.
     let descending = (order == Order::Newest) == (direction == Direction::Next);
@@ -203,7 +203,7 @@ pub async fn list(req: HttpRequest, auth: Authenticated, state: web::Data<AppSta
 
     let link = |row: &InviteRow, direction| {
         let c = Cursor { created_at: row.created_at, id: row.invite_id, direction, query: fingerprint };
-        page_url(&state, &req, &pairs, &state.cursors, &c)
+        page_url(&state, &req, &pairs, &state.cursors.encode(&c, &owner_of(&auth)))
     };
     let (next, previous) = match direction {
         Direction::Next => (
@@ -220,11 +220,16 @@ pub async fn list(req: HttpRequest, auth: Authenticated, state: web::Data<AppSta
 }
 
 /// The same request with `cursor` replaced.
-fn page_url(state: &AppState, req: &HttpRequest, pairs: &Pairs, codec: &CursorCodec, cursor: &Cursor) -> String {
+fn page_url(state: &AppState, req: &HttpRequest, pairs: &Pairs, cursor: &str) -> String {
     let mut pairs = pairs.without("cursor");
-    pairs.push(("cursor".into(), codec.encode(cursor)));
+    pairs.push(("cursor".into(), cursor.to_owned()));
     let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
     format!("{}{}?{}", state.public_url, req.path(), query.join("&"))
+}
+
+/// Whom the caller's cursors are for: its tenant, and its inviter for an inviter's key.
+fn owner_of(auth: &Authenticated) -> String {
+    owner(auth.tenant_id, auth.inviter_id.as_deref())
 }
 
 fn encode(s: &str) -> String {
@@ -364,12 +369,24 @@ pub async fn history(
                 json!({
                     "version": version, "event_id": event_id, "type": event_type, "schema_version": schema_version,
                     "occurred_at": at, "actor": { "kind": actor_kind, "id": actor_id }, "correlation_id": correlation,
-                    "causation_id": causation, "idempotency_key": key, "data": data,
+                    "causation_id": causation, "idempotency_key": key, "data": redact_token(data),
                 })
             },
         )
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "invite_id": id, "data": data })))
+}
+
+/// The public link token is a bearer capability (whoever holds it opens and accepts the invite),
+/// so no read shows it: the audit trail carries its SHA-256 instead, which tells whether a token
+/// someone holds is this invite's without handing it to every reader.
+fn redact_token(mut data: Value) -> Value {
+    if let Some(fields) = data.as_object_mut() {
+        if let Some(Value::String(token)) = fields.remove("token") {
+            fields.insert("token_sha256".into(), Value::String(hex::encode(Sha256::digest(token.as_bytes()))));
+        }
+    }
+    data
 }
 
 fn internal(e: sqlx::Error) -> Problem {
