@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`. See README.md.
-.PHONY: run stop status test reliability fuzz
+.PHONY: run stop status test reliability fuzz bench
 ARGS ?=
 
 run: ## build and start Kafka, PostgreSQL and the three services; print the demo key
@@ -19,3 +19,6 @@ reliability: ## fuzz the parsers, then inject faults under load on servers of it
 
 fuzz: ## only the fuzzing part, FUZZ_SECONDS per target
 	@deploy/local/fuzz.sh
+
+bench: ## every benchmark figure beside its raw baseline, on a Kafka and PostgreSQL of its own: BENCHMARKS.md
+	@deploy/local/bench.sh

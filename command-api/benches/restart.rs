@@ -4,6 +4,7 @@
 //!
 //!   cargo bench -p command-api --bench restart -- [N]
 //!
+//! The last line, `result: {...}`, is the same figures as JSON, for `make bench`.
 //! Needs a running Kafka (`make run`).
 
 use command_api::metrics::WriterMetrics;
@@ -41,11 +42,14 @@ async fn main() -> anyhow::Result<()> {
         transactional_id: format!("bench-{topic}"),
         lease_timeout: std::time::Duration::from_secs(6),
     };
+    let mut seconds = Vec::new();
     for run in ["first start", "restart"] {
         let (handle, elapsed) = ready(config.clone()).await?;
         println!("{run}: ready over {n} events in {elapsed:.2?} ({:.0} events/s)", n as f64 / elapsed.as_secs_f64());
+        seconds.push(elapsed.as_secs_f64());
         drop(handle);
     }
     rsvp_tests::infra::delete_topic(&brokers, &topic).await;
+    println!("result: {}", serde_json::json!({ "events": n, "first_start_s": seconds[0], "restart_s": seconds[1] }));
     Ok(())
 }

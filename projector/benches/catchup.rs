@@ -1,14 +1,16 @@
-//! Catch-up speed of the projector against the floor PostgreSQL sets: loads N events (default
-//! 1,000,000 `InviteCreated`, or with `lifecycles` the realistic mix of
-//! `rsvp_tests::load::Lifecycles`: creates, sends, delivery statuses, opens, accepts, revokes)
-//! into a fresh topic, lets the projector catch up into a fresh
-//! database, then COPYs the very rows it produced into empty copies of the same tables (same
-//! indexes) and compares.
+//! Catch-up speed of the projector against the floor PostgreSQL sets: loads about N events
+//! (default 1,000,000) of whole invite lives into a fresh topic (creates, sends, delivery
+//! reports, opens, accepts, revokes, interleaved as in production: `rsvp_tests::load::invite_lives`),
+//! lets the projector catch up into a fresh database, then COPYs the very rows it produced into
+//! empty copies of the same tables (same indexes) and compares. `--rounds R` repeats catch-up and
+//! COPY R times over the same log (a fresh database each time), alternating, and reports each
+//! round and the medians; `--creations-only` loads only `InviteCreated` events.
 //!
-//!   cargo bench -p projector --bench catchup -- [N] [lifecycles]
+//!   cargo bench -p projector --bench catchup -- [N] [--rounds R] [--creations-only]
 //!
-//! Needs Kafka and PostgreSQL (`make run`); `RSVP_BENCH_DATABASE_URL` names a role that may create
-//! databases (default: the local one).
+//! The last line, `result: {...}`, is the same figures as JSON (with the applied count sampled
+//! every 100 ms), for `make bench`. Needs Kafka and PostgreSQL (`make run`);
+//! `RSVP_BENCH_DATABASE_URL` names a role that may create databases (default: the local one).
 
 use futures::TryStreamExt;
 use projector::consumer::{self, ConsumerConfig, PoisonPolicy};
@@ -17,67 +19,59 @@ use sqlx::{Connection, PgConnection};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-const TABLES: [&str; 7] = [
-    "events",
-    "invites",
-    "invite_targets",
-    "inviter_counters",
-    "deliveries",
-    "delivery_status_history",
-    "invite_accepts",
-];
+struct Round {
+    catchup: Duration,
+    copied: Duration,
+    rows: u64,
+    tables: usize,
+    /// (seconds since the projector started, events applied)
+    trace: Vec<(f64, u64)>,
+}
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let n: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let brokers = std::env::var("RSVP_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
-    let admin_url = std::env::var("RSVP_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://rsvp:rsvp@127.0.0.1:5433/postgres".into());
-    let id = Uuid::new_v4().simple().to_string();
-    let (topic, database) = (format!("rsvp-bench-catchup-{id}"), format!("rsvp_bench_{id}"));
-    rsvp_tests::infra::create_topic(&brokers, &topic, 12).await?;
-    let started = Instant::now();
-    let mix = std::env::args().skip(1).any(|a| a == "lifecycles");
-    if mix {
-        rsvp_tests::load::lifecycles(&brokers, &topic, n as usize).await?;
-    } else {
-        rsvp_tests::load::invites_created(&brokers, &topic, n as usize).await?;
-    }
-    println!("loaded {n} events ({}) in {:.1?}", if mix { "lifecycles" } else { "creations" }, started.elapsed());
-
-    let mut admin = PgConnection::connect(&admin_url).await?;
+async fn round(brokers: &str, topic: &str, admin_url: &str, n: u64) -> anyhow::Result<Round> {
+    let database = format!("rsvp_bench_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(admin_url).await?;
     sqlx::query(&format!("CREATE DATABASE \"{database}\"")).execute(&mut admin).await?;
-    let url = rsvp_tests::infra::with_database(&admin_url, &database);
+    let url = rsvp_tests::infra::with_database(admin_url, &database);
     let pool = service_kit::db::connect(&url, 4).await?;
     service_kit::db::migrate(&pool).await?;
 
     let metrics = Metrics::register(&prometheus::Registry::new())?;
     let config = ConsumerConfig {
-        brokers: brokers.clone(),
-        topic: topic.clone(),
-        name: "bench".into(),
+        brokers: brokers.into(),
+        topic: topic.into(),
+        name: format!("bench-{database}"),
         batch: std::env::var("RSVP_PROJECTOR_BATCH").ok().and_then(|b| b.parse().ok()).unwrap_or(1000),
-        linger: Duration::from_millis(
-            std::env::var("RSVP_PROJECTOR_LINGER_MS").ok().and_then(|b| b.parse().ok()).unwrap_or(0),
-        ),
+        linger: Duration::from_millis(20),
         on_poison: PoisonPolicy::Halt,
     };
     let started = Instant::now();
     let follower = tokio::spawn(consumer::run(pool.clone(), config, metrics.clone()));
+    let mut trace = vec![(0.0, 0)];
     while metrics.applied.get() < n {
         anyhow::ensure!(!follower.is_finished(), "the projector stopped");
         anyhow::ensure!(started.elapsed() < Duration::from_secs(3600), "no catch-up within an hour");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if started.elapsed().as_secs_f64() >= trace.last().map_or(0.0, |t| t.0) + 0.1 {
+            trace.push((started.elapsed().as_secs_f64(), metrics.applied.get()));
+        }
     }
     let catchup = started.elapsed();
+    trace.push((catchup.as_secs_f64(), metrics.applied.get()));
     follower.abort();
 
-    // The floor: COPY the same final rows into empty twins of the same tables.
+    // The floor: COPY the same final rows into empty twins of every read-model table.
     let mut conn = pool.acquire().await?;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = 'read_model' AND table_type = 'BASE TABLE' ORDER BY table_name",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     sqlx::raw_sql("CREATE SCHEMA floor").execute(&mut *conn).await?;
     let mut copied = Duration::ZERO;
     let mut rows = 0u64;
-    for table in TABLES {
+    for table in &tables {
         sqlx::query(&format!("CREATE TABLE floor.{table} (LIKE read_model.{table} INCLUDING ALL)"))
             .execute(&mut *conn)
             .await?;
@@ -99,12 +93,78 @@ async fn main() -> anyhow::Result<()> {
     drop(conn);
     pool.close().await;
     sqlx::query(&format!("DROP DATABASE \"{database}\" WITH (FORCE)")).execute(&mut admin).await?;
+    Ok(Round { catchup, copied, rows, tables: tables.len(), trace })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let rounds: usize = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let creations_only = args.iter().any(|a| a == "--creations-only");
+    let brokers = std::env::var("RSVP_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let admin_url = std::env::var("RSVP_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://rsvp:rsvp@127.0.0.1:5433/postgres".into());
+    let topic = format!("rsvp-bench-catchup-{}", Uuid::new_v4().simple());
+    rsvp_tests::infra::create_topic(&brokers, &topic, 12).await?;
+    let started = Instant::now();
+    let (n, mix) = if creations_only {
+        rsvp_tests::load::invites_created(&brokers, &topic, n).await?;
+        (n as u64, "InviteCreated only")
+    } else {
+        let written = rsvp_tests::load::invite_lives(&brokers, &topic, n).await?;
+        (written as u64, "whole invite lives (create, send, sent, delivered, opened; 30% accepted, 10% revoked)")
+    };
+    println!("loaded {n} events ({mix}) in {:.1?}", started.elapsed());
+
+    let mut all = Vec::new();
+    for r in 1..=rounds {
+        let result = round(&brokers, &topic, &admin_url, n).await?;
+        let rate = n as f64 / result.catchup.as_secs_f64();
+        let floor = n as f64 / result.copied.as_secs_f64();
+        println!("round {r}: projector catch-up: {n} events in {:.2?} = {rate:.0} events/s", result.catchup);
+        println!(
+            "round {r}: raw COPY of the same {} rows ({} tables): {:.2?} = {floor:.0} events/s; ratio {:.2}",
+            result.rows,
+            result.tables,
+            result.copied,
+            rate / floor
+        );
+        all.push(result);
+    }
     rsvp_tests::infra::delete_topic(&brokers, &topic).await;
 
-    let rate = n as f64 / catchup.as_secs_f64();
-    let floor = n as f64 / copied.as_secs_f64();
-    println!("projector catch-up: {n} events in {catchup:.2?} = {rate:.0} events/s");
-    println!("raw COPY of the same {rows} rows ({} tables): {copied:.2?} = {floor:.0} events/s", TABLES.len());
-    println!("ratio projector / COPY: {:.2}", rate / floor);
+    let rates: Vec<f64> = all.iter().map(|r| n as f64 / r.catchup.as_secs_f64()).collect();
+    let floors: Vec<f64> = all.iter().map(|r| n as f64 / r.copied.as_secs_f64()).collect();
+    let ratios: Vec<f64> = rates.iter().zip(&floors).map(|(a, b)| a / b).collect();
+    println!(
+        "median of {rounds}: projector {:.0} events/s, COPY {:.0} events/s, ratio projector / COPY {:.2}",
+        median(rates.clone()),
+        median(floors.clone()),
+        median(ratios.clone())
+    );
+    let result = serde_json::json!({
+        "events": n,
+        "mix": mix,
+        "rows": all[0].rows,
+        "tables": all[0].tables,
+        "catchup_s": all.iter().map(|r| r.catchup.as_secs_f64()).collect::<Vec<_>>(),
+        "copy_s": all.iter().map(|r| r.copied.as_secs_f64()).collect::<Vec<_>>(),
+        "rate": rates,
+        "copy_rate": floors,
+        "ratio": ratios,
+        "trace": all.iter().map(|r| &r.trace).collect::<Vec<_>>(),
+    });
+    println!("result: {result}");
     Ok(())
 }

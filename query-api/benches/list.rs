@@ -4,6 +4,7 @@
 //!
 //!   cargo bench -p query-api --bench list -- [N]
 //!
+//! The last line, `result: {...}`, is the same figures as JSON (milliseconds), for `make bench`.
 //! Needs PostgreSQL (`make run`); `RSVP_BENCH_DATABASE_URL` names a role that may create databases.
 
 use query_api::cursor::{owner, Cursor, CursorCodec, Direction};
@@ -103,6 +104,15 @@ async fn main() -> anyhow::Result<()> {
         "deep / first: p50 {:.2} p99 {:.2}",
         pct(&deep_page, 0.5).as_secs_f64() / pct(&first, 0.5).as_secs_f64(),
         pct(&deep_page, 0.99).as_secs_f64() / pct(&first, 0.99).as_secs_f64()
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "result: {}",
+        serde_json::json!({
+            "invites": n, "deep_rows": deep, "query": QUERY, "samples": SAMPLES,
+            "first_p50_ms": ms(pct(&first, 0.5)), "first_p99_ms": ms(pct(&first, 0.99)),
+            "deep_p50_ms": ms(pct(&deep_page, 0.5)), "deep_p99_ms": ms(pct(&deep_page, 0.99)),
+        })
     );
     server.abort();
     pool.close().await;

@@ -1,17 +1,92 @@
-//! Loading a log for benchmarks: N `InviteCreated` events spread over 10 tenants and a few
-//! inviters, written fast (idempotent producer, large batches), acknowledged by the broker.
+//! Loading a log for benchmarks, written fast (idempotent producer, large batches) and
+//! acknowledged by the broker: N `InviteCreated` events spread over 10 tenants and a few inviters
+//! ([`invites_created`]), or a realistic mix of whole invite lives ([`invite_lives`]).
 
 use chrono::Utc;
 use events::{
-    Actor, ActorKind, DomainEvent, Envelope, EventMeta, InvitationType, InviteCreated, InviteEvent, InviteId, Inviter,
+    Actor, ActorKind, DeliveryId, DeliveryMethod, DeliveryStatus, DeliveryStatusChanged, DomainEvent, Envelope,
+    EventMeta, InvitationType, InviteAccepted, InviteClosed, InviteCreated, InviteEvent, InviteId, InviteSent, Inviter,
     LinkToken, StreamId, Target, TargetKind, TenantId,
 };
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
 /// A realistic spread: 10 tenants, a few inviters each, one InviteCreated per invite.
 pub async fn invites_created(brokers: &str, topic: &str, n: usize) -> anyhow::Result<()> {
+    let tenants: Vec<TenantId> = (0..10).map(|_| TenantId::from_uuid(Uuid::now_v7())).collect();
+    let now = Utc::now();
+    produce(brokers, topic, (0..n).map(|i| created_envelope(tenants[i % tenants.len()], now, i))).await
+}
+
+/// About `n` events (a few more, to finish the last lives) of whole invite lives, as a busy tenant
+/// makes them: every invite is created, sent by email, reported sent, delivered and opened; then
+/// three in ten are accepted and one in ten is revoked (5.4 events per invite). The stages of
+/// successive groups of 500 invites interleave in the log (while one group is created, the one
+/// before is sent, the one before that reported...), so a consumer's batches mix every kind of
+/// event, as they do in production. Returns how many events were written.
+pub async fn invite_lives(brokers: &str, topic: &str, n: usize) -> anyhow::Result<usize> {
+    const GROUP: usize = 500;
+    const STAGES: usize = 6;
+    let tenants: Arc<Vec<TenantId>> = Arc::new((0..10).map(|_| TenantId::from_uuid(Uuid::now_v7())).collect());
+    let now = Utc::now();
+    let invites = n.div_ceil(54).max(1) * 10;
+    let groups = invites.div_ceil(GROUP);
+    let created: Arc<Vec<(InviteId, DeliveryId)>> = Arc::new(
+        (0..invites).map(|_| (InviteId::from_uuid(Uuid::now_v7()), DeliveryId::from_uuid(Uuid::now_v7()))).collect(),
+    );
+    let records = (0..groups + STAGES - 1).flat_map(move |step| {
+        let created = created.clone();
+        let tenants = tenants.clone();
+        (0..STAGES).filter(move |stage| step >= *stage && step - stage < groups).flat_map(move |stage| {
+            let group = step - stage;
+            let (created, tenants) = (created.clone(), tenants.clone());
+            (group * GROUP..((group + 1) * GROUP).min(invites))
+                .filter_map(move |i| life_event(tenants[i % tenants.len()], created[i], now, i, stage))
+        })
+    });
+    let mut count = 0;
+    produce(brokers, topic, records.inspect(|_| count += 1)).await?;
+    Ok(count)
+}
+
+/// Stage `stage` of the `i`-th invite's life (version `stage + 1`), if it goes that far.
+fn life_event(
+    tenant: TenantId,
+    (invite, delivery): (InviteId, DeliveryId),
+    at: chrono::DateTime<Utc>,
+    i: usize,
+    stage: usize,
+) -> Option<Envelope> {
+    let status = |status| InviteEvent::DeliveryStatusChanged(DeliveryStatusChanged { delivery_id: delivery, status, detail: None });
+    let event = match stage {
+        0 => InviteEvent::Created(Box::new(sample(i))),
+        1 => InviteEvent::Sent(InviteSent {
+            delivery_id: delivery,
+            method: DeliveryMethod::Email,
+            target: format!("person{i}@example.com"),
+            resend: false,
+        }),
+        2 => status(DeliveryStatus::Sent),
+        3 => status(DeliveryStatus::Delivered),
+        4 => status(DeliveryStatus::Opened),
+        5 if i % 10 < 3 => InviteEvent::Accepted(InviteAccepted {
+            accepted_by: Some(format!("user-{i}")),
+            target: Some(format!("person{i}@example.com")),
+        }),
+        5 if i % 10 == 3 => InviteEvent::Revoked(InviteClosed { reason: Some("bench".into()) }),
+        _ => return None,
+    };
+    let mut envelope = created_envelope(tenant, at, i);
+    envelope.meta.stream = StreamId::Invite(invite);
+    envelope.meta.version = stage as u64 + 1;
+    envelope.event = DomainEvent::Invite(event);
+    Some(envelope)
+}
+
+/// Writes `records` in order (per key) and waits until the broker has acknowledged every one.
+async fn produce(brokers: &str, topic: &str, records: impl Iterator<Item = Envelope>) -> anyhow::Result<()> {
     let producer: FutureProducer = service_kit::kafka::client_config(brokers, "bench-loader")
         .set("enable.idempotence", "true")
         .set("linger.ms", "20")
@@ -19,12 +94,9 @@ pub async fn invites_created(brokers: &str, topic: &str, n: usize) -> anyhow::Re
         .set("compression.type", "lz4")
         .set("queue.buffering.max.messages", "1000000")
         .create()?;
-    let tenants: Vec<TenantId> = (0..10).map(|_| TenantId::from_uuid(Uuid::now_v7())).collect();
-    let now = Utc::now();
     let mut inflight = futures::stream::FuturesUnordered::new();
     use futures::StreamExt;
-    for i in 0..n {
-        let envelope = created_envelope(tenants[i % tenants.len()], now, i);
+    for envelope in records {
         let key = envelope.key();
         let payload = envelope.data_json();
         let mut record =
