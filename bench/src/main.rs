@@ -97,7 +97,14 @@ impl Bench {
         self.runs.push(Run { figure: figure.into(), side: side.into(), round, usage });
     }
 
-    async fn oha(&self, url: &str, connections: usize, rate: Option<f64>, post: Option<&str>, secs: u64) -> anyhow::Result<(Oha, Option<Usage>)> {
+    async fn oha(
+        &self,
+        url: &str,
+        connections: usize,
+        rate: Option<f64>,
+        post: Option<&str>,
+        secs: u64,
+    ) -> anyhow::Result<(Oha, Option<Usage>)> {
         let mut args: Vec<String> = vec![
             "--no-tui".into(),
             "--output-format".into(),
@@ -266,7 +273,11 @@ async fn writes(bench: &mut Bench) -> anyhow::Result<()> {
     // 1. Saturation.
     // Kafka's own load generator, when its tools jar is at hand (`make run` fetches it).
     let kafka_lib = std::env::var("KAFKA_LIB_DIR").ok().filter(|dir| {
-        std::fs::read_dir(dir).into_iter().flatten().flatten().any(|e| e.file_name().to_string_lossy().starts_with("kafka-tools-"))
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("kafka-tools-"))
     });
     let (mut system, mut baseline, mut kafka) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=bench.rounds {
@@ -407,11 +418,7 @@ async fn producer_performance(bench: &Bench, lib: &str) -> anyhow::Result<(Value
             .and_then(|part| part.split_whitespace().next()?.parse().ok())
             .unwrap_or(f64::NAN)
     };
-    let rate: f64 = last
-        .split(", ")
-        .nth(1)
-        .and_then(|p| p.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN);
+    let rate: f64 = last.split(", ").nth(1).and_then(|p| p.split_whitespace().next()?.parse().ok()).unwrap_or(f64::NAN);
     Ok((
         json!({
             "records": records,
@@ -460,7 +467,9 @@ async fn reads(bench: &mut Bench) -> anyhow::Result<()> {
     anyhow::ensure!(c.status().await?.success(), "cannot create the pgbench database");
     let mut c = tokio::process::Command::new("pgbench");
     bench.psql_env(&mut c);
-    c.args(["-i", "-q", "-s", scale.to_string().as_str(), database]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    c.args(["-i", "-q", "-s", scale.to_string().as_str(), database])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     anyhow::ensure!(c.status().await?.success(), "pgbench -i failed");
 
     println!("warming up the read path");
@@ -538,8 +547,18 @@ async fn in_process(bench: &mut Bench) -> anyhow::Result<()> {
     let servers: Vec<Service> =
         bench.services.iter().filter(|s| s.name == "kafka" || s.name == "postgresql").cloned().collect();
     let items = [
-        ("4. projector catch-up", "BENCH_CATCHUP_BIN", "catchup", vec![env_or("BENCH_CATCHUP_EVENTS", 300_000u64).to_string(), "--rounds".into(), bench.rounds.to_string()]),
-        ("5. writer ready", "BENCH_RESTART_BIN", "restart", vec![env_or("BENCH_RESTART_EVENTS", 1_000_000u64).to_string()]),
+        (
+            "4. projector catch-up",
+            "BENCH_CATCHUP_BIN",
+            "catchup",
+            vec![env_or("BENCH_CATCHUP_EVENTS", 300_000u64).to_string(), "--rounds".into(), bench.rounds.to_string()],
+        ),
+        (
+            "5. writer ready",
+            "BENCH_RESTART_BIN",
+            "restart",
+            vec![env_or("BENCH_RESTART_EVENTS", 1_000_000u64).to_string()],
+        ),
         ("6. deep page", "BENCH_LIST_BIN", "list", vec![env_or("BENCH_LIST_INVITES", 1_000_000u64).to_string()]),
     ];
     for (figure, bin, key, args) in items {

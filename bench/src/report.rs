@@ -68,7 +68,11 @@ pub async fn write(bench: &Bench, out: &Path) -> anyhow::Result<()> {
     let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
     let commit = std::env::var("BENCH_COMMIT").unwrap_or_else(|_| "unknown".into());
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).map(|m| m.trim_start_matches([' ', '\t', ':'])).unwrap_or("unknown cpu");
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']))
+        .unwrap_or("unknown cpu");
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let mem_gib = meminfo
@@ -153,12 +157,32 @@ pub async fn write(bench: &Bench, out: &Path) -> anyhow::Result<()> {
     let _ = writeln!(md, "## Summary: the goals of issue 11\n");
     let _ = writeln!(md, "| what | goal | measured |\n| --- | --- | --- |");
     let idle = &r["freshness_idle"];
-    let _ = writeln!(md, "| one create, 1 connection (the freshness probe, system idle) | p50 ≤ 3 ms | p50 {} |", ms(f(&idle["write_p50_ms"])));
-    let _ = writeln!(md, "| creates/s at {} connections | ≥ 10,000/s | {} /s (raw rdkafka: {} /s) |", crate::WRITE_CONNECTIONS, fmt0(sys_sat), fmt0(raw_sat));
+    let _ = writeln!(
+        md,
+        "| one create, 1 connection (the freshness probe, system idle) | p50 ≤ 3 ms | p50 {} |",
+        ms(f(&idle["write_p50_ms"]))
+    );
+    let _ = writeln!(
+        md,
+        "| creates/s at {} connections | ≥ 10,000/s | {} /s (raw rdkafka: {} /s) |",
+        crate::WRITE_CONNECTIONS,
+        fmt0(sys_sat),
+        fmt0(raw_sat)
+    );
     if let Some(x) = at(0.8) {
-        let _ = writeln!(md, "| write p99 at 80% of the maximum ({} /s) | ≤ 50 ms | {} |", fmt0(f(&x["rate"])), ms(med(&x["system"], "p99")));
+        let _ = writeln!(
+            md,
+            "| write p99 at 80% of the maximum ({} /s) | ≤ 50 ms | {} |",
+            fmt0(f(&x["rate"])),
+            ms(med(&x["system"], "p99"))
+        );
     }
-    let _ = writeln!(md, "| command 2xx → visible, idle | | p50 {}, p99 {} |", ms(f(&idle["p50_ms"])), ms(f(&idle["p99_ms"])));
+    let _ = writeln!(
+        md,
+        "| command 2xx → visible, idle | | p50 {}, p99 {} |",
+        ms(f(&idle["p50_ms"])),
+        ms(f(&idle["p99_ms"]))
+    );
     if let Some(x) = at(0.5) {
         let _ = writeln!(
             md,
@@ -167,8 +191,19 @@ pub async fn write(bench: &Bench, out: &Path) -> anyhow::Result<()> {
             ms(med(&x["freshness"], "p99_ms"))
         );
     }
-    let _ = writeln!(md, "| `GET /v1/invites/{{id}}`, 32 connections | ≥ 0.5 of pgbench | {} req/s = {:.2} of pgbench's {} tps |", fmt0(detail_rps), detail_rps / pg_tps, fmt0(pg_tps));
-    let _ = writeln!(md, "| `GET /v1/invites?limit=50`, 32 connections | ≥ 0.3 of pgbench | {} req/s = {:.2} of pgbench |\n", fmt0(list_rps), list_rps / pg_tps);
+    let _ = writeln!(
+        md,
+        "| `GET /v1/invites/{{id}}`, 32 connections | ≥ 0.5 of pgbench | {} req/s = {:.2} of pgbench's {} tps |",
+        fmt0(detail_rps),
+        detail_rps / pg_tps,
+        fmt0(pg_tps)
+    );
+    let _ = writeln!(
+        md,
+        "| `GET /v1/invites?limit=50`, 32 connections | ≥ 0.3 of pgbench | {} req/s = {:.2} of pgbench |\n",
+        fmt0(list_rps),
+        list_rps / pg_tps
+    );
 
     // 1.
     let _ = writeln!(md, "## 1. Write throughput at saturation\n");
@@ -184,7 +219,8 @@ pub async fn write(bench: &Bench, out: &Path) -> anyhow::Result<()> {
     let _ = writeln!(md, "| | rsvp creates/s | raw rdkafka appends/s | rsvp / raw | Kafka ProducerPerformance records/s |\n| --- | --- | --- | --- | --- |");
     let sys: Vec<f64> = sat["system"].as_array().into_iter().flatten().map(|o| f(&o["rps"])).collect();
     let raw = nums(&sat["raw"]);
-    let perf: Vec<f64> = sat["kafka_producer_performance"].as_array().into_iter().flatten().map(|o| f(&o["rate"])).collect();
+    let perf: Vec<f64> =
+        sat["kafka_producer_performance"].as_array().into_iter().flatten().map(|o| f(&o["rate"])).collect();
     for i in 0..sys.len() {
         let _ = writeln!(
             md,
@@ -204,7 +240,12 @@ pub async fn write(bench: &Bench, out: &Path) -> anyhow::Result<()> {
         sys_sat / raw_sat,
         fmt0(median(&perf))
     );
-    let sat_p: Vec<String> = sat["system"].as_array().into_iter().flatten().map(|o| format!("p50 {} p99 {}", ms(f(&o["p50_ms"])), ms(f(&o["p99_ms"])))).collect();
+    let sat_p: Vec<String> = sat["system"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| format!("p50 {} p99 {}", ms(f(&o["p50_ms"])), ms(f(&o["p99_ms"]))))
+        .collect();
     let _ = writeln!(md, "rsvp's latency at saturation (closed loop, so not corrected): {}.\n", sat_p.join("; "));
 
     // 2.
@@ -258,7 +299,8 @@ pub async fn write(bench: &Bench, out: &Path) -> anyhow::Result<()> {
     let _ = writeln!(md, "| load | p50 | p99 | max | samples (per round) |\n| --- | --- | --- | --- | --- |");
     let _ = writeln!(md, "| idle | {} | {} | | {} |", ms(f(&idle["p50_ms"])), ms(f(&idle["p99_ms"])), idle["samples"]);
     for x in &fixed {
-        let samples: Vec<String> = x["freshness"].as_array().into_iter().flatten().map(|s| s["samples"].to_string()).collect();
+        let samples: Vec<String> =
+            x["freshness"].as_array().into_iter().flatten().map(|s| s["samples"].to_string()).collect();
         let _ = writeln!(
             md,
             "| {:.0}% ({} /s) | {} | {} | {} | {} |",
@@ -292,7 +334,13 @@ pub async fn write(bench: &Bench, out: &Path) -> anyhow::Result<()> {
     for i in 0..rate.len() {
         let _ = writeln!(md, "| round {} | {} | {} | {:.2} |", i + 1, fmt0(rate[i]), fmt0(copy[i]), ratio[i]);
     }
-    let _ = writeln!(md, "| **median** | **{}** | **{}** | **{:.2}** |\n", fmt0(median(&rate)), fmt0(median(&copy)), median(&ratio));
+    let _ = writeln!(
+        md,
+        "| **median** | **{}** | **{}** | **{:.2}** |\n",
+        fmt0(median(&rate)),
+        fmt0(median(&copy)),
+        median(&ratio)
+    );
     let _ = writeln!(md, "![catch-up rate](benchmarks/catchup.svg)\n");
 
     // 5.
@@ -329,7 +377,16 @@ pub async fn write(bench: &Bench, out: &Path) -> anyhow::Result<()> {
     );
     for i in 0..d.len() {
         let (dr, lr, pt) = (f(&d[i]["rps"]), f(&li[i]["rps"]), f(&p[i]["tps"]));
-        let _ = writeln!(md, "| round {} | {} | {} | {} | {:.2} | {:.2} |", i + 1, fmt0(dr), fmt0(lr), fmt0(pt), dr / pt, lr / pt);
+        let _ = writeln!(
+            md,
+            "| round {} | {} | {} | {} | {:.2} | {:.2} |",
+            i + 1,
+            fmt0(dr),
+            fmt0(lr),
+            fmt0(pt),
+            dr / pt,
+            lr / pt
+        );
     }
     let _ = writeln!(
         md,

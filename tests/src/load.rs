@@ -3,10 +3,10 @@
 //! ([`invites_created`]), or a realistic mix of whole invite lives ([`invite_lives`]).
 
 use chrono::Utc;
+use events::event::{DeliveryStatusChanged, InviteAccepted, InviteClosed, InviteSent};
 use events::{
-    Actor, ActorKind, DeliveryId, DeliveryMethod, DeliveryStatus, DeliveryStatusChanged, DomainEvent, Envelope,
-    EventMeta, InvitationType, InviteAccepted, InviteClosed, InviteCreated, InviteEvent, InviteId, InviteSent, Inviter,
-    LinkToken, StreamId, Target, TargetKind, TenantId,
+    Actor, ActorKind, DeliveryId, DeliveryMethod, DeliveryStatus, DomainEvent, Envelope, EventMeta, InvitationType,
+    InviteCreated, InviteEvent, InviteId, Inviter, LinkToken, StreamId, Target, TargetKind, TenantId,
 };
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use std::sync::Arc;
@@ -59,7 +59,9 @@ fn life_event(
     i: usize,
     stage: usize,
 ) -> Option<Envelope> {
-    let status = |status| InviteEvent::DeliveryStatusChanged(DeliveryStatusChanged { delivery_id: delivery, status, detail: None });
+    let status = |status| {
+        InviteEvent::DeliveryStatusChanged(DeliveryStatusChanged { delivery_id: delivery, status, detail: None })
+    };
     let event = match stage {
         0 => InviteEvent::Created(Box::new(sample(i))),
         1 => InviteEvent::Sent(InviteSent {
