@@ -76,6 +76,9 @@ impl Application {
     }
 }
 
-async fn not_found() -> Result<actix_web::HttpResponse, service_kit::Problem> {
-    Err(service_kit::Problem::not_found("route"))
+/// No route matched: 405 for a documented path asked with another method, else 404.
+async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, service_kit::Problem> {
+    static ROUTES: std::sync::LazyLock<problem::DocumentedRoutes> =
+        std::sync::LazyLock::new(|| problem::DocumentedRoutes::from_openapi(include_str!("../api/openapi.json")));
+    Err(ROUTES.fallback(&req))
 }

@@ -23,6 +23,9 @@ pub struct Problem {
     pub field: Option<String>,
     #[serde(skip)]
     pub retry_after: Option<u64>,
+    /// The methods a path takes, sent as `Allow` with a 405.
+    #[serde(skip)]
+    pub allow: Option<String>,
 }
 
 impl Problem {
@@ -35,6 +38,7 @@ impl Problem {
             code: code.to_owned(),
             field: None,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -93,6 +97,15 @@ impl Problem {
             .with_retry_after(retry_after)
     }
 
+    /// 405 for a known path asked with a method it does not take; `allow` lists those it takes.
+    pub fn method_not_allowed(method: &str, allow: &[&str]) -> Self {
+        let mut problem =
+            Self::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "the method is not allowed here")
+                .with_detail(format!("this path does not take {method}; it takes {}", allow.join(", ")));
+        problem.allow = Some(allow.join(", "));
+        problem
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the service cannot take this request now")
             .with_detail(detail)
@@ -120,6 +133,9 @@ impl ResponseError for Problem {
         res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
         if let Some(secs) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let Some(allow) = &self.allow {
+            res.insert_header((header::ALLOW, allow.as_str()));
         }
         if self.status == 401 {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
@@ -216,4 +232,45 @@ pub fn path_config() -> actix_web::web::PathConfig {
 /// Pulls the field name out of serde's messages ("missing field `targets`", "unknown field `x`").
 fn json_error_field(message: &str) -> String {
     message.split('`').nth(1).filter(|f| !f.is_empty() && !f.contains(' ')).unwrap_or("body").to_owned()
+}
+
+/// The paths an OpenAPI document declares and the methods each takes: what tells a 405 (a known
+/// path, another method) from a 404 (no such path) when no route matched. The document is the
+/// list, so a path cannot be served without being documented and still answer 405 correctly.
+pub struct DocumentedRoutes(Vec<(actix_web::dev::ResourceDef, Vec<&'static str>)>);
+
+impl DocumentedRoutes {
+    /// Reads `paths` of an OpenAPI document; panics on a document that is not JSON (it is
+    /// compiled in, and a test serves it).
+    pub fn from_openapi(document: &str) -> Self {
+        const METHODS: [&str; 8] = ["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"];
+        let document: serde_json::Value = serde_json::from_str(document).expect("the OpenAPI document is JSON");
+        let paths = document["paths"].as_object().expect("the OpenAPI document has paths");
+        let routes = paths
+            .iter()
+            .map(|(path, item)| {
+                let methods =
+                    METHODS.into_iter().filter(|m| item.get(m.to_ascii_lowercase()).is_some()).collect::<Vec<_>>();
+                (actix_web::dev::ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        Self(routes)
+    }
+
+    /// The methods `path` takes, in a stable order; empty for an unknown path.
+    pub fn allowed(&self, path: &str) -> Vec<&'static str> {
+        let mut methods: Vec<&'static str> =
+            self.0.iter().filter(|(def, _)| def.is_match(path)).flat_map(|(_, m)| m.iter().copied()).collect();
+        methods.sort_unstable();
+        methods.dedup();
+        methods
+    }
+
+    /// The answer when no route matched: 405 with `Allow` for a documented path, else 404.
+    pub fn fallback(&self, req: &actix_web::HttpRequest) -> Problem {
+        match self.allowed(req.path()).as_slice() {
+            [] => Problem::not_found("route"),
+            allow => Problem::method_not_allowed(req.method().as_str(), allow),
+        }
+    }
 }
