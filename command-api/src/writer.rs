@@ -20,8 +20,8 @@ use crate::state::{ChangeRef, WriterState};
 use anyhow::Context as _;
 use chrono::{SubsecRound, Utc};
 use events::{
-    Actor, Context, DeliveryId, Envelope, EventMeta, InviteId, InviteStatus, LinkToken, Rejection, StreamId,
-    TenantCommand, TenantId,
+    Actor, Context, DeliveryId, Envelope, EventMeta, InviteCommand, InviteId, InviteStatus, LinkToken, Rejection,
+    StreamId, TenantCommand, TenantId,
 };
 use rand::RngCore;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -60,8 +60,33 @@ pub struct CommandMeta {
     pub correlation_id: Option<Uuid>,
     /// `Idempotency-Key` and the fingerprint of the request that carried it.
     pub idempotency: Option<(String, String)>,
-    /// `If-Match`: the version the invite must be at.
-    pub if_match: Option<u64>,
+    /// `If-Match`: what the command's target must be for it to run.
+    pub if_match: Option<IfMatch>,
+}
+
+/// An `If-Match` precondition (RFC 9110 section 13.1.1), evaluated against the command's target
+/// right before it is decided, so no other command can slip in between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: the target exists.
+    Any,
+    /// A list of entity tags, compared strongly: only a strong tag `"<n>"` can match, when the
+    /// target is at version `n`. Weak tags and other opaque tags never match and are left out,
+    /// so the list may be empty (then the precondition fails whenever it is evaluated).
+    Versions(Vec<u64>),
+}
+
+/// What an `If-Match` is evaluated against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// An invite or definition at this version (its `ETag`).
+    Versioned(&'static str, u64),
+    /// A collection (a create, or a command spanning several invites): it always exists and has
+    /// no entity tag, so `*` holds and every tag fails.
+    Collection,
+    /// The target does not exist: the precondition is not evaluated and the command answers 404
+    /// as it would without it (RFC 9110 section 13.2.1).
+    Missing,
 }
 
 /// A command's result once its events are durable (or, for a repeated idempotent command, the
@@ -96,8 +121,13 @@ impl Committed {
 pub enum WriteError {
     #[error("{0}")]
     Rejected(Rejection),
-    #[error("the invite is at version {current}")]
-    PreconditionFailed { current: u64 },
+    #[error("the precondition failed")]
+    PreconditionFailed {
+        /// What the precondition was evaluated against: `invite`, `definition` or `collection`.
+        target: &'static str,
+        /// Its version, if it has one.
+        current: Option<u64>,
+    },
     #[error("the idempotency key was used with another request")]
     IdempotencyMismatch,
     #[error("the event log is unavailable: {0}")]
@@ -497,10 +527,32 @@ impl Writer {
             }
         }
         let tenant = self.state.tenants.entry(meta.tenant_id).or_default();
-        if let (Some(expected), TenantCommand::Invite { invite_id, .. }) = (meta.if_match, command) {
-            let current = tenant.invite_state(*invite_id).version();
-            if current != expected {
-                return Err(WriteError::PreconditionFailed { current });
+        if let Some(condition) = &meta.if_match {
+            let target = match command {
+                TenantCommand::Invite { command: InviteCommand::Create(_), .. }
+                | TenantCommand::CreateDefinition { .. }
+                | TenantCommand::AcceptMany { .. } => Target::Collection,
+                TenantCommand::Invite { invite_id, .. } => invite_target(tenant, *invite_id),
+                TenantCommand::ReportDelivery { delivery_id, .. } => {
+                    tenant.invite_of_delivery(*delivery_id).map_or(Target::Missing, |id| invite_target(tenant, id))
+                }
+                TenantCommand::UpdateDefinition { definition_id, .. } => tenant
+                    .definition(*definition_id)
+                    .map_or(Target::Missing, |d| Target::Versioned("definition", d.version)),
+                TenantCommand::EngageByToken { .. } => Target::Missing,
+            };
+            let holds = match (condition, target) {
+                (_, Target::Missing) | (IfMatch::Any, _) => true,
+                (IfMatch::Versions(versions), Target::Versioned(_, current)) => versions.contains(&current),
+                (IfMatch::Versions(_), Target::Collection) => false,
+            };
+            if !holds {
+                return Err(match target {
+                    Target::Versioned(target, current) => {
+                        WriteError::PreconditionFailed { target, current: Some(current) }
+                    }
+                    _ => WriteError::PreconditionFailed { target: "collection", current: None },
+                });
             }
         }
         let ctx = Context {
@@ -713,5 +765,13 @@ mod tests {
             let seen: HashSet<u8> = tokens.iter().map(|t| t.as_bytes()[i]).collect();
             assert!(seen.len() > 50, "position {i} takes only {} values", seen.len());
         }
+    }
+}
+
+/// An invite as an `If-Match` target: missing until it is created (version 0).
+fn invite_target(tenant: &events::Tenant, id: events::InviteId) -> Target {
+    match tenant.invite_state(id).version() {
+        0 => Target::Missing,
+        version => Target::Versioned("invite", version),
     }
 }

@@ -9,6 +9,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod problem;
 pub mod telemetry;
+pub mod whole;
 
 pub use auth::{Authenticated, Authenticator, Scope};
 pub use problem::Problem;

@@ -16,10 +16,13 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct DefinitionBody {
     handle: String,
+    #[serde(default, deserialize_with = "service_kit::whole::option_u32")]
     max_invites_per_inviter: Option<u32>,
     starts_at: Option<DateTime<Utc>>,
     ends_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "service_kit::whole::option_u32")]
     max_send_count: Option<u32>,
+    #[serde(default, deserialize_with = "service_kit::whole::option_u32")]
     default_expiry_days: Option<u32>,
 }
 

@@ -28,8 +28,10 @@ pub struct CreateInviteRequest {
     message: Option<String>,
     #[serde(default)]
     invitation_type: InvitationKind,
+    #[serde(default, deserialize_with = "service_kit::whole::option_u32")]
     max_accepts: Option<u32>,
     expires_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "service_kit::whole::option_u32")]
     expires_in_days: Option<u32>,
     #[serde(default)]
     scopes: Vec<Scope>,
@@ -121,7 +123,8 @@ pub async fn create(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    invites: Vec<Value>,
+    /// Objects: one that is not a create gets its own problem, the others go on.
+    invites: Vec<serde_json::Map<String, Value>>,
 }
 
 /// `POST /v1/invites/batch`: up to 1000 creates, each with its own result; one bad item does not
@@ -146,8 +149,8 @@ pub async fn create_batch(
                 let field = p.field.clone().map_or(format!("invites[{i}]"), |f| format!("invites[{i}].{f}"));
                 p.with_field(field)
             };
-            let request: CreateInviteRequest =
-                serde_json::from_value(item).map_err(|e| prefix(Problem::bad_request("body", e.to_string())))?;
+            let request: CreateInviteRequest = serde_json::from_value(Value::Object(item))
+                .map_err(|e| prefix(Problem::bad_request("body", e.to_string())))?;
             let command = request.into_command(&auth).map_err(prefix)?;
             // Each item gets its own key derived from the batch's, so a replayed batch replays all.
             meta.idempotency = meta.idempotency.map(|(k, h)| (format!("{k}#{i}"), h));

@@ -6,7 +6,7 @@ mod health;
 mod invites;
 mod link;
 
-use crate::writer::{CommandMeta, WriteError};
+use crate::writer::{CommandMeta, IfMatch, WriteError};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
 use events::{Actor, ActorKind, RejectionClass};
@@ -43,42 +43,134 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(link::follow);
 }
 
-/// Who sends the command, its correlation id, and its idempotency key with the request's
-/// fingerprint (method, path and body).
+/// Who sends the command, its correlation id, its idempotency key with the request's
+/// fingerprint, and its `If-Match` precondition.
 pub(crate) fn command_meta(req: &HttpRequest, auth: &Authenticated, body: &[u8]) -> Result<CommandMeta, Problem> {
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let correlation_id = match header("x-request-id") {
+    let correlation_id = match header(req, "X-Request-Id")? {
         Some(v) => Uuid::parse_str(v).map_err(|_| Problem::bad_request("X-Request-Id", "must be a UUID"))?,
         None => Uuid::now_v7(),
     };
-    let idempotency = match header("idempotency-key") {
+    let idempotency = match header(req, "Idempotency-Key")? {
         None => None,
         Some(k) if k.is_empty() || k.len() > 200 => {
             return Err(Problem::bad_request("Idempotency-Key", "must be 1 to 200 characters"))
         }
-        Some(k) => {
-            let mut hash = Sha256::new();
-            hash.update(req.method().as_str());
-            hash.update(req.path());
-            hash.update(body);
-            let hex: String = hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
-            Some((k.to_owned(), hex))
-        }
+        Some(k) => Some((k.to_owned(), fingerprint(req, body))),
     };
-    let if_match =
-        match header("if-match") {
-            None => None,
-            Some(v) => {
-                Some(v.trim().trim_start_matches("W/").trim_matches('"').parse::<u64>().map_err(|_| {
-                    Problem::bad_request("If-Match", "must be the invite's version, as its ETag gave it")
-                })?)
-            }
-        };
+    let if_match = header(req, "If-Match")?.map(parse_if_match).transpose()?;
     let actor = match &auth.inviter_id {
         Some(inviter) => Actor { kind: ActorKind::Inviter, id: inviter.clone() },
         None => Actor { kind: ActorKind::ApiKey, id: auth.key_id.clone() },
     };
     Ok(CommandMeta { tenant_id: auth.tenant_id, actor, correlation_id: Some(correlation_id), idempotency, if_match })
+}
+
+/// A request header as text: absent, or printable ASCII (and spaces); anything else is a 400
+/// naming it rather than a header silently ignored.
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Result<Option<&'a str>, Problem> {
+    let Some(value) = req.headers().get(name) else { return Ok(None) };
+    match value.to_str() {
+        Ok(v) if v.bytes().all(|b| (b' '..=b'~').contains(&b)) => Ok(Some(v.trim())),
+        _ => Err(Problem::bad_request(name, "must be printable ASCII")),
+    }
+}
+
+/// The fingerprint an idempotency key is bound to: method, path and the body as canonical JSON
+/// (object keys sorted, no insignificant whitespace), so the same JSON with its keys in another
+/// order or spaced differently is the same request. An empty body reads as `{}`, as the handlers
+/// read it. A body that is not JSON never gets here (the handlers refuse it first).
+fn fingerprint(req: &HttpRequest, body: &[u8]) -> String {
+    let value: serde_json::Value = if body.is_empty() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(body).unwrap_or_default()
+    };
+    let mut canonical = String::new();
+    write_canonical(&value, &mut canonical);
+    let mut hash = Sha256::new();
+    hash.update(req.method().as_str());
+    hash.update(req.path());
+    hash.update(canonical.as_bytes());
+    hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// JSON with every object's keys in sorted order, whatever order `serde_json::Map` keeps (its
+/// `preserve_order` feature, if anything in the build turns it on, keeps insertion order).
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(value, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// `If-Match` as RFC 9110 section 13.1.1 has it: `*`, or a comma list of entity tags
+/// (`"3"`, `W/"3"`). Anything else is a 400.
+fn parse_if_match(value: &str) -> Result<IfMatch, Problem> {
+    let bad = || {
+        Problem::bad_request(
+            "If-Match",
+            "must be `*` or a list of entity tags such as `\"3\"` (the ETag a response gave)",
+        )
+    };
+    if value == "*" {
+        return Ok(IfMatch::Any);
+    }
+    let mut versions = Vec::new();
+    let mut rest = value;
+    let mut tags = 0;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ',']);
+        if rest.is_empty() {
+            break;
+        }
+        let weak = rest.starts_with("W/");
+        rest = rest.strip_prefix("W/").unwrap_or(rest).strip_prefix('"').ok_or_else(bad)?;
+        let end = rest.find('"').ok_or_else(bad)?;
+        let (tag, after) = rest.split_at(end);
+        // etagc: any visible ASCII but the double quote.
+        if !tag.bytes().all(|b| b == b'!' || (b'#'..=b'~').contains(&b)) {
+            return Err(bad());
+        }
+        rest = after[1..].trim_start_matches([' ', '\t']);
+        if !(rest.is_empty() || rest.starts_with(',')) {
+            return Err(bad());
+        }
+        tags += 1;
+        // Strong comparison: a weak tag never matches.
+        if let (false, Ok(version)) = (weak, tag.parse::<u64>()) {
+            if tag == version.to_string() {
+                versions.push(version);
+            }
+        }
+    }
+    if tags == 0 {
+        return Err(bad());
+    }
+    Ok(IfMatch::Versions(versions))
 }
 
 /// Write failures as HTTP: domain refusals 409/422/404/410 with their stable code, never 500.
@@ -106,10 +198,14 @@ pub(crate) fn problem_of(error: WriteError) -> Problem {
             }
             problem
         }
-        WriteError::PreconditionFailed { current } => {
-            Problem::new(StatusCode::PRECONDITION_FAILED, "version-mismatch", "the invite has moved on")
+        WriteError::PreconditionFailed { target, current } => {
+            let detail = match current {
+                Some(version) => format!("the {target} is at version {version} (ETag \"{version}\")"),
+                None => "the target is a collection: it has no entity tag, only `If-Match: *` holds".to_owned(),
+            };
+            Problem::new(StatusCode::PRECONDITION_FAILED, "version-mismatch", "the precondition failed")
                 .with_field("If-Match")
-                .with_detail(format!("the invite is at version {current}"))
+                .with_detail(detail)
         }
         WriteError::IdempotencyMismatch => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
