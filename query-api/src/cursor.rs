@@ -72,6 +72,13 @@ impl CursorCodec {
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
+    /// Whether `text` has a cursor's syntax (URL-safe base64 of a tag and a body), as the OpenAPI
+    /// document's pattern for `cursor` says: `^[A-Za-z0-9_-]{23,}$`.
+    pub fn is_well_formed(text: &str) -> bool {
+        text.len() > (TAG_LEN * 4).div_ceil(3)
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
+
     /// `None` for anything this service did not issue to `owner`.
     pub fn decode(&self, text: &str, owner: &str) -> Option<Cursor> {
         let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;

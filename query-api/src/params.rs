@@ -1,5 +1,7 @@
 //! Query parameters, parsed by hand: repeated parameters (`status=a&status=b`) and comma lists
-//! both count, and every bad or unknown parameter is a 400 naming it.
+//! both count, and every bad or unknown parameter is a 400 naming it. A parameter given is a
+//! value: empty values and control characters (a NUL cannot even reach PostgreSQL) are 400s,
+//! never read as "no filter" or passed on to the database.
 
 use chrono::{DateTime, Utc};
 use events::{normalize_target, InviteStatus, TargetKind};
@@ -25,8 +27,14 @@ impl Pairs {
         }
     }
 
-    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(k, _)| k == name).flat_map(|(_, v)| v.split(',')).map(str::trim)
+    /// Every value of a list parameter, repeated or comma-separated; an empty item is a 400.
+    pub fn all(&self, name: &str) -> Result<Vec<&str>, Problem> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .flat_map(|(_, v)| v.split(','))
+            .map(|v| checked(name, v.trim_matches(' ')))
+            .collect()
     }
 
     pub fn one(&self, name: &str) -> Result<Option<&str>, Problem> {
@@ -35,7 +43,7 @@ impl Pairs {
         if values.next().is_some() {
             return Err(Problem::bad_request(name, "give it once"));
         }
-        Ok(first.filter(|v| !v.is_empty()))
+        first.map(|v| checked(name, v)).transpose()
     }
 
     pub fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, Problem> {
@@ -65,7 +73,12 @@ impl Pairs {
     }
 
     pub fn number(&self, name: &str) -> Result<Option<u64>, Problem> {
-        self.one(name)?.map(|v| v.parse().map_err(|_| Problem::bad_request(name, "must be a whole number"))).transpose()
+        self.one(name)?
+            .map(|v| {
+                service_kit::whole::parse_u64(v)
+                    .ok_or_else(|| Problem::bad_request(name, "must be a whole number from 0 to 2^53 - 1"))
+            })
+            .transpose()
     }
 
     /// Fingerprint of everything but `cursor`: a cursor is valid only for the query it came from.
@@ -88,6 +101,17 @@ impl Pairs {
     }
 }
 
+/// A parameter's value as given: not empty, no control characters.
+fn checked<'a>(name: &str, value: &'a str) -> Result<&'a str, Problem> {
+    if value.is_empty() {
+        return Err(Problem::bad_request(name, "must not be empty (leave the parameter out instead)"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Problem::bad_request(name, "must not contain control characters"));
+    }
+    Ok(value)
+}
+
 /// The filters shared by the list and the statistics.
 #[derive(Debug, Default)]
 pub struct Filters {
@@ -96,7 +120,9 @@ pub struct Filters {
     pub target: Option<String>,
     pub reply_to: Option<String>,
     pub inviter: Option<String>,
-    pub scope: Option<(String, String)>,
+    /// Each alone or both: invites with a scope of that type, with that id, or that scope.
+    pub scope_type: Option<String>,
+    pub scope_id: Option<String>,
     pub definition: Option<Uuid>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
@@ -119,8 +145,8 @@ pub const FILTERS: [&str; 10] = [
 impl Filters {
     pub fn parse(p: &Pairs) -> Result<Self, Problem> {
         let statuses = p
-            .all("status")
-            .filter(|s| !s.is_empty())
+            .all("status")?
+            .into_iter()
             .map(|s| {
                 InviteStatus::parse(s).ok_or_else(|| Problem::bad_request("status", format!("unknown status {s:?}")))
             })
@@ -135,18 +161,13 @@ impl Filters {
             };
             normalize_target(kind, t)
         });
-        let scope = match (p.one("scope_type")?, p.one("scope_id")?) {
-            (Some(t), Some(i)) => Some((t.to_owned(), i.to_owned())),
-            (None, None) => None,
-            (Some(_), None) => return Err(Problem::bad_request("scope_id", "scope_type needs scope_id")),
-            (None, Some(_)) => return Err(Problem::bad_request("scope_type", "scope_id needs scope_type")),
-        };
         Ok(Self {
             statuses,
             target,
             reply_to: p.one("reply_to")?.map(|r| r.trim().to_lowercase()),
             inviter: p.one("inviter")?.map(str::to_owned),
-            scope,
+            scope_type: p.one("scope_type")?.map(str::to_owned),
+            scope_id: p.one("scope_id")?.map(str::to_owned),
             definition: p.uuid("definition")?,
             created_after: p.time("created_after")?,
             created_before: p.time("created_before")?,
@@ -185,12 +206,15 @@ impl Filters {
                 .push_bind(r.clone())
                 .push(")");
         }
-        if let Some((kind, id)) = &self.scope {
-            q.push(" AND EXISTS (SELECT 1 FROM invite_scopes s WHERE s.invite_id = i.invite_id AND s.tenant_id = i.tenant_id AND s.scope_type = ")
-                .push_bind(kind.clone())
-                .push(" AND s.scope_id = ")
-                .push_bind(id.clone())
-                .push(")");
+        if self.scope_type.is_some() || self.scope_id.is_some() {
+            q.push(" AND EXISTS (SELECT 1 FROM invite_scopes s WHERE s.invite_id = i.invite_id AND s.tenant_id = i.tenant_id");
+            if let Some(kind) = &self.scope_type {
+                q.push(" AND s.scope_type = ").push_bind(kind.clone());
+            }
+            if let Some(id) = &self.scope_id {
+                q.push(" AND s.scope_id = ").push_bind(id.clone());
+            }
+            q.push(")");
         }
         if let Some(inviter) = &self.inviter {
             q.push(" AND i.inviter_id = ").push_bind(inviter.clone());

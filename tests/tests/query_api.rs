@@ -92,6 +92,9 @@ async fn each_filter_and_the_combinations_dashboards_use_select_the_right_invite
     assert_eq!(w.ids("reply_to=HELP@example.com").await, set(&[&a]));
     assert_eq!(w.ids("inviter=bea").await, set(&[&b]));
     assert_eq!(w.ids("scope_type=workspace&scope_id=ws-2").await, set(&[&b]));
+    assert_eq!(w.ids("scope_type=workspace").await, set(&[&a, &b]), "a scope type alone");
+    assert_eq!(w.ids("scope_id=ws-1").await, set(&[&a]), "a scope id alone");
+    assert!(w.ids("scope_type=team&scope_id=ws-1").await.is_empty());
     assert_eq!(w.ids("inviter=ann&status=created").await, set(&[&c]));
     assert_eq!(w.ids("expired=false").await, set(&[&a, &b, &c]));
     assert!(w.ids("expired=true").await.is_empty());
@@ -175,7 +178,8 @@ async fn every_bad_parameter_is_a_400_problem_naming_it() {
         ("definition=42", "definition"),
         ("expired=maybe", "expired"),
         ("order=sideways", "order"),
-        ("scope_type=workspace", "scope_id"),
+        ("scope_type=", "scope_type"),
+        ("target=%00", "target"),
         ("cursor=not-a-cursor", "cursor"),
     ] {
         let r = w.query.get(&format!("/v1/invites?{query}")).await;
@@ -222,10 +226,10 @@ async fn paging_both_ways_while_invites_arrive_never_repeats_or_skips_one() {
     let oldest: Vec<String> = ids(&oldest.body);
     let newest: Vec<String> = ids(&w.query.get("/v1/invites?limit=200").await.body);
     assert_eq!(oldest.iter().rev().cloned().collect::<Vec<_>>(), newest);
-    // A cursor from one query does not fit another.
+    // A cursor from one query does not fit another: well-formed, so 422 rather than 400.
     let cursor = first["next"].as_str().unwrap().split("cursor=").nth(1).unwrap().to_owned();
     let r = w.query.get(&format!("/v1/invites?limit=3&order=oldest&cursor={cursor}")).await;
-    assert_eq!((r.status, r.body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("cursor")));
+    assert_eq!((r.status, r.body["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("cursor")));
 }
 
 #[tokio::test(flavor = "multi_thread")]

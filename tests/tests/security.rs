@@ -140,7 +140,7 @@ async fn a_cursor_works_only_for_the_tenant_and_inviter_scope_it_was_issued_to()
     let inviter = env.key_with(&[Scope::InvitesRead], Some("user-0")).await;
     for (who, key) in [("another tenant", key_b), ("an inviter of the tenant", inviter)] {
         let r = a.with_key(&key).get(&next).await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{who}: {}", r.body);
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{who}: {}", r.body);
         assert_eq!(r.body["field"], "cursor", "{who}");
     }
 }

@@ -1,6 +1,6 @@
 //! Invite reads: the list with keyset pagination, and the detail.
 
-use crate::cursor::{owner, Cursor, Direction};
+use crate::cursor::{owner, Cursor, CursorCodec, Direction};
 use crate::params::{Filters, Pairs, FILTERS};
 use crate::startup::AppState;
 use actix_web::http::header;
@@ -161,14 +161,18 @@ pub async fn list(req: HttpRequest, auth: Authenticated, state: web::Data<AppSta
         Some(_) => return Err(Problem::bad_request("order", "newest or oldest")),
     };
     let fingerprint = pairs.fingerprint();
-    let cursor = match pairs.one("cursor")? {
-        None => None,
-        Some(text) => {
-            Some(state.cursors.decode(text, &owner_of(&auth)).filter(|c| c.query == fingerprint).ok_or_else(|| {
-                Problem::bad_request("cursor", "the cursor is invalid, or belongs to another query or key")
-            })?)
-        }
-    };
+    // Malformed (not a cursor's syntax) is a 400; well-formed but not issued by this API for this
+    // query (forged, from another query, or signed with another secret) is a 422.
+    let cursor =
+        match pairs.one("cursor")? {
+            None => None,
+            Some(text) if !CursorCodec::is_well_formed(text) => {
+                return Err(Problem::bad_request("cursor", "is not a cursor: pass `next` or `previous` as given"))
+            }
+            Some(text) => Some(state.cursors.decode(text, &owner_of(&auth)).filter(|c| c.query == fingerprint).ok_or_else(|| {
+                Problem::invalid_field("cursor", "the cursor was not issued for this query and key by this API")
+            })?),
+        };
     let direction = cursor.as_ref().map_or(Direction::Next, |c| c.direction);
     // Walking backwards means reading the opposite order, then flipping the page.
     let descending = (order == Order::Newest) == (direction == Direction::Next);
@@ -257,22 +261,34 @@ pub async fn detail(
     let id = Uuid::parse_str(&id).map_err(|_| Problem::bad_request("id", "must be a UUID"))?;
     let pairs = Pairs::parse(req.query_string())?;
     pairs.only(&["min_version"])?;
-    let header = req.headers().get("x-min-version").and_then(|v| v.to_str().ok());
-    let min_version = match (pairs.number("min_version")?, header) {
-        (Some(v), _) => Some(v),
-        (None, Some(h)) => {
-            Some(h.trim().parse().map_err(|_| Problem::bad_request("X-Min-Version", "must be a whole number"))?)
-        }
-        (None, None) => None,
-    };
+    let header = req
+        .headers()
+        .get("x-min-version")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|h| service_kit::whole::parse_u64(h.trim()))
+                .ok_or_else(|| Problem::bad_request("X-Min-Version", "must be a whole number from 0 to 2^53 - 1"))
+        })
+        .transpose()?;
+    // Both given: the parameter wins, but a bad header is still a 400.
+    let min_version = pairs.number("min_version")?.or(header);
     let deadline = std::time::Instant::now() + state.read_your_writes_timeout;
+    let mut in_flight = None;
     let row = loop {
         let row = fetch(&state, &auth, id).await?;
         match (row, min_version) {
             (Some(row), Some(min)) if (row.version as u64) < min => {}
-            (None, Some(_)) => {}
             (Some(row), _) => break row,
             (None, None) => return Err(Problem::not_found("invite")),
+            (None, Some(_)) => {
+                if in_flight.is_none() {
+                    in_flight = Some(may_be_in_flight(&state, id).await?);
+                }
+                if in_flight == Some(false) {
+                    return Err(Problem::not_found("invite"));
+                }
+            }
         }
         if std::time::Instant::now() >= deadline {
             return Err(
@@ -312,6 +328,32 @@ pub async fn detail(
     body["accepts"] =
         accepts.into_iter().map(|(by, target, at)| json!({ "accepted_by": by, "target": target, "at": at })).collect();
     Ok(HttpResponse::Ok().insert_header((header::ETAG, format!("\"{}\"", row.version))).json(body))
+}
+
+/// Whether an invite the read model does not show the caller may still be on its way there, so
+/// that `min_version` should wait for it. Not when the read model holds it for someone else
+/// (another tenant's, another inviter's: it will never be the caller's), nor when the id is no
+/// id the command API minted recently: it mints invite ids as UUIDv7 at creation, so an id of
+/// another version, or minted more than [`IN_FLIGHT`] away from now, is simply unknown.
+async fn may_be_in_flight(state: &AppState, id: Uuid) -> Result<bool, Problem> {
+    /// Far more than any projection lag the query API waits out, and any clock skew.
+    const IN_FLIGHT: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+    let minted = match id.get_version() {
+        Some(uuid::Version::SortRand) => id.get_timestamp().map(|t| {
+            let (secs, nanos) = t.to_unix();
+            DateTime::from_timestamp(secs as i64, nanos).unwrap_or_default()
+        }),
+        _ => None,
+    };
+    if !minted.is_some_and(|at| (Utc::now() - at).abs() <= IN_FLIGHT) {
+        return Ok(false);
+    }
+    let elsewhere: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM invites WHERE invite_id = $1)")
+        .bind(id)
+        .fetch_one(&state.pool)
+        .await
+        .map_err(internal)?;
+    Ok(!elsewhere)
 }
 
 async fn fetch(state: &AppState, auth: &Authenticated, id: Uuid) -> Result<Option<InviteRow>, Problem> {
