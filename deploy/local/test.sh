@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Provisions what the tests need (Kafka, PostgreSQL) when it is missing, then runs every test.
+# Provisions what the tests need (Kafka, PostgreSQL, Schemathesis) when it is missing, then runs every test.
 # Arguments go to `cargo test` in place of the default selection (e.g. `make test ARGS='-p events'`).
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
@@ -8,6 +8,22 @@ source "$here/env.sh"
 command -v cargo >/dev/null || die "cargo is needed (https://rustup.rs)"
 "$here/postgres.sh" start
 "$here/kafka.sh" start
+
+# Schemathesis (tests/tests/schemathesis.rs), the pinned version from PyPI in a venv of its own.
+schemathesis_version="$(cat "$here/schemathesis-version")"
+venv="${RSVP_VENV:-$HOME/.cache/rsvp/venv}"
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qx "schemathesis, version $schemathesis_version"; then
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    log "installing python3-venv"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >&2
+  fi
+  log "installing schemathesis $schemathesis_version into $venv"
+  python3 -m venv "$venv" || die "cannot create a Python venv in $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$schemathesis_version" \
+    || die "cannot install schemathesis $schemathesis_version from PyPI"
+fi
+export RSVP_SCHEMATHESIS="$venv/bin/schemathesis"
 
 # Each test creates its own topic and database; these say where the servers are.
 export RSVP_TEST_KAFKA_BROKERS="$RSVP_KAFKA_BROKERS"
