@@ -6,7 +6,7 @@ use crate::startup::AppState;
 use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use service_kit::{Authenticated, Problem, Scope};
 use sha2::{Digest, Sha256};
@@ -276,9 +276,9 @@ pub async fn detail(
     let deadline = std::time::Instant::now() + state.read_your_writes_timeout;
     let mut in_flight = None;
     let row = loop {
-        let row = fetch(&state, &auth, id).await?;
+        let row = fetch_detail(&state, &auth, id).await?;
         match (row, min_version) {
-            (Some(row), Some(min)) if (row.version as u64) < min => {}
+            (Some(row), Some(min)) if (row.invite.version as u64) < min => {}
             (Some(row), _) => break row,
             (None, None) => return Err(Problem::not_found("invite")),
             (None, Some(_)) => {
@@ -297,37 +297,66 @@ pub async fn detail(
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
-    let mut body = row.to_json(Utc::now());
-    let deliveries: Vec<(Uuid, String, String, bool, String, DateTime<Utc>, DateTime<Utc>, Value)> = sqlx::query_as(
-        "SELECT d.delivery_id, d.method, d.target, d.resend, d.status, d.sent_at, d.updated_at, \
-         coalesce(jsonb_agg(jsonb_build_object('status', h.status, 'at', h.at, 'detail', h.detail) ORDER BY h.invite_version) \
-         FILTER (WHERE h.delivery_id IS NOT NULL), '[]') \
-         FROM deliveries d LEFT JOIN delivery_status_history h ON h.delivery_id = d.delivery_id \
-         WHERE d.invite_id = $1 AND d.tenant_id = $2 GROUP BY d.delivery_id ORDER BY d.sent_at, d.delivery_id",
-    )
-    .bind(id)
-    .bind(auth.tenant_id.as_uuid())
-    .fetch_all(&state.pool)
-    .await
-    .map_err(internal)?;
-    body["deliveries"] = deliveries
-        .into_iter()
-        .map(|(id, method, target, resend, status, sent_at, updated_at, statuses)| {
-            json!({ "id": id, "method": method, "target": target, "resend": resend, "status": status,
-                    "sent_at": sent_at, "updated_at": updated_at, "history": statuses })
-        })
-        .collect();
-    let accepts: Vec<(Option<String>, Option<String>, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT accepted_by, target, at FROM invite_accepts WHERE invite_id = $1 AND tenant_id = $2 ORDER BY invite_version",
-    )
-    .bind(id)
-    .bind(auth.tenant_id.as_uuid())
-    .fetch_all(&state.pool)
-    .await
-    .map_err(internal)?;
-    body["accepts"] =
-        accepts.into_iter().map(|(by, target, at)| json!({ "accepted_by": by, "target": target, "at": at })).collect();
-    Ok(HttpResponse::Ok().insert_header((header::ETAG, format!("\"{}\"", row.version))).json(body))
+    let mut body = row.invite.to_json(Utc::now());
+    body["deliveries"] = serde_json::to_value(&row.deliveries.0).map_err(|e| internal_json(&e))?;
+    body["accepts"] = serde_json::to_value(&row.accepts.0).map_err(|e| internal_json(&e))?;
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, format!("\"{}\"", row.invite.version))).json(body))
+}
+
+/// One delivery of the detail, with every status it went through.
+#[derive(Debug, Serialize, Deserialize)]
+struct Delivery {
+    id: Uuid,
+    method: String,
+    target: String,
+    resend: bool,
+    status: String,
+    sent_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    history: Value,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Accept {
+    accepted_by: Option<String>,
+    target: Option<String>,
+    at: DateTime<Utc>,
+}
+
+/// The detail's row: the invite with its deliveries and accepts aggregated beside it, so the
+/// whole detail is one statement (one round trip, one snapshot: the counters and the lists
+/// always agree).
+#[derive(Debug, FromRow)]
+struct DetailRow {
+    #[sqlx(flatten)]
+    invite: InviteRow,
+    deliveries: sqlx::types::Json<Vec<Delivery>>,
+    accepts: sqlx::types::Json<Vec<Accept>>,
+}
+
+const DETAIL_LISTS: &str = ", (SELECT coalesce(jsonb_agg(jsonb_build_object('id', d.delivery_id, 'method', d.method, \
+    'target', d.target, 'resend', d.resend, 'status', d.status, 'sent_at', d.sent_at, 'updated_at', d.updated_at, \
+    'history', (SELECT coalesce(jsonb_agg(jsonb_build_object('status', h.status, 'at', h.at, 'detail', h.detail) \
+      ORDER BY h.invite_version), '[]') FROM delivery_status_history h WHERE h.delivery_id = d.delivery_id)) \
+    ORDER BY d.sent_at, d.delivery_id), '[]') \
+    FROM deliveries d WHERE d.invite_id = i.invite_id AND d.tenant_id = i.tenant_id) AS deliveries, \
+    (SELECT coalesce(jsonb_agg(jsonb_build_object('accepted_by', a.accepted_by, 'target', a.target, 'at', a.at) \
+      ORDER BY a.invite_version), '[]') \
+    FROM invite_accepts a WHERE a.invite_id = i.invite_id AND a.tenant_id = i.tenant_id) AS accepts";
+
+async fn fetch_detail(state: &AppState, auth: &Authenticated, id: Uuid) -> Result<Option<DetailRow>, Problem> {
+    let mut q: QueryBuilder<Postgres> =
+        QueryBuilder::new(format!("SELECT {COLUMNS}{DETAIL_LISTS} FROM invites i WHERE i.tenant_id = "));
+    q.push_bind(*auth.tenant_id.as_uuid()).push(" AND i.invite_id = ").push_bind(id);
+    if let Some(inviter) = &auth.inviter_id {
+        q.push(" AND i.inviter_id = ").push_bind(inviter.clone());
+    }
+    q.build_query_as().fetch_optional(&state.pool).await.map_err(internal)
+}
+
+fn internal_json(e: &serde_json::Error) -> Problem {
+    tracing::error!(error = %e, "cannot serialize a detail");
+    Problem::internal()
 }
 
 /// Whether an invite the read model does not show the caller may still be on its way there, so

@@ -9,8 +9,11 @@ use serde_json::{json, Value};
 use service_kit::{Authenticated, Problem, Scope};
 use sqlx::{Postgres, QueryBuilder, Row};
 
-const FUNNEL: &str = "count(*) AS created, count(i.first_sent_at) AS sent, count(i.delivered_at) AS delivered, \
-    count(i.viewed_at) AS viewed, count(i.clicked_at) AS clicked, count(i.accepted_at) AS accepted";
+/// The funnel's stages, as columns of [`FUNNEL`].
+const STAGES: [&str; 6] = ["created", "sent", "delivered", "viewed", "clicked", "accepted"];
+
+const FUNNEL: &str = "count(*) AS created, count(first_sent_at) AS sent, count(delivered_at) AS delivered, \
+    count(viewed_at) AS viewed, count(clicked_at) AS clicked, count(accepted_at) AS accepted";
 
 fn funnel(row: &sqlx::postgres::PgRow) -> Value {
     let n = |c: &str| row.get::<i64, _>(c);
@@ -36,51 +39,45 @@ pub async fn stats(req: HttpRequest, auth: Authenticated, state: web::Data<AppSt
         Some("hour") => "hour",
         Some(_) => return Err(Problem::bad_request("bucket", "day or hour")),
     };
-    let scoped = |select: &str| {
-        let mut q: QueryBuilder<Postgres> =
-            QueryBuilder::new(format!("SELECT {select} FROM invites i WHERE i.tenant_id = "));
-        q.push_bind(*auth.tenant_id.as_uuid());
-        if let Some(inviter) = &auth.inviter_id {
-            q.push(" AND i.inviter_id = ").push_bind(inviter.clone());
-        }
-        filters.push_sql(&mut q);
-        q
-    };
-    let internal = |e: sqlx::Error| {
+    // One statement, one scan: grouped by status and, separately, by bucket (GROUPING SETS); the
+    // funnel's totals are the buckets' sums. Statuses as read: an open invite past its expiry
+    // counts as expired.
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+        "SELECT s, bucket, GROUPING(s) = 1 AS is_bucket, {FUNNEL} FROM (SELECT \
+         CASE WHEN i.open AND coalesce(i.expires_at <= now(), false) THEN 'expired' ELSE i.status END AS s, \
+         date_trunc('{bucket}', i.created_at, 'UTC') AS bucket, i.first_sent_at, i.delivered_at, i.viewed_at, \
+         i.clicked_at, i.accepted_at FROM invites i WHERE i.tenant_id = "
+    ));
+    q.push_bind(*auth.tenant_id.as_uuid());
+    if let Some(inviter) = &auth.inviter_id {
+        q.push(" AND i.inviter_id = ").push_bind(inviter.clone());
+    }
+    filters.push_sql(&mut q);
+    q.push(") i GROUP BY GROUPING SETS ((s), (bucket)) ORDER BY 3, 1, 2");
+    let rows = q.build().fetch_all(&state.pool).await.map_err(|e| {
         tracing::error!(error = ?e, "stats query failed");
         Problem::internal()
-    };
-    // Statuses as read: an open invite past its expiry counts as expired.
-    let mut q = scoped(
-        "CASE WHEN i.open AND coalesce(i.expires_at <= now(), false) THEN 'expired' ELSE i.status END AS s, count(*) AS n",
-    );
-    q.push(" GROUP BY 1 ORDER BY 1");
-    let by_status: serde_json::Map<String, Value> = q
-        .build()
-        .fetch_all(&state.pool)
-        .await
-        .map_err(internal)?
-        .iter()
-        .map(|r| (r.get::<String, _>("s"), json!(r.get::<i64, _>("n"))))
-        .collect();
-    let totals = scoped(FUNNEL).build().fetch_one(&state.pool).await.map_err(internal)?;
-    let mut q = scoped(&format!("date_trunc('{bucket}', i.created_at, 'UTC') AS bucket, {FUNNEL}"));
-    q.push(" GROUP BY 1 ORDER BY 1");
-    let buckets: Vec<Value> = q
-        .build()
-        .fetch_all(&state.pool)
-        .await
-        .map_err(internal)?
+    })?;
+    let (bucket_rows, status_rows): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.get::<bool, _>("is_bucket"));
+    let by_status: serde_json::Map<String, Value> =
+        status_rows.iter().map(|r| (r.get::<String, _>("s"), json!(r.get::<i64, _>("created")))).collect();
+    let mut totals = [0i64; 6];
+    let buckets: Vec<Value> = bucket_rows
         .iter()
         .map(|r| {
+            for (total, column) in totals.iter_mut().zip(STAGES) {
+                *total += r.get::<i64, _>(column);
+            }
             let mut b = funnel(r);
             b["start"] = json!(r.get::<DateTime<Utc>, _>("bucket"));
             b
         })
         .collect();
+    let totals: serde_json::Map<String, Value> =
+        STAGES.iter().zip(totals).map(|(c, n)| (c.to_string(), json!(n))).collect();
     Ok(HttpResponse::Ok().json(json!({
         "by_status": by_status,
-        "funnel": funnel(&totals),
+        "funnel": totals,
         "bucket": bucket,
         "buckets": buckets,
     })))
