@@ -447,6 +447,7 @@ fn create(c: &CreateInvite, ctx: &Context) -> Result<InviteEvent, Rejection> {
         (true, max_accepts) => InvitationType::MultiUse { max_accepts },
     };
     let default_days = ctx.rules.as_ref().and_then(|r| r.default_expiry_days);
+    crate::validate::time("expires_at", c.expires_at)?;
     let expires_at = match (c.expires_at, c.expires_in_days) {
         (Some(_), Some(_)) => return Err(invalid("expires_in_days", "give expires_at or expires_in_days, not both")),
         (Some(at), None) if at <= ctx.now => return Err(invalid("expires_at", "must be in the future")),

@@ -251,6 +251,8 @@ impl Tenant {
         if self.handles.get(&rules.handle).is_some_and(|owner| *owner != id) {
             return Err(Rejection::HandleTaken { handle: rules.handle.clone() });
         }
+        validate::time("starts_at", rules.starts_at)?;
+        validate::time("ends_at", rules.ends_at)?;
         if let (Some(s), Some(e)) = (rules.starts_at, rules.ends_at) {
             if e <= s {
                 return Err(Rejection::invalid("ends_at", "must be after starts_at"));

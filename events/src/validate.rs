@@ -68,6 +68,18 @@ pub fn count(field: &str, value: Option<u32>) -> Result<(), Rejection> {
     }
 }
 
+/// A time a command carries: within years 1 to 9999, what RFC 3339 can write and every read
+/// model's `timestamptz` holds (PostgreSQL refuses dates before 4713 BC; chrono takes far more).
+pub fn time(field: &str, value: Option<chrono::DateTime<chrono::Utc>>) -> Result<(), Rejection> {
+    use chrono::Datelike as _;
+    match value {
+        Some(t) if !(1..=9999).contains(&t.year()) => {
+            Err(Rejection::invalid(field, "must be a time between the years 1 and 9999"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Any JSON the client gives (metadata values): its keys are one-line names, its strings free
 /// text, at any depth. `field` names the value; a nested failure names its path
 /// (`metadata.plan.tiers[1]`). PostgreSQL `jsonb` takes every other JSON value serde_json

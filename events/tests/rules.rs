@@ -228,6 +228,28 @@ fn definition_handles_are_unique_per_tenant_and_updates_keep_them_unique() {
     assert!(world.tenant.definition_by_handle("silver").is_none());
 }
 
+#[test]
+fn times_outside_the_years_1_to_9999_are_refused_as_no_read_model_could_hold_them() {
+    let mut world = World::new();
+    let ancient = "-5000-01-01T00:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let far = "+20000-01-01T00:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let new_definition =
+        |rules| TenantCommand::CreateDefinition { definition_id: DefinitionId::from_uuid(Uuid::now_v7()), rules };
+    let starts = world.when(new_definition(DefinitionRules { starts_at: Some(ancient), ..rules("old") }));
+    assert_eq!(starts.unwrap_err().field(), Some("starts_at"));
+    let ends = world.when(new_definition(DefinitionRules { ends_at: Some(far), ..rules("far") }));
+    assert_eq!(ends.unwrap_err().field(), Some("ends_at"));
+    let kept = definition(&mut world, rules("kept"));
+    let update = world.when(TenantCommand::UpdateDefinition {
+        definition_id: kept,
+        rules: DefinitionRules { starts_at: Some(ancient), ..rules("kept") },
+    });
+    assert_eq!(update.unwrap_err().field(), Some("starts_at"));
+    let mut c = create_for("a@example.com");
+    c.expires_at = Some(far);
+    assert_eq!(world.when(create_cmd(new_id(), c)).unwrap_err().field(), Some("expires_at"));
+}
+
 // --- deliveries ---
 
 #[test]
