@@ -153,7 +153,7 @@ pub async fn run_command_split(binary: &str, env: &TestEnv, args: &[&str]) -> (i
 
 /// The binaries sit next to the test executable's `deps/` folder, or next to a binary of this
 /// crate (`rsvp-chaos`).
-fn bin_path(name: &str) -> PathBuf {
+pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its own path");
     let dir = exe.parent().expect("an executable lives in a folder");
     let dir = if dir.ends_with("deps") { dir.parent().expect("deps/ has a parent") } else { dir };

@@ -145,6 +145,29 @@ async fn a_cursor_works_only_for_the_tenant_and_inviter_scope_it_was_issued_to()
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idempotency_key_replays_only_to_the_inviter_who_used_it_first() {
+    let env = TestEnv::new().await;
+    let (_command, admin) = command_api(&env, &[]).await;
+    let scopes = [Scope::InvitesWrite, Scope::InvitesRead];
+    let alice = admin.with_key(&env.key_with(&scopes, Some("alice")).await);
+    let bob = admin.with_key(&env.key_with(&scopes, Some("bob")).await);
+    let body = json!({ "targets": [{ "type": "email", "value": "i@example.com" }], "message": "m" });
+    let key = [("Idempotency-Key", "shared-key-1")];
+
+    let first = alice.call(Method::POST, "/v1/invites", Some(&body), &key).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let again = alice.call(Method::POST, "/v1/invites", Some(&body), &key).await;
+    assert_eq!(again.body["id"], first.body["id"], "the same inviter gets the first answer again");
+
+    // Bob's request is another request, whatever its key: never Alice's invite or her link.
+    let other = bob.call(Method::POST, "/v1/invites", Some(&body), &key).await;
+    assert_ne!(other.body["id"], first.body["id"], "{}", other.body);
+    assert!(!other.body.to_string().contains(first.body["link_url"].as_str().unwrap()), "{}", other.body);
+    assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", other.body);
+    assert_eq!(other.body["field"], "Idempotency-Key");
+}
+
 /// The public link of an invite created through `api`, and its token.
 async fn link_of(api: &Api) -> (String, String, String) {
     let mut body = invite_of("ann", "bob@example.com");
@@ -326,4 +349,20 @@ async fn a_verified_key_is_cached_for_the_configured_time_only() {
     // A forged secret for a cached key id is still refused: the cache holds the whole key's hash.
     let forged = format!("{}0", key);
     assert_eq!(cached.with_key(&forged).get("/v1/invites").await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn help_never_prints_the_database_password_or_the_cursor_secret_from_the_environment() {
+    for binary in ["command-api", "query-api", "projector", "rsvp-admin"] {
+        let out = std::process::Command::new(rsvp_tests::services::bin_path(binary))
+            .arg("--help")
+            .env("DATABASE_URL", "postgres://rsvp:db-password-in-env@127.0.0.1/rsvp")
+            .env("RSVP_CURSOR_SECRET", "cursor-secret-in-env")
+            .output()
+            .expect("the binary runs");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("DATABASE_URL"), "{binary}: {help}");
+        assert!(!help.contains("db-password-in-env"), "{binary} --help shows the password:\n{help}");
+        assert!(!help.contains("cursor-secret-in-env"), "{binary} --help shows the cursor secret:\n{help}");
+    }
 }

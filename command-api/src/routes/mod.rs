@@ -55,7 +55,7 @@ pub(crate) fn command_meta(req: &HttpRequest, auth: &Authenticated, body: &[u8])
         Some(k) if k.is_empty() || k.len() > 200 => {
             return Err(Problem::bad_request("Idempotency-Key", "must be 1 to 200 characters"))
         }
-        Some(k) => Some((k.to_owned(), fingerprint(req, body))),
+        Some(k) => Some((k.to_owned(), fingerprint(req, auth, body))),
     };
     let if_match = header(req, "If-Match")?.map(parse_if_match).transpose()?;
     let actor = match &auth.inviter_id {
@@ -79,7 +79,11 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Result<Option<&'a str>, Probl
 /// (object keys sorted, no insignificant whitespace), so the same JSON with its keys in another
 /// order or spaced differently is the same request. An empty body reads as `{}`, as the handlers
 /// read it. A body that is not JSON never gets here (the handlers refuse it first).
-fn fingerprint(req: &HttpRequest, body: &[u8]) -> String {
+///
+/// An inviter's key binds it to that inviter too: keys are per tenant, and another inviter of the
+/// tenant reusing one must never be answered with (or told of) the first inviter's invite. A
+/// tenant-wide key's fingerprint is unchanged, so its records from before keep matching.
+fn fingerprint(req: &HttpRequest, auth: &Authenticated, body: &[u8]) -> String {
     let value: serde_json::Value = if body.is_empty() {
         serde_json::Value::Object(Default::default())
     } else {
@@ -91,6 +95,10 @@ fn fingerprint(req: &HttpRequest, body: &[u8]) -> String {
     hash.update(req.method().as_str());
     hash.update(req.path());
     hash.update(canonical.as_bytes());
+    if let Some(inviter) = &auth.inviter_id {
+        hash.update(b"\0inviter:");
+        hash.update(inviter.as_bytes());
+    }
     hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -163,16 +163,17 @@ pub async fn list(req: HttpRequest, auth: Authenticated, state: web::Data<AppSta
     let fingerprint = pairs.fingerprint();
     // Malformed (not a cursor's syntax) is a 400; well-formed but not issued by this API for this
     // query (forged, from another query, or signed with another secret) is a 422.
-    let cursor =
-        match pairs.one("cursor")? {
-            None => None,
-            Some(text) if !CursorCodec::is_well_formed(text) => {
-                return Err(Problem::bad_request("cursor", "is not a cursor: pass `next` or `previous` as given"))
-            }
-            Some(text) => Some(state.cursors.decode(text, &owner_of(&auth)).filter(|c| c.query == fingerprint).ok_or_else(|| {
+    let cursor = match pairs.one("cursor")? {
+        None => None,
+        Some(text) if !CursorCodec::is_well_formed(text) => {
+            return Err(Problem::bad_request("cursor", "is not a cursor: pass `next` or `previous` as given"))
+        }
+        Some(text) => {
+            Some(state.cursors.decode(text, &owner_of(&auth)).filter(|c| c.query == fingerprint).ok_or_else(|| {
                 Problem::invalid_field("cursor", "the cursor was not issued for this query and key by this API")
-            })?),
-        };
+            })?)
+        }
+    };
     let direction = cursor.as_ref().map_or(Direction::Next, |c| c.direction);
     // Walking backwards means reading the opposite order, then flipping the page.
     let descending = (order == Order::Newest) == (direction == Direction::Next);
