@@ -28,7 +28,7 @@ pub struct Config {
     #[arg(long, env = "RSVP_WRITER_LEASE_TIMEOUT_MS", default_value_t = 6000, value_parser = clap::value_parser!(u64).range(1000..=3_600_000))]
     pub writer_lease_timeout_ms: u64,
     /// PostgreSQL, for API keys.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// Base URL of the query API, for `Location` headers.
     #[arg(long, env = "RSVP_QUERY_API_URL", default_value = "http://127.0.0.1:8082")]

@@ -13,7 +13,7 @@ use std::net::TcpListener;
 #[derive(Debug, Parser)]
 #[command(name = "projector", about = "rsvp's projector: the log into PostgreSQL read models")]
 pub struct Cli {
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     #[arg(long, env = "RSVP_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub kafka_brokers: String,

@@ -10,7 +10,7 @@ pub struct Config {
     /// Port to listen on; 0 picks a free one (printed on stdout).
     #[arg(long, env = "QUERY_API_PORT", default_value_t = 8082)]
     pub port: u16,
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// Base URL clients reach this API at, for `next`/`previous` links.
     /// Default: the address it is bound to.
@@ -18,7 +18,13 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Key that signs pagination cursors (tamper-evident). Set it in production; every instance
     /// must share it.
-    #[arg(long, env = "RSVP_CURSOR_SECRET", default_value = "rsvp-local-cursor-secret")]
+    #[arg(
+        long,
+        env = "RSVP_CURSOR_SECRET",
+        default_value = "rsvp-local-cursor-secret",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
     pub cursor_secret: String,
     /// Read-your-writes: how long a read with `min_version` may wait for the projection.
     #[arg(long, env = "RSVP_READ_YOUR_WRITES_TIMEOUT_MS", default_value_t = 2000)]

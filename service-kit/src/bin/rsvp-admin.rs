@@ -14,7 +14,7 @@ use service_kit::db;
 #[command(name = "rsvp-admin", about = "Administer rsvp: tenants, API keys, migrations")]
 struct Cli {
     /// PostgreSQL connection string.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: String,
     #[command(subcommand)]
     command: Cmd,
