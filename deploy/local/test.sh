@@ -38,7 +38,7 @@ mkdir -p "$RSVP_STATE_DIR"
 set +e
 # Arguments, when given, replace the default selection (the whole workspace, no doc-tests).
 if [ "$#" -eq 0 ]; then set -- --workspace --lib --bins --tests; fi
-cargo test --locked "$@" 2>&1 | tee "$out"
+cargo test --locked --no-fail-fast "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite, summed over every test binary.
