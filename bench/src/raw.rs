@@ -100,6 +100,12 @@ fn commit<'a>(
             }
         }
     }
+    // rdkafka 0.39's `commit_transaction` flushes by polling in 100 ms slices that run to their
+    // end; the command API waits for its deliveries first (see its writer), so the baseline does
+    // too: it polls the delivery reports itself until none is in flight, then commits.
+    while producer.in_flight_count() > 0 {
+        producer.poll(Duration::from_millis(1));
+    }
     producer.commit_transaction(TX_TIMEOUT)
 }
 

@@ -174,7 +174,7 @@ pub async fn write(bench: &Bench, out: &Path) -> anyhow::Result<()> {
             md,
             "| write p99 at 80% of the maximum ({} /s) | ≤ 50 ms | {} |",
             fmt0(f(&x["rate"])),
-            ms(med(&x["system"], "p99"))
+            ms(med(&x["system"], "p99_ms"))
         );
     }
     let _ = writeln!(
