@@ -284,7 +284,7 @@ pub async fn detail(
             (None, None) => return Err(Problem::not_found("invite")),
             (None, Some(_)) => {
                 if in_flight.is_none() {
-                    in_flight = Some(may_be_in_flight(&state, id).await?);
+                    in_flight = Some(may_be_in_flight(&state, &auth, id).await?);
                 }
                 if in_flight == Some(false) {
                     return Err(Problem::not_found("invite"));
@@ -365,7 +365,7 @@ fn internal_json(e: &serde_json::Error) -> Problem {
 /// (another tenant's, another inviter's: it will never be the caller's), nor when the id is no
 /// id the command API minted recently: it mints invite ids as UUIDv7 at creation, so an id of
 /// another version, or minted more than [`IN_FLIGHT`] away from now, is simply unknown.
-async fn may_be_in_flight(state: &AppState, id: Uuid) -> Result<bool, Problem> {
+async fn may_be_in_flight(state: &AppState, auth: &Authenticated, id: Uuid) -> Result<bool, Problem> {
     /// Far more than any projection lag the query API waits out, and any clock skew.
     const IN_FLIGHT: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
     let minted = match id.get_version() {
@@ -378,11 +378,19 @@ async fn may_be_in_flight(state: &AppState, id: Uuid) -> Result<bool, Problem> {
     if !minted.is_some_and(|at| (Utc::now() - at).abs() <= IN_FLIGHT) {
         return Ok(false);
     }
-    let elsewhere: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM invites WHERE invite_id = $1)")
-        .bind(id)
-        .fetch_one(&state.pool)
-        .await
-        .map_err(internal)?;
+    // Someone else's invite: not the caller's tenant, or (for an inviter's key) another inviter's.
+    // The caller's own invite, projected since the read that missed it, is still on its way: the
+    // next read finds it (answering 404 for it was a race with the projector).
+    let elsewhere: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM invites WHERE invite_id = $1 \
+         AND (tenant_id <> $2 OR ($3::text IS NOT NULL AND inviter_id IS DISTINCT FROM $3)))",
+    )
+    .bind(id)
+    .bind(auth.tenant_id.as_uuid())
+    .bind(auth.inviter_id.as_deref())
+    .fetch_one(&state.pool)
+    .await
+    .map_err(internal)?;
     Ok(!elsewhere)
 }
 
