@@ -55,3 +55,8 @@ impl Api {
         self.call(Method::GET, path, None, &[]).await
     }
 }
+
+/// The smallest create body: inviter `ann` inviting `target` by email.
+pub fn invite_for(target: &str) -> serde_json::Value {
+    serde_json::json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": target }] })
+}

@@ -14,9 +14,9 @@ pub mod load;
 pub mod postgres;
 pub mod services;
 
-pub use api::{Api, Reply};
+pub use api::{invite_for, Api, Reply};
 pub use infra::TestEnv;
-pub use services::{run_command, run_command_split, Service, Services};
+pub use services::{command_api, run_command, run_command_split, Service, Services};
 
 use std::future::Future;
 

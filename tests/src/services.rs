@@ -171,3 +171,11 @@ fn log_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("cannot create the log folder");
     dir
 }
+
+/// A command API of the test's own, ready, and a client for it with the test's key.
+pub async fn command_api(env: &TestEnv) -> (Service, crate::Api) {
+    let command = Service::start("command-api", env, &[]).await;
+    command.wait_ready(Duration::from_secs(60)).await;
+    let api = crate::Api::new(&command.url, &env.key);
+    (command, api)
+}

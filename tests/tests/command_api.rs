@@ -2,21 +2,10 @@
 //! concurrency on one invite, idempotency across a restart, and tenant isolation.
 
 use reqwest::{Method, StatusCode};
-use rsvp_tests::{eventually, Api, Service, TestEnv};
+use rsvp_tests::{command_api as start, eventually, invite_for, Api, TestEnv};
 use serde_json::{json, Value};
 use service_kit::Scope;
 use std::time::Duration;
-
-async fn start(env: &TestEnv) -> (Service, Api) {
-    let command = Service::start("command-api", env, &[]).await;
-    command.wait_ready(Duration::from_secs(60)).await;
-    let api = Api::new(&command.url, &env.key);
-    (command, api)
-}
-
-fn invite_for(target: &str) -> Value {
-    json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": target }] })
-}
 
 async fn create(api: &Api, body: Value) -> String {
     let r = api.post("/v1/invites", &body).await;

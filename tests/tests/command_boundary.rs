@@ -6,21 +6,9 @@
 
 use chrono::Utc;
 use reqwest::{Method, StatusCode};
-use rsvp_tests::{Api, Service, TestEnv};
+use rsvp_tests::{command_api as start, invite_for, Api, TestEnv};
 use serde_json::{json, Value};
-use std::time::Duration;
 use uuid::Uuid;
-
-async fn start(env: &TestEnv) -> (Service, Api) {
-    let command = Service::start("command-api", env, &[]).await;
-    command.wait_ready(Duration::from_secs(60)).await;
-    let api = Api::new(&command.url, &env.key);
-    (command, api)
-}
-
-fn invite_for(target: &str) -> Value {
-    json!({ "inviter": { "id": "ann" }, "targets": [{ "type": "email", "value": target }] })
-}
 
 async fn create(api: &Api, body: &Value) -> Value {
     let r = api.post("/v1/invites", body).await;
