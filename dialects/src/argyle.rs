@@ -1,0 +1,1 @@
+//! The Argyle dialect (`../shared/seeds/`). To be written.

@@ -1,0 +1,1 @@
+//! The Omneo dialect (`../shared/seeds/`). To be written.

@@ -1,0 +1,1 @@
+//! The Vortex dialect (`../shared/seeds/`). To be written.
