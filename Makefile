@@ -9,7 +9,7 @@ stop: ## stop everything `make run` started
 	@deploy/local/stop.sh
 
 status:
-	@deploy/local/postgres.sh status; deploy/local/kafka.sh status; deploy/local/services.sh status
+	@deploy/local/postgres.sh status; deploy/local/kafka.sh status; deploy/local/services.sh status; deploy/local/gateway.sh status
 
 test: ## provision what is missing and run the whole test suite
 	@deploy/local/test.sh $(ARGS)

@@ -24,6 +24,10 @@ PG_DATABASE="${PG_DATABASE:-rsvp}"
 COMMAND_API_PORT="${COMMAND_API_PORT:-8081}"
 QUERY_API_PORT="${QUERY_API_PORT:-8082}"
 PROJECTOR_PORT="${PROJECTOR_PORT:-8083}"
+# The gateway (nginx): the one public base URL in front of both APIs.
+RSVP_GATEWAY_PORT="${RSVP_GATEWAY_PORT:-8080}"
+# The command API's largest request body; the gateway takes the same.
+export RSVP_MAX_BODY_BYTES="${RSVP_MAX_BODY_BYTES:-1048576}"
 
 export RSVP_KAFKA_BROKERS="${RSVP_KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
 export RSVP_KAFKA_TOPIC="${RSVP_KAFKA_TOPIC:-rsvp.invite-events}"

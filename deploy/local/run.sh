@@ -13,6 +13,7 @@ log "building the services (release)"
 "$here/kafka.sh" start
 "$here/kafka.sh" create-topic "$RSVP_KAFKA_TOPIC" "$RSVP_KAFKA_PARTITIONS"
 "$here/services.sh" start
+"$here/gateway.sh" start
 
 # The demo key is kept so that a second run prints the same one.
 key=$(cat "$(ensure_demo_key "$CARGO_TARGET_DIR/release/rsvp-admin")")
@@ -20,6 +21,7 @@ key=$(cat "$(ensure_demo_key "$CARGO_TARGET_DIR/release/rsvp-admin")")
 cat <<MSG
 
 rsvp is up.
+  gateway      http://127.0.0.1:$RSVP_GATEWAY_PORT   (the public base URL: GET/HEAD to the query API, the rest to the command API)
   command API  http://127.0.0.1:$COMMAND_API_PORT   (writes)
   query API    http://127.0.0.1:$QUERY_API_PORT   (reads)
   projector    http://127.0.0.1:$PROJECTOR_PORT/healthz
@@ -27,10 +29,10 @@ rsvp is up.
 
 Try it:
   KEY=$key
-  curl -s -X POST http://127.0.0.1:$COMMAND_API_PORT/v1/invites \\
+  curl -s -X POST http://127.0.0.1:$RSVP_GATEWAY_PORT/v1/invites \\
     -H "Authorization: Bearer \$KEY" -H 'Content-Type: application/json' \\
     -d '{"inviter":{"id":"user-1","name":"Ann"},"targets":[{"type":"email","value":"bob@example.com"}],"expires_in_days":7}'
-  curl -s http://127.0.0.1:$QUERY_API_PORT/v1/invites -H "Authorization: Bearer \$KEY"
+  curl -s http://127.0.0.1:$RSVP_GATEWAY_PORT/v1/invites -H "Authorization: Bearer \$KEY"
 
 Metrics (operator token in $RSVP_STATE_DIR/metrics-token, readable by you only):
   curl -s http://127.0.0.1:$QUERY_API_PORT/metrics -H "Authorization: Bearer \$(cat $RSVP_STATE_DIR/metrics-token)"

@@ -12,7 +12,9 @@ bin_dir="$CARGO_TARGET_DIR/release"
 mkdir -p "$run_dir" "$log_dir"
 
 export COMMAND_API_PORT QUERY_API_PORT PROJECTOR_PORT
-export RSVP_QUERY_API_URL="${RSVP_QUERY_API_URL:-http://127.0.0.1:$QUERY_API_PORT}"
+# Links the services hand out (Location, next/previous, the invite link) point at the gateway.
+export RSVP_QUERY_API_URL="${RSVP_QUERY_API_URL:-http://127.0.0.1:$RSVP_GATEWAY_PORT}"
+export RSVP_PUBLIC_URL="${RSVP_PUBLIC_URL:-http://127.0.0.1:$RSVP_GATEWAY_PORT}"
 
 running() { [ -f "$run_dir/$1.pid" ] && kill -0 "$(cat "$run_dir/$1.pid")" 2>/dev/null; }
 

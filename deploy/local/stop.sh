@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Stops the services, Kafka and PostgreSQL started by run.sh. Data stays for the next run.
+# Stops the gateway, the services, Kafka and PostgreSQL started by run.sh. Data stays for the next run.
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
+"$here/gateway.sh" stop
 "$here/services.sh" stop
 "$here/kafka.sh" stop
 "$here/postgres.sh" stop

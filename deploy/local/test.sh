@@ -8,6 +8,8 @@ source "$here/env.sh"
 command -v cargo >/dev/null || die "cargo is needed (https://rustup.rs)"
 "$here/postgres.sh" start
 "$here/kafka.sh" start
+# The dialects' end-to-end tests go through the gateway (nginx), installed when missing.
+"$here/gateway.sh" install
 
 # Schemathesis (tests/tests/schemathesis.rs), the pinned version from PyPI in a venv of its own.
 schemathesis_version="$(cat "$here/schemathesis-version")"

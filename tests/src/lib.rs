@@ -9,12 +9,14 @@
 pub mod api;
 pub mod broker;
 pub mod chaos;
+pub mod gateway;
 pub mod infra;
 pub mod load;
 pub mod postgres;
 pub mod services;
 
 pub use api::{invite_for, Api, Reply};
+pub use gateway::Gateway;
 pub use infra::TestEnv;
 pub use services::{command_api, run_command, run_command_split, Service, Services};
 
