@@ -148,22 +148,32 @@ pub struct Invite {
 }
 
 impl Invite {
-    /// The canonical status at `now`: expiry is a function of time.
-    pub fn status_at(&self, now: DateTime<Utc>) -> InviteStatus {
+    /// The status its events alone give (the furthest stage, or how it closed; a multi-use
+    /// invite accepted and still open: accepted), and whether it is still open: what the read
+    /// model stores, and what [`crate::derived`] reads the status at a time from.
+    pub fn stored_status(&self) -> (InviteStatus, bool) {
         match self.lifecycle {
-            Lifecycle::Accepted => InviteStatus::Accepted,
-            Lifecycle::AcceptedElsewhere => InviteStatus::AcceptedElsewhere,
-            Lifecycle::Declined => InviteStatus::Declined,
-            Lifecycle::Revoked => InviteStatus::Revoked,
-            Lifecycle::Expired => InviteStatus::Expired,
-            Lifecycle::Open if self.is_expired_at(now) => InviteStatus::Expired,
-            Lifecycle::Open if !self.accepts.is_empty() => InviteStatus::Accepted,
-            Lifecycle::Open => self.stage,
+            Lifecycle::Accepted => (InviteStatus::Accepted, false),
+            Lifecycle::AcceptedElsewhere => (InviteStatus::AcceptedElsewhere, false),
+            Lifecycle::Declined => (InviteStatus::Declined, false),
+            Lifecycle::Revoked => (InviteStatus::Revoked, false),
+            Lifecycle::Expired => (InviteStatus::Expired, false),
+            Lifecycle::Open if !self.accepts.is_empty() => (InviteStatus::Accepted, true),
+            Lifecycle::Open => (self.stage, true),
         }
     }
 
+    /// The canonical status at `now`: expiry is a function of time ([`crate::derived::status`]).
+    pub fn status_at(&self, now: DateTime<Utc>) -> InviteStatus {
+        let (stored, open) = self.stored_status();
+        crate::derived::status(stored, open, self.created.expires_at, now)
+    }
+
+    /// Expired by an event, or open with its expiry time come ([`crate::derived::is_expired`]):
+    /// an invite that closed otherwise (accepted, revoked...) never reads as expired.
     pub fn is_expired_at(&self, now: DateTime<Utc>) -> bool {
-        self.lifecycle == Lifecycle::Expired || self.created.expires_at.is_some_and(|at| at <= now)
+        let (stored, open) = self.stored_status();
+        crate::derived::is_expired(stored, open, self.created.expires_at, now)
     }
 
     /// Open and not expired: it can still be accepted.
@@ -343,7 +353,9 @@ pub fn evolve_owned(state: InviteState, event: InviteEvent) -> InviteState {
         (InviteState::Live(invite), _) => invite,
     };
     invite.version += 1;
-    let advance = |invite: &mut Invite, stage: InviteStatus| invite.stage = invite.stage.max(stage);
+    if let Some(stage) = crate::derived::stage_of(&event) {
+        invite.stage = crate::derived::advance(invite.stage, stage);
+    }
     match &event {
         InviteEvent::Created(_) => {}
         InviteEvent::Sent(e) => {
@@ -354,7 +366,6 @@ pub fn evolve_owned(state: InviteState, event: InviteEvent) -> InviteState {
                 target: e.target.clone(),
                 status: DeliveryStatus::Queued,
             });
-            advance(&mut invite, InviteStatus::Queued);
         }
         InviteEvent::DeliveryStatusChanged(e) => {
             // Opened means it arrived: providers often report the open first, or only the open.
@@ -365,26 +376,15 @@ pub fn evolve_owned(state: InviteState, event: InviteEvent) -> InviteState {
                 }
                 d.status = e.status;
             }
-            let stage = match e.status {
-                DeliveryStatus::Sending => Some(InviteStatus::Sending),
-                DeliveryStatus::Sent => Some(InviteStatus::Sent),
-                DeliveryStatus::Delivered => Some(InviteStatus::Delivered),
-                DeliveryStatus::Opened => Some(InviteStatus::Opened),
-                _ => None,
-            };
-            if let Some(stage) = stage {
-                advance(&mut invite, stage);
-            }
         }
         InviteEvent::Engaged(e) => {
-            let (counter, stage) = match e.kind {
-                EngagementKind::View => (&mut invite.counters.views, InviteStatus::Opened),
-                EngagementKind::Click => (&mut invite.counters.clicks, InviteStatus::Opened),
-                EngagementKind::Share => (&mut invite.counters.shares, InviteStatus::Shared),
-                EngagementKind::Unfurl => (&mut invite.counters.unfurls, InviteStatus::Unfurled),
+            let counter = match e.kind {
+                EngagementKind::View => &mut invite.counters.views,
+                EngagementKind::Click => &mut invite.counters.clicks,
+                EngagementKind::Share => &mut invite.counters.shares,
+                EngagementKind::Unfurl => &mut invite.counters.unfurls,
             };
             *counter += 1;
-            advance(&mut invite, stage);
         }
         InviteEvent::Accepted(e) => {
             invite.accepts.push(Accept { accepted_by: e.accepted_by.clone(), target: e.target.clone() });

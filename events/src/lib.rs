@@ -12,6 +12,7 @@
 //! - [`validate`]: what a command's strings, counts and URLs may be, so that every read model
 //!   takes every event `decide` produces.
 
+pub mod derived;
 pub mod envelope;
 pub mod event;
 pub mod ids;

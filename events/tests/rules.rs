@@ -516,6 +516,19 @@ fn an_invite_reports_expired_once_its_time_passed_and_then_takes_no_commands() {
 }
 
 #[test]
+fn an_invite_accepted_before_its_expiry_time_never_reads_as_expired_after_it() {
+    let mut world = World::new();
+    let mut c = create_for("bob@example.com");
+    c.expires_in_days = Some(7);
+    let id = world.create(c);
+    world.given_at(on(id, accept()), later(1));
+    // The live read model says so (open invites only expire); the as-of view and every dialect
+    // read it from here, and must say the same.
+    assert_eq!(world.invite(id).status_at(later(8)), InviteStatus::Accepted);
+    assert!(!world.invite(id).is_expired_at(later(8)));
+}
+
+#[test]
 fn an_invite_past_its_expiry_time_can_have_its_expiry_recorded_once() {
     let mut world = World::new();
     let mut c = create_for("bob@example.com");

@@ -222,35 +222,31 @@ pub async fn insert_created(
     Ok(())
 }
 
-/// Stages an open invite moves through, in order; `accepted` last, for a multi-use invite that
-/// was accepted and is still open. A stage never goes back.
-const STAGES: &str = "ARRAY['created','queued','sending','sent','delivered','opened','unfurled','shared','accepted']";
-
 /// How an event other than a creation moves its invite's row: a kind the update statement
-/// switches on, and the stage it moves an open invite up to, if any.
+/// switches on, and the stage it moves an open invite up to, if any (`events::derived`, the
+/// one definition of the stages, their order and expiry).
 fn change(event: &InviteEvent) -> (&'static str, Option<&'static str>) {
-    match event {
+    let kind = match event {
         InviteEvent::Created(_) => unreachable!("creations are inserted, not updated"),
-        InviteEvent::Sent(_) => ("sent", Some("queued")),
+        InviteEvent::Sent(_) => "sent",
         InviteEvent::DeliveryStatusChanged(d) => match d.status {
-            DeliveryStatus::Delivered => ("delivered", Some("delivered")),
-            DeliveryStatus::Opened => ("opened", Some("opened")),
-            DeliveryStatus::Sending => ("status", Some("sending")),
-            DeliveryStatus::Sent => ("status", Some("sent")),
-            DeliveryStatus::Queued | DeliveryStatus::Bounced | DeliveryStatus::Failed => ("status", None),
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Opened => "opened",
+            _ => "status",
         },
         InviteEvent::Engaged(g) => match g.kind {
-            EngagementKind::View => ("view", Some("opened")),
-            EngagementKind::Click => ("click", Some("opened")),
-            EngagementKind::Share => ("share", Some("shared")),
-            EngagementKind::Unfurl => ("unfurl", Some("unfurled")),
+            EngagementKind::View => "view",
+            EngagementKind::Click => "click",
+            EngagementKind::Share => "share",
+            EngagementKind::Unfurl => "unfurl",
         },
-        InviteEvent::Accepted(_) => ("accepted", None),
-        InviteEvent::AcceptedElsewhere(_) => ("accepted_elsewhere", None),
-        InviteEvent::Declined(_) => ("declined", None),
-        InviteEvent::Revoked(_) => ("revoked", None),
-        InviteEvent::Expired(_) => ("expired", None),
-    }
+        InviteEvent::Accepted(_) => "accepted",
+        InviteEvent::AcceptedElsewhere(_) => "accepted_elsewhere",
+        InviteEvent::Declined(_) => "declined",
+        InviteEvent::Revoked(_) => "revoked",
+        InviteEvent::Expired(_) => "expired",
+    };
+    (kind, events::derived::stage_of(event).map(|s| s.as_str()))
 }
 
 /// Applies one round of changes to existing invites: at most one event per invite, each the next
@@ -307,13 +303,12 @@ pub async fn update_invites(
              AND (i.max_accepts IS NULL OR i.accept_count + 1 < i.max_accepts) \
            WHEN u.kind IN ('accepted_elsewhere', 'declined', 'revoked', 'expired') THEN false ELSE i.open END, \
          status = CASE WHEN u.kind IN ('accepted', 'accepted_elsewhere', 'declined', 'revoked', 'expired') THEN u.kind \
-           WHEN u.stage IS NOT NULL AND i.open \
-             AND coalesce(array_position({STAGES}, i.status), 0) < array_position({STAGES}, u.stage) THEN u.stage \
-           ELSE i.status END \
+           WHEN i.open THEN {advance} ELSE i.status END \
          FROM UNNEST($1::uuid[], $2::int8[], $3::timestamptz[], $4::text[], $5::text[], $6::uuid[]) \
            AS u(id, version, at, kind, stage, delivery) \
          WHERE i.invite_id = u.id AND i.version = u.version - 1 \
-         RETURNING i.invite_id"
+         RETURNING i.invite_id",
+        advance = events::derived::sql::advance("i.status", "u.stage")
     );
     let updated: Vec<Uuid> = sqlx::query_scalar(&sql)
         .bind(&ids)

@@ -178,7 +178,8 @@ impl Filters {
     /// Appends ` AND ...` conditions on table alias `i`.
     pub fn push_sql(&self, q: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>) {
         // Expiry is a function of time: an open invite past its expiry counts as expired.
-        const EXPIRED: &str = "(i.status = 'expired' OR (i.open AND coalesce(i.expires_at <= now(), false)))";
+        let expired_sql = events::derived::sql::is_expired("i", "now()");
+        let expired_sql = expired_sql.as_str();
         if !self.statuses.is_empty() {
             let others: Vec<String> =
                 self.statuses.iter().filter(|s| **s != InviteStatus::Expired).map(|s| s.as_str().to_owned()).collect();
@@ -190,9 +191,9 @@ impl Filters {
                 [one] => q.push(" AND ((i.status = ").push_bind(one.clone()),
                 _ => q.push(" AND ((i.status = ANY(").push_bind(others).push(")"),
             };
-            q.push(format!(" AND NOT {EXPIRED})"));
+            q.push(format!(" AND NOT {expired_sql})"));
             if expired {
-                q.push(format!(" OR {EXPIRED}"));
+                q.push(format!(" OR {expired_sql}"));
             }
             q.push(")");
         }
@@ -230,10 +231,10 @@ impl Filters {
         }
         match self.expired {
             Some(true) => {
-                q.push(format!(" AND {EXPIRED}"));
+                q.push(format!(" AND {expired_sql}"));
             }
             Some(false) => {
-                q.push(format!(" AND NOT {EXPIRED}"));
+                q.push(format!(" AND NOT {expired_sql}"));
             }
             None => {}
         }

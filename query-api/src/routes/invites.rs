@@ -6,6 +6,7 @@ use crate::startup::AppState;
 use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use events::InviteStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use service_kit::{Authenticated, Problem, Scope};
@@ -101,11 +102,18 @@ impl InviteRow {
         // The creation event leaves empty collections out; a reader gets them empty, not null.
         let field =
             |name: &str, empty: Value| self.created.get(name).filter(|v| !v.is_null()).cloned().unwrap_or(empty);
-        let expired = self.status == "expired" || self.expires_at.is_some_and(|at| at <= now && self.open);
+        // Expiry is a function of time: an open invite past its expiry reads as expired.
+        let (status, expired) = match InviteStatus::parse(&self.status) {
+            Some(stored) => (
+                events::derived::status(stored, self.open, self.expires_at, now).as_str(),
+                events::derived::is_expired(stored, self.open, self.expires_at, now),
+            ),
+            // The projector writes only canonical statuses; anything else is shown as stored.
+            None => (self.status.as_str(), false),
+        };
         json!({
             "id": self.invite_id,
-            // Expiry is a function of time: an open invite past its expiry reads as expired.
-            "status": if expired && self.open { "expired" } else { self.status.as_str() },
+            "status": status,
             "expired": expired,
             "inviter": { "id": self.inviter_id, "name": self.inviter_name, "email": self.inviter_email },
             "targets": field("targets", json!([])),

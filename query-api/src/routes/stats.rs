@@ -43,10 +43,10 @@ pub async fn stats(req: HttpRequest, auth: Authenticated, state: web::Data<AppSt
     // funnel's totals are the buckets' sums. Statuses as read: an open invite past its expiry
     // counts as expired.
     let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
-        "SELECT s, bucket, GROUPING(s) = 1 AS is_bucket, {FUNNEL} FROM (SELECT \
-         CASE WHEN i.open AND coalesce(i.expires_at <= now(), false) THEN 'expired' ELSE i.status END AS s, \
+        "SELECT s, bucket, GROUPING(s) = 1 AS is_bucket, {FUNNEL} FROM (SELECT {status} AS s, \
          date_trunc('{bucket}', i.created_at, 'UTC') AS bucket, i.first_sent_at, i.delivered_at, i.viewed_at, \
-         i.clicked_at, i.accepted_at FROM invites i WHERE i.tenant_id = "
+         i.clicked_at, i.accepted_at FROM invites i WHERE i.tenant_id = ",
+        status = events::derived::sql::status("i", "now()")
     ));
     q.push_bind(*auth.tenant_id.as_uuid());
     if let Some(inviter) = &auth.inviter_id {
