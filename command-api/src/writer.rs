@@ -632,6 +632,9 @@ impl Committer {
         while let Some(batch) = self.handover.take() {
             if !batch.records.is_empty() {
                 let (events, started) = (batch.records.len(), Instant::now());
+                // For a post-mortem (`RUST_LOG=command_api=trace`): which streams each commit holds.
+                let keys = tracing::enabled!(tracing::Level::TRACE)
+                    .then(|| batch.records.iter().map(|r| r.key.clone()).collect::<Vec<_>>());
                 if let Err(e) = self.commit(batch.records) {
                     tracing::error!(error = %e, events, "append failed; transaction aborted");
                     let rest = self.handover.fail();
@@ -641,6 +644,9 @@ impl Committer {
                     return Err(e);
                 }
                 self.metrics.committed(started.elapsed(), batch.commands, events);
+                if let Some(keys) = keys {
+                    tracing::trace!(events, elapsed = ?started.elapsed(), ?keys, "committed");
+                }
             }
             for a in batch.answers {
                 answer(a, &self.metrics);

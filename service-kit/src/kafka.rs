@@ -3,9 +3,14 @@
 use rdkafka::ClientConfig;
 
 /// The common part: brokers, and a client id that names the service in broker logs.
+/// `RSVP_KAFKA_DEBUG`, when set, is librdkafka's `debug` setting (e.g. `eos,broker,protocol`):
+/// its contexts' lines go to the service's log, for diagnosing a client against a broker.
 pub fn client_config(brokers: &str, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", brokers).set("client.id", client_id);
+    if let Some(debug) = std::env::var("RSVP_KAFKA_DEBUG").ok().filter(|d| !d.is_empty()) {
+        config.set("debug", debug);
+    }
     config
 }
 

@@ -65,6 +65,13 @@ impl Drop for PrivateKafka {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        // For a post-mortem: the broker's own logs, next to the services' (`RSVP_KEEP_KAFKA_LOGS`).
+        if std::env::var_os("RSVP_KEEP_KAFKA_LOGS").is_some() {
+            let kept = std::env::temp_dir().join("rsvp-test-logs").join(format!("kafka-{}", self.port));
+            let _ = std::fs::create_dir_all(&kept);
+            let _ =
+                std::process::Command::new("cp").arg("-a").arg(self.state_dir.join("kafka/logs")).arg(&kept).status();
+        }
         let _ = std::fs::remove_dir_all(&self.state_dir);
     }
 }

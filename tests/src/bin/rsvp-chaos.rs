@@ -40,6 +40,12 @@ enum Command {
         /// The command-api's writer lease session timeout.
         #[arg(long, default_value_t = 6000)]
         lease_timeout_ms: u64,
+        /// How long Kafka stays stopped in a restart and PostgreSQL down in a crash, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        hold_ms: u64,
+        /// Partitions of the run's invite topic.
+        #[arg(long, default_value_t = 6)]
+        partitions: i32,
         /// Steady load between faults: up to this many milliseconds.
         #[arg(long, default_value_t = 3000)]
         settle_ms: u64,
@@ -95,6 +101,8 @@ async fn main() -> anyhow::Result<()> {
             think_ms,
             lease_timeout_ms,
             settle_ms,
+            hold_ms,
+            partitions,
             report,
             command_line,
             revision,
@@ -117,9 +125,9 @@ async fn main() -> anyhow::Result<()> {
                 clients,
                 think: Duration::from_millis(think_ms),
                 lease_timeout_ms,
-                partitions: 6,
+                partitions,
                 settle: Duration::from_millis(settle_ms),
-                hold: Duration::from_secs(2),
+                hold: Duration::from_millis(hold_ms),
                 recovery_timeout: Duration::from_secs(180),
                 seed,
             };
