@@ -128,6 +128,13 @@ pub struct InviteCreated {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition_id: Option<DefinitionId>,
     pub token: LinkToken,
+    /// Where in the client's product the invitation was made (Vortex's `source`); added as
+    /// optional, so events from before it load without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The client's own kind of invitation (Vortex's `subtype`); optional like `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtype: Option<String>,
 }
 
 /// How a delivery travels.

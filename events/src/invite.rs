@@ -52,6 +52,9 @@ pub struct CreateInvite {
     pub template_id: Option<String>,
     pub landing_url: Option<String>,
     pub definition_id: Option<DefinitionId>,
+    /// Where in the client's product it was made, and the client's kind of invitation.
+    pub source: Option<String>,
+    pub subtype: Option<String>,
     /// Send at once with this method, to the first target: the invite and its first delivery
     /// are one decision, so their events are appended together or not at all.
     pub send: Option<DeliveryMethod>,
@@ -480,6 +483,8 @@ fn create(c: &CreateInvite, ctx: &Context) -> Result<InviteEvent, Rejection> {
     validate::opt_line("widget_id", &c.widget_id, MAX_NAME)?;
     validate::opt_line("flow_id", &c.flow_id, MAX_NAME)?;
     validate::opt_line("template_id", &c.template_id, MAX_NAME)?;
+    validate::opt_line("source", &c.source, MAX_NAME)?;
+    validate::opt_line("subtype", &c.subtype, MAX_NAME)?;
     if let Some(url) = &c.landing_url {
         validate::landing_url("landing_url", url)?;
     }
@@ -500,6 +505,8 @@ fn create(c: &CreateInvite, ctx: &Context) -> Result<InviteEvent, Rejection> {
         landing_url: c.landing_url.clone(),
         definition_id: c.definition_id,
         token: ctx.new_token.clone(),
+        source: c.source.clone(),
+        subtype: c.subtype.clone(),
     })))
 }
 

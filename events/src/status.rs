@@ -8,7 +8,7 @@
 //! | `created`            | open, never sent                                | `PENDING`  | `initiated` | `queued`             |
 //! | `queued`             | a delivery was requested                        | `PENDING`  | `initiated` | `queued`             |
 //! | `sending`            | the provider is sending it                      | `PENDING`  | `sent`      | `sending`            |
-//! | `sent`               | the provider sent it                            | `PENDING`  | `sent`      | `sending`            |
+//! | `sent`               | the provider sent it                            | `PENDING`  | `sent`      | `sent`               |
 //! | `delivered`          | the provider delivered it                       | `PENDING`  | `sent`      | `delivered`          |
 //! | `opened`             | opened, viewed or clicked                       | `PENDING`  | `opened`    | `delivered`          |
 //! | `unfurled`           | a link preview was rendered                     | `PENDING`  | `opened`    | `unfurled`           |
@@ -112,7 +112,8 @@ impl InviteStatus {
             (Vendor::Argyle, Revoked) => "revoked",
             (Vendor::Argyle, Expired) => "expired",
             (Vendor::Vortex, Created | Queued) => "queued",
-            (Vendor::Vortex, Sending | Sent) => "sending",
+            (Vendor::Vortex, Sending) => "sending",
+            (Vendor::Vortex, Sent) => "sent",
             (Vendor::Vortex, Delivered | Opened) => "delivered",
             (Vendor::Vortex, Unfurled) => "unfurled",
             (Vendor::Vortex, Shared) => "shared",

@@ -61,6 +61,8 @@ fn samples() -> Vec<Envelope> {
         landing_url: Some("https://app.example.org/join".into()),
         definition_id: Some(definition),
         token: LinkToken::new("WdxS8RS1in1g02wM15D7aDqT5p_v3hn9"),
+        source: None,
+        subtype: None,
     };
     let closed = InviteClosed { reason: Some("sent by mistake".into()) };
     let invite_events = vec![
@@ -118,15 +120,32 @@ fn file_name(e: &Envelope) -> String {
     format!("{}.v{}.json", e.event_type(), e.event.schema_version())
 }
 
+/// Optional fields added to a type after its version was frozen, each with a document of its own
+/// (`<type>.v<n>.<what>.json`), so that what they say loads forever too.
+fn added_fields() -> Vec<(String, Envelope)> {
+    let mut created = samples().remove(0);
+    let Envelope { event: DomainEvent::Invite(InviteEvent::Created(data)), .. } = &mut created else {
+        panic!("the first sample is an InviteCreated")
+    };
+    // The Vortex dialect's `source` and `subtype`, which exist nowhere else in rsvp.
+    data.source = Some("email-share".into());
+    data.subtype = Some("referral".into());
+    vec![(format!("InviteCreated.v{}.source-subtype.json", created.event.schema_version()), created)]
+}
+
 #[test]
 fn the_corpus_holds_every_event_type_at_its_current_version() {
     if std::env::var("RSVP_WRITE_CORPUS").is_ok() {
-        for e in samples() {
-            let path = dir().join(file_name(&e));
+        let named = samples().into_iter().map(|e| (file_name(&e), e));
+        for (name, e) in named.chain(added_fields()) {
+            let path = dir().join(name);
             if !path.exists() {
                 std::fs::write(&path, serde_json::to_string_pretty(&e.to_json()).unwrap() + "\n").unwrap();
             }
         }
+    }
+    for (name, _) in added_fields() {
+        assert!(dir().join(&name).exists(), "the corpus lacks {name}: generate it (see the module docs)");
     }
     for (event_type, version) in event::EVENT_TYPES {
         let name = format!("{event_type}.v{version}.json");
@@ -188,4 +207,15 @@ fn a_v1_invite_created_document_gets_its_recipient_names_from_the_targets() {
     let Some((_, InviteEvent::Created(created))) = envelope.invite_event() else { panic!("not an InviteCreated") };
     assert_eq!(created.recipient_names, ["Alex"]);
     assert_eq!(envelope.event.schema_version(), 2);
+}
+
+#[test]
+fn an_invite_created_with_the_vortex_source_and_subtype_keeps_them() {
+    let envelope = Envelope::from_json(read("InviteCreated.v2.source-subtype.json")).unwrap();
+    let Some((_, InviteEvent::Created(created))) = envelope.invite_event() else { panic!("not an InviteCreated") };
+    assert_eq!((created.source.as_deref(), created.subtype.as_deref()), (Some("email-share"), Some("referral")));
+    // Documents from before the fields existed load without them.
+    let older = Envelope::from_json(read("InviteCreated.v2.json")).unwrap();
+    let Some((_, InviteEvent::Created(older))) = older.invite_event() else { panic!("not an InviteCreated") };
+    assert_eq!((older.source.as_deref(), older.subtype.as_deref()), (None, None));
 }

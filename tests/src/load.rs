@@ -168,6 +168,8 @@ fn sample(i: usize) -> InviteCreated {
         landing_url: None,
         definition_id: None,
         token: LinkToken::new(format!("token-{i}")),
+        source: None,
+        subtype: None,
     }
 }
 

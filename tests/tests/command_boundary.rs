@@ -229,6 +229,8 @@ fn legacy_invite(env: &TestEnv, landing_url: &str, token: &str) -> events::Envel
         landing_url: Some(landing_url.into()),
         definition_id: None,
         token: events::LinkToken::new(token),
+        source: None,
+        subtype: None,
     };
     let meta = events::EventMeta {
         event_id: Uuid::now_v7(),

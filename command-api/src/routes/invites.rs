@@ -89,6 +89,8 @@ impl CreateInviteRequest {
             template_id: self.template_id,
             landing_url: self.landing_url,
             definition_id: self.definition_id.map(DefinitionId::from_uuid),
+            source: None,
+            subtype: None,
             send: self.send,
         })
     }
