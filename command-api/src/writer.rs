@@ -531,7 +531,8 @@ impl Writer {
             let target = match command {
                 TenantCommand::Invite { command: InviteCommand::Create(_), .. }
                 | TenantCommand::CreateDefinition { .. }
-                | TenantCommand::AcceptMany { .. } => Target::Collection,
+                | TenantCommand::AcceptMany { .. }
+                | TenantCommand::RevokeByScope { .. } => Target::Collection,
                 TenantCommand::Invite { invite_id, .. } => invite_target(tenant, *invite_id),
                 TenantCommand::ReportDelivery { delivery_id, .. } => {
                     tenant.invite_of_delivery(*delivery_id).map_or(Target::Missing, |id| invite_target(tenant, id))

@@ -41,6 +41,14 @@ pub enum TenantCommand {
         invite_ids: Vec<InviteId>,
         accepted_by: Option<String>,
     },
+    /// Revoke every open invite of one scope at once (with `inviter`: that inviter's only): one
+    /// decision, so its events are appended together or not at all.
+    RevokeByScope {
+        scope_type: String,
+        scope_id: String,
+        inviter: Option<String>,
+        reason: Option<String>,
+    },
     /// A delivery provider's report, by delivery id.
     ReportDelivery {
         delivery_id: DeliveryId,
@@ -80,6 +88,7 @@ impl TenantCommand {
                 InviteCommand::Expire { .. } => "expire",
             },
             Self::AcceptMany { .. } => "accept_many",
+            Self::RevokeByScope { .. } => "revoke_by_scope",
             Self::ReportDelivery { .. } => "report_delivery",
             Self::EngageByToken { .. } => "engage_by_token",
             Self::CreateDefinition { .. } => "create_definition",
@@ -179,6 +188,9 @@ impl Tenant {
             {
                 Err(Rejection::DeliveryNotFound)
             }
+            TenantCommand::RevokeByScope { inviter: own, .. } if own.as_deref() != Some(inviter) => {
+                Err(Rejection::invalid("inviter", "an inviter's key revokes its own invites only"))
+            }
             TenantCommand::AcceptMany { invite_ids, .. } => {
                 let unique: BTreeSet<InviteId> = invite_ids.iter().copied().collect();
                 let failures: Vec<(InviteId, Rejection)> =
@@ -213,6 +225,9 @@ impl Tenant {
             }
             TenantCommand::AcceptMany { target, invite_ids, accepted_by } => {
                 self.accept_many(target, invite_ids, accepted_by, ctx)
+            }
+            TenantCommand::RevokeByScope { scope_type, scope_id, inviter, reason } => {
+                self.revoke_by_scope(scope_type, scope_id, inviter.as_deref(), reason, ctx)
             }
             TenantCommand::CreateDefinition { definition_id, rules } => {
                 if self.definitions.contains_key(definition_id) {
@@ -413,6 +428,47 @@ impl Tenant {
             }
         }
         changes.extend(elsewhere);
+        Ok(changes)
+    }
+
+    /// Revokes every invite of the scope that is still open (closed and expired ones are left as
+    /// they are); if any of them cannot be revoked, none is.
+    fn revoke_by_scope(
+        &self,
+        scope_type: &str,
+        scope_id: &str,
+        inviter: Option<&str>,
+        reason: &Option<String>,
+        ctx: &Context,
+    ) -> Result<Vec<Change>, Rejection> {
+        for (field, value) in [("scope_type", scope_type), ("scope_id", scope_id)] {
+            if value.trim().is_empty() {
+                return Err(Rejection::invalid(field, format!("must be 1 to {MAX_NAME} characters")));
+            }
+            validate::line(field, value, MAX_NAME)?;
+        }
+        validate::opt_text("reason", reason, validate::MAX_TEXT)?;
+        let in_scope: BTreeSet<InviteId> = self
+            .invites
+            .iter()
+            .filter_map(|(id, state)| Some((*id, state.live()?)))
+            .filter(|(_, i)| i.is_open_at(ctx.now) && inviter.is_none_or(|own| i.created.inviter.id == own))
+            .filter(|(_, i)| i.created.scopes.iter().any(|s| s.kind == scope_type && s.id == scope_id))
+            .map(|(id, _)| id)
+            .collect();
+        let mut changes = Vec::new();
+        let mut failures = Vec::new();
+        for id in in_scope {
+            let command = InviteCommand::Revoke { reason: reason.clone() };
+            let state = self.invite_state(id);
+            match decide_invite(state, &command, &Context { rules: self.rules_of(id, None), ..ctx.clone() }) {
+                Ok(events) => changes.extend(numbered(StreamId::Invite(id), state.version(), events)),
+                Err(e) => failures.push((id, e)),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(Rejection::BatchRefused { failures });
+        }
         Ok(changes)
     }
 

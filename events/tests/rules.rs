@@ -857,3 +857,70 @@ fn accepting_several_invitations_refuses_an_invitation_named_twice() {
         TenantCommand::AcceptMany { target: "bob@example.com".into(), invite_ids: vec![a, b, a], accepted_by: None };
     assert_eq!(field_of(&world, twice).as_deref(), Some("invitation_ids"));
 }
+
+fn revoke_scope(id: &str, inviter: Option<&str>) -> TenantCommand {
+    TenantCommand::RevokeByScope {
+        scope_type: "workspace".into(),
+        scope_id: id.into(),
+        inviter: inviter.map(str::to_owned),
+        reason: None,
+    }
+}
+
+#[test]
+fn revoking_a_scope_is_one_decision_revoking_every_open_invite_of_it_and_nothing_else() {
+    let mut world = World::new();
+    let mut in_ws1 = create_for("bob@example.com");
+    in_ws1.scopes = vec![scope("ws-1")];
+    let a = world.create(in_ws1.clone());
+    let b = world.create(CreateInvite { targets: vec![email("eve@example.com")], ..in_ws1.clone() });
+    let accepted = world.create(CreateInvite { targets: vec![email("joe@example.com")], ..in_ws1.clone() });
+    world.given(on(accepted, accept()));
+    let other = world.create(CreateInvite { scopes: vec![scope("ws-2")], ..in_ws1.clone() });
+
+    let changes = world.given(revoke_scope("ws-1", None));
+    assert_eq!(event_types(&changes), ["InviteRevoked", "InviteRevoked"]);
+    let mut revoked: Vec<StreamId> = changes.iter().map(|c| c.stream).collect();
+    revoked.sort();
+    let mut expected = vec![StreamId::Invite(a), StreamId::Invite(b)];
+    expected.sort();
+    assert_eq!(revoked, expected);
+    assert_eq!(world.invite(accepted).status_at(t0()), InviteStatus::Accepted);
+    assert_eq!(world.invite(other).status_at(t0()), InviteStatus::Created);
+    // Nothing open is left in the scope: the same command again changes nothing.
+    assert_eq!(world.when(revoke_scope("ws-1", None)), Ok(vec![]));
+}
+
+#[test]
+fn revoking_a_scope_for_an_inviter_leaves_the_other_inviters_invites_and_refuses_another_inviter() {
+    let mut world = World::new();
+    let mut ann = create_for("bob@example.com");
+    ann.scopes = vec![scope("ws-1")];
+    let anns = world.create(ann.clone());
+    let mut eve = ann.clone();
+    eve.inviter = Some(Inviter { id: "eve".into(), name: None, email: None });
+    let eves = world.create(eve);
+    let changes = world.given(revoke_scope("ws-1", Some("ann")));
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].stream, StreamId::Invite(anns));
+    assert_eq!(world.invite(eves).status_at(t0()), InviteStatus::Created);
+
+    let actor = Actor { kind: ActorKind::Inviter, id: "ann".into() };
+    assert!(world.tenant.authorize(&revoke_scope("ws-1", Some("ann")), &actor).is_ok());
+    for command in [revoke_scope("ws-1", None), revoke_scope("ws-1", Some("eve"))] {
+        assert_eq!(world.tenant.authorize(&command, &actor).unwrap_err().field(), Some("inviter"));
+    }
+}
+
+#[test]
+fn a_scope_to_revoke_must_be_named() {
+    let world = World::new();
+    let bad = TenantCommand::RevokeByScope {
+        scope_type: "workspace".into(),
+        scope_id: "ws\u{0}1".into(),
+        inviter: None,
+        reason: None,
+    };
+    assert_eq!(world.when(bad).unwrap_err().field(), Some("scope_id"));
+    assert_eq!(world.when(revoke_scope(" ", None)).unwrap_err().field(), Some("scope_id"));
+}
