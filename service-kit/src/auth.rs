@@ -178,6 +178,23 @@ impl Authenticator {
             .and_then(|v| v.to_str().ok())
             .and_then(crate::credential::bearer_token)
             .ok_or_else(Problem::unauthorized)?;
+        self.admit(token).await
+    }
+
+    /// Reads the credential as the Vortex dialect presents it, `x-api-key: <key>`, and only so:
+    /// an `Authorization` header is not looked at.
+    pub async fn authenticate_api_key_header(&self, req: &HttpRequest) -> Result<Authenticated, Problem> {
+        let token = req
+            .headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::credential::api_key_header)
+            .ok_or_else(|| Problem::unauthorized().with_detail("send the key as `x-api-key: <key>`"))?;
+        self.admit(token).await
+    }
+
+    /// Verifies a presented key and passes it through its rate limit.
+    async fn admit(&self, token: &str) -> Result<Authenticated, Problem> {
         match self.verify(token).await {
             Ok(Some(auth)) => {
                 self.limits.check(&auth.key_id)?;

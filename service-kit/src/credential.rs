@@ -1,6 +1,7 @@
 //! Reading a credential out of a request, before anything is looked up: the `Authorization`
-//! header's bearer token and the parts of an API key (`rsvp_<key id>_<secret>`). Pure string
-//! handling with no dependency, so it is fuzzed on its own (`fuzz/`).
+//! header's bearer token, the `x-api-key` header's key (the Vortex dialect) and the parts of an
+//! API key (`rsvp_<key id>_<secret>`). Pure string handling with no dependency, so it is fuzzed
+//! on its own (`fuzz/`).
 
 /// The token of an `Authorization: Bearer <token>` header value (scheme case-insensitive as
 /// HTTP says, surrounding blanks trimmed); `None` for any other scheme or an empty token.
@@ -8,6 +9,14 @@ pub fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The key of an `x-api-key: <key>` header value (Vortex's credential form): the whole value,
+/// surrounding blanks trimmed; `None` when empty or when it holds a blank inside (an
+/// `Authorization`-style `Bearer <key>` sent in the wrong header is not a key).
+pub fn api_key_header(header: &str) -> Option<&str> {
+    let key = header.trim();
+    (!key.is_empty() && !key.contains(|c: char| c.is_ascii_whitespace())).then_some(key)
 }
 
 /// Splits `rsvp_<key id>_<secret>` into its parts; `None` when either is missing.
@@ -30,6 +39,15 @@ mod tests {
     fn malformed_tokens_are_refused_before_any_lookup() {
         for bad in ["", "rsvp_", "rsvp__x", "rsvp_x_", "key_ab_cd", "rsvp_abcd"] {
             assert_eq!(split_api_key(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_x_api_key_header_is_the_key_itself() {
+        assert_eq!(api_key_header("rsvp_a_b"), Some("rsvp_a_b"));
+        assert_eq!(api_key_header(" rsvp_a_b\t"), Some("rsvp_a_b"));
+        for bad in ["", "   ", "Bearer rsvp_a_b", "Basic YTpi", "rsvp_a b"] {
+            assert_eq!(api_key_header(bad), None, "{bad:?}");
         }
     }
 

@@ -113,6 +113,22 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// This problem's status and headers (`Retry-After`, `Allow`) with another body: a dialect
+    /// whose clients expect their vendor's error JSON rather than problem+json.
+    pub fn response_with(&self, body: &impl Serialize) -> HttpResponse {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut res = HttpResponse::build(status);
+        if let Some(secs) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let Some(allow) = &self.allow {
+            res.insert_header((header::ALLOW, allow.as_str()));
+        }
+        res.json(body)
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.status, self.code)?;
