@@ -3,6 +3,7 @@
 mod health;
 mod invites;
 mod stats;
+mod vortex;
 
 use actix_web::web;
 
@@ -13,5 +14,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(invites::list)
         .service(invites::history)
         .service(invites::detail)
-        .service(stats::stats);
+        .service(stats::stats)
+        .service(vortex::by_scope)
+        .service(vortex::by_target)
+        .service(vortex::one);
 }
