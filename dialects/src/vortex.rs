@@ -169,8 +169,9 @@ struct CreatedView {
 /// function of time).
 pub fn invitation(s: &Source, now: DateTime<Utc>) -> Invitation {
     let created: CreatedView = serde_json::from_value(s.created.clone()).unwrap_or_default();
-    let expired_by_time = s.open && s.expires_at.is_some_and(|at| at <= now);
-    let source = if expired_by_time { Source { status: InviteStatus::Expired, ..s.clone() } } else { s.clone() };
+    // The one definition of expiry (`events::derived`): an open invite past its time reads as
+    // expired, and Vortex shows that through `expired`, keeping the stage in `status`.
+    let expired = events::derived::is_expired(s.status, s.open, s.expires_at, now);
     let mut delivery_types: Vec<String> = Vec::new();
     for method in &s.delivery_methods {
         if !delivery_types.contains(method) {
@@ -191,7 +192,7 @@ pub fn invitation(s: &Source, now: DateTime<Utc>) -> Invitation {
         foreign_creator_id: s.inviter_id.clone(),
         invitation_type: if s.multi_use { "multi_use" } else { "single_use" }.to_owned(),
         modified_at: time(s.updated_at),
-        status: status_word(&source),
+        status: status_word(s),
         target: created
             .targets
             .iter()
@@ -208,7 +209,7 @@ pub fn invitation(s: &Source, now: DateTime<Utc>) -> Invitation {
             .map(|g| Group { kind: g.kind.clone(), id: g.id.clone(), name: g.name.clone() })
             .collect(),
         accepts: s.accept_ids.iter().map(|id| AcceptOut { id: *id, status: "accepted" }).collect(),
-        expired: s.status == InviteStatus::Expired || expired_by_time,
+        expired,
         expires: s.expires_at.map(time),
     }
 }
