@@ -24,8 +24,14 @@ pub struct Definition {
 
 impl Definition {
     pub fn is_active_at(&self, now: DateTime<Utc>) -> bool {
-        self.rules.starts_at.is_none_or(|s| s <= now) && self.rules.ends_at.is_none_or(|e| now < e)
+        window_open(self.rules.starts_at, self.rules.ends_at, now)
     }
+}
+
+/// Whether a definition's active window (from `starts_at`, before `ends_at`; either open-ended)
+/// holds `now`: invites may be created under it.
+pub fn window_open(starts_at: Option<DateTime<Utc>>, ends_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    starts_at.is_none_or(|s| s <= now) && ends_at.is_none_or(|e| now < e)
 }
 
 /// Commands a tenant's writer takes.

@@ -7,6 +7,7 @@ pub mod db;
 pub mod edge;
 pub mod kafka;
 pub mod metrics;
+pub mod omneo;
 pub mod problem;
 pub mod telemetry;
 pub mod whole;

@@ -48,7 +48,7 @@ fn view(id: DefinitionId, rules: &DefinitionRules, version: u64, remaining: Opti
         "ends_at": rules.ends_at,
         "max_send_count": rules.max_send_count,
         "default_expiry_days": rules.default_expiry_days,
-        "in_range": rules.starts_at.is_none_or(|s| s <= Utc::now()) && rules.ends_at.is_none_or(|e| Utc::now() < e),
+        "in_range": events::tenant::window_open(rules.starts_at, rules.ends_at, Utc::now()),
         "version": version,
     });
     if let Some(remaining) = remaining {

@@ -5,6 +5,7 @@ mod definitions;
 mod health;
 mod invites;
 mod link;
+mod omneo;
 
 use crate::writer::{CommandMeta, IfMatch, WriteError};
 use actix_web::http::StatusCode;
@@ -40,7 +41,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(definitions::create)
         .service(definitions::update)
         .service(definitions::list)
-        .service(link::follow);
+        .service(link::follow)
+        .service(omneo::create)
+        .service(omneo::revoke)
+        .service(omneo::resend);
 }
 
 /// Who sends the command, its correlation id, its idempotency key with the request's

@@ -2,6 +2,7 @@
 
 mod health;
 mod invites;
+mod omneo;
 mod stats;
 mod vortex;
 
@@ -17,5 +18,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(stats::stats)
         .service(vortex::by_scope)
         .service(vortex::by_target)
-        .service(vortex::one);
+        .service(vortex::one)
+        .service(omneo::list);
 }
