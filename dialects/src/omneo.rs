@@ -127,42 +127,74 @@ pub fn eligible(definitions: &[DefinitionFacts], now: DateTime<Utc>) -> Option<(
     numbered().find(|(_, d)| d.in_range(now)).or_else(|| numbered().last())
 }
 
-/// `meta` of the list: a one-element list, as the seed shows it.
-pub fn meta(definitions: &[DefinitionFacts], now: DateTime<Utc>) -> Value {
-    let eligible = eligible(definitions, now);
-    let profile_statuses: Vec<&str> =
-        definitions.iter().filter(|d| d.in_range(now)).map(|d| d.handle.as_str()).collect();
-    json!([{
-        "remaining": eligible.and_then(|(_, d)| d.remaining()),
-        "override_count": null,
-        "eligible_definition": eligible.map(|(n, d)| json!({
-            "id": n,
-            "handle": d.handle,
-            "in_range": d.in_range(now),
-            "starts_at": d.starts_at.map(time),
-            "ends_at": d.ends_at.map(time),
-            "max_invites": d.max_invites_per_inviter,
-        })),
-        "profile_statuses": profile_statuses,
-    }])
+// The answers are structs, not `Value`s, so that they name their fields in the seed's order.
+
+/// `{data: ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Data<T> {
+    pub data: T,
 }
 
-/// The list's whole body.
-pub fn list(invites: &[InviteFacts], definitions: &[DefinitionFacts], now: DateTime<Utc>) -> Value {
-    json!({
-        "data": invites.iter().map(|f| invite(f, now)).collect::<Vec<_>>(),
-        "meta": meta(definitions, now),
-    })
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EligibleDefinition {
+    pub id: u32,
+    pub handle: String,
+    pub in_range: bool,
+    pub starts_at: Option<String>,
+    pub ends_at: Option<String>,
+    pub max_invites: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Meta {
+    pub remaining: Option<u32>,
+    pub override_count: Option<u32>,
+    pub eligible_definition: Option<EligibleDefinition>,
+    pub profile_statuses: Vec<String>,
+}
+
+/// The list's whole body: `meta` is a one-element list, as the seed shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct List {
+    pub data: Vec<Invite>,
+    pub meta: Vec<Meta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    pub message: &'static str,
+}
+
+/// `meta` of the list.
+pub fn meta(definitions: &[DefinitionFacts], now: DateTime<Utc>) -> Vec<Meta> {
+    let eligible = eligible(definitions, now);
+    vec![Meta {
+        remaining: eligible.and_then(|(_, d)| d.remaining()),
+        override_count: None,
+        eligible_definition: eligible.map(|(n, d)| EligibleDefinition {
+            id: n,
+            handle: d.handle.clone(),
+            in_range: d.in_range(now),
+            starts_at: d.starts_at.map(time),
+            ends_at: d.ends_at.map(time),
+            max_invites: d.max_invites_per_inviter,
+        }),
+        profile_statuses: definitions.iter().filter(|d| d.in_range(now)).map(|d| d.handle.clone()).collect(),
+    }]
+}
+
+pub fn list(invites: &[InviteFacts], definitions: &[DefinitionFacts], now: DateTime<Utc>) -> List {
+    List { data: invites.iter().map(|f| invite(f, now)).collect(), meta: meta(definitions, now) }
 }
 
 /// `{data: invite}`: the answer to a create or a revoke.
-pub fn one(f: &InviteFacts, now: DateTime<Utc>) -> Value {
-    json!({ "data": invite(f, now) })
+pub fn one(f: &InviteFacts, now: DateTime<Utc>) -> Data<Invite> {
+    Data { data: invite(f, now) }
 }
 
 /// The answer to a resend (202).
-pub fn resent() -> Value {
-    json!({ "data": { "message": RESEND_MESSAGE } })
+pub fn resent() -> Data<Message> {
+    Data { data: Message { message: RESEND_MESSAGE } }
 }
 
 /// An error as Omneo's clients read it: a status and a JSON body with `message` (and `errors`
@@ -313,6 +345,35 @@ mod tests {
     }
 
     #[test]
+    fn the_answers_name_their_fields_in_the_seeds_order() {
+        let now = at(12, 30, 0);
+        let order = |text: &str, keys: &[&str]| {
+            let at: Vec<usize> = keys.iter().map(|k| text.find(&format!("\"{k}\":")).expect(k)).collect();
+            assert!(at.windows(2).all(|w| w[0] < w[1]), "{keys:?} in {text}");
+        };
+        let invite_keys = [
+            "id",
+            "source_omneo_id",
+            "recipient_email",
+            "status",
+            "send_count",
+            "invited_at",
+            "expires_at",
+            "accepted_at",
+            "rejected_at",
+            "revoked_at",
+            "definition",
+        ];
+        order(&serde_json::to_string(&one(&facts(), now)).unwrap(), &invite_keys);
+        let definitions = [definition("gold-definition", -4, 20, Some(10), 1)];
+        let listed = serde_json::to_string(&list(&[facts()], &definitions, now)).unwrap();
+        order(&listed, &["data", "meta"]);
+        order(&listed, &invite_keys);
+        order(&listed, &["remaining", "override_count", "eligible_definition", "profile_statuses"]);
+        order(&listed, &["handle", "in_range", "starts_at", "ends_at", "max_invites"]);
+    }
+
+    #[test]
     fn each_status_has_its_omneo_word_and_its_time() {
         let now = at(18, 0, 0);
         let revoked =
@@ -353,7 +414,7 @@ mod tests {
             },
             "profile_statuses": ["gold-definition", "silver"]
         }]);
-        assert_eq!(meta(&definitions, now), expected);
+        assert_eq!(serde_json::to_value(meta(&definitions, now)).unwrap(), expected);
         assert_eq!(eligible(&definitions, now).map(|(n, d)| (n, d.handle.as_str())), Some((2, "gold-definition")));
     }
 
@@ -361,12 +422,12 @@ mod tests {
     fn with_no_definition_in_range_the_last_one_is_shown_out_of_range_and_with_none_meta_is_empty() {
         let now = at(12, 0, 0);
         let definitions = [definition("old", -48, -24, Some(2), 0), definition("next", 24, 48, Some(5), 0)];
-        let m = meta(&definitions, now);
+        let m = serde_json::to_value(meta(&definitions, now)).unwrap();
         assert_eq!(m[0]["eligible_definition"]["handle"], "next");
         assert_eq!(m[0]["eligible_definition"]["in_range"], false);
         assert_eq!(m[0]["remaining"], 5);
         assert_eq!(m[0]["profile_statuses"], json!([]));
-        let none = meta(&[], now);
+        let none = serde_json::to_value(meta(&[], now)).unwrap();
         assert_eq!(
             none,
             json!([{ "remaining": null, "override_count": null, "eligible_definition": null, "profile_statuses": [] }])
