@@ -264,3 +264,47 @@ async fn another_tenants_or_another_inviters_token_finds_nothing_and_writes_noth
     assert_eq!(mine.body["data"][0]["status"], "PENDING");
     assert_eq!(mine.body["data"][0]["send_count"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invite_made_on_the_native_api_is_the_inviters_on_omneo_and_its_omneo_revoke_is_in_its_history() {
+    let w = world().await;
+    let body = json!({
+        "inviter": { "id": INVITER },
+        "targets": [{ "type": "phone", "value": "+14155550100" }, { "type": "email", "value": "drew@example.org" }]
+    });
+    let created = w.native.post("/v1/invites", &body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+
+    let listed = eventually(Duration::from_secs(30), "the native invite on Omneo", || async {
+        let r = w.omneo.get("/v1/me/invites").await;
+        r.body["data"].as_array()?.iter().find(|i| i["id"] == id.as_str()).cloned()
+    })
+    .await;
+    assert_time(&listed["invited_at"], "invited_at");
+    let expected = json!({
+        "id": id,
+        "source_omneo_id": INVITER,
+        "recipient_email": "drew@example.org",
+        "status": "PENDING",
+        "send_count": 0,
+        "invited_at": listed["invited_at"],
+        "expires_at": null,
+        "accepted_at": null,
+        "rejected_at": null,
+        "revoked_at": null,
+        "definition": null
+    });
+    assert_eq!(listed, expected, "the first email target, no definition, never sent");
+
+    let revoked = w.omneo.post(&format!("/v1/me/invites/{id}/revoke"), &json!({})).await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    assert_eq!(revoked.body["data"]["status"], "REVOKED");
+    let detail = w.native.get(&format!("/v1/invites/{id}")).await;
+    assert_eq!(detail.body["status"], "revoked", "{}", detail.body);
+    let history = w.native.get(&format!("/v1/invites/{id}/events")).await;
+    let events: Vec<&Value> = history.body["data"].as_array().unwrap().iter().collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["InviteCreated", "InviteRevoked"]);
+    assert_eq!(events[1]["actor"], json!({ "kind": "inviter", "id": INVITER }), "the Omneo token acted as its inviter");
+}
