@@ -1,4 +1,4 @@
-//! The `Authorization` header and the API key inside it, as service-kit reads them before any
+//! The `Authorization` header (Bearer and Basic) and the API key inside it, as service-kit reads them before any
 //! lookup: never a panic, and whatever is accepted is a part of the input, as documented.
 #![no_main]
 
@@ -17,4 +17,9 @@ fuzz_target!(|header: &str| {
         }
     }
     let _ = credential::split_api_key(header);
+    // Basic (the Argyle dialect): the key it stands for splits back into exactly the two parts.
+    if let Some(key) = credential::basic_api_key(header) {
+        let (user, password) = credential::basic(header).expect("a key comes from a Basic credential");
+        assert_eq!(credential::split_api_key(&key), Some((user.as_str(), password.as_str())));
+    }
 });

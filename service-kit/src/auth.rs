@@ -193,6 +193,19 @@ impl Authenticator {
         self.admit(token).await
     }
 
+    /// Reads an HTTP Basic credential, as the Argyle dialect presents the key: username = key
+    /// id, password = secret (`Authorization: Basic base64(<key id>:<secret>)`). Any other form
+    /// (a bearer token included) is a 401: each dialect takes its own credential form only.
+    pub async fn authenticate_basic(&self, req: &HttpRequest) -> Result<Authenticated, Problem> {
+        let token = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::credential::basic_api_key)
+            .ok_or_else(Problem::unauthorized)?;
+        self.admit(&token).await
+    }
+
     /// Verifies a presented key and passes it through its rate limit.
     async fn admit(&self, token: &str) -> Result<Authenticated, Problem> {
         match self.verify(token).await {

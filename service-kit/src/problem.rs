@@ -160,6 +160,42 @@ impl ResponseError for Problem {
     }
 }
 
+/// A problem answered in a dialect's own error format (a vendor's clients read their vendor's
+/// error bodies): the problem's status and headers (`Retry-After`, `Allow`), the body `render`
+/// makes of it, and for a 401 the `WWW-Authenticate` challenge of the dialect's credential form.
+#[derive(Debug)]
+pub struct DialectError {
+    pub problem: Problem,
+    pub render: fn(&Problem) -> serde_json::Value,
+    pub challenge: &'static str,
+}
+
+impl fmt::Display for DialectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.problem, f)
+    }
+}
+
+impl ResponseError for DialectError {
+    fn status_code(&self) -> StatusCode {
+        self.problem.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        if let Some(secs) = self.problem.retry_after {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let Some(allow) = &self.problem.allow {
+            res.insert_header((header::ALLOW, allow.as_str()));
+        }
+        if self.problem.status == 401 {
+            res.insert_header((header::WWW_AUTHENTICATE, self.challenge));
+        }
+        res.json((self.render)(&self.problem))
+    }
+}
+
 /// Parses a JSON request body; every error is a 4xx problem naming the failing field by its
 /// path (`targets[0].value`). The content type must be JSON.
 pub fn parse_json<T: serde::de::DeserializeOwned>(req: &actix_web::HttpRequest, bytes: &[u8]) -> Result<T, Problem> {
