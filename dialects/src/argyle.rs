@@ -7,9 +7,9 @@
 //!
 //! What an Argyle invite is made of, in rsvp's terms (no event or table of its own):
 //! - `email` / `phone_number`: the invite's first email / phone target;
-//! - `full_name`: the first recipient name; `first_name` / `last_name`: the template variables
-//!   of those names (what an invite template greets with), else the full name split at its last
-//!   space;
+//! - `full_name`: the first recipient name (else a target's name); `first_name` / `last_name`:
+//!   the template variables of those names (what an invite template greets with), else the full
+//!   name split at its last space; empty strings when the invite names nobody;
 //! - `group_id`: the scope of type `group`; `flow_id`, `invite_template_id`, `reply_to`: the
 //!   native fields of those names; `flow_items`: metadata `flow_items`;
 //! - `status`: the canonical status in Argyle's words ([`InviteStatus::to_vendor`]);
@@ -101,9 +101,9 @@ pub struct Invite {
     pub user_token: Option<String>,
     pub email: Option<String>,
     pub phone_number: Option<String>,
-    pub full_name: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
+    pub full_name: String,
+    pub first_name: String,
+    pub last_name: String,
     pub revoked_at: Option<String>,
     pub status: String,
     pub group_id: Option<String>,
@@ -155,10 +155,13 @@ fn status_at(row: &Row, now: DateTime<Utc>) -> InviteStatus {
 pub fn invite(row: &Row, now: DateTime<Utc>, url: Option<String>) -> Invite {
     let c = &row.created;
     let target = |kind| c.targets.iter().find(|t| t.kind == kind).map(|t| t.value.clone());
-    let full_name = c.recipient_names.first().cloned();
-    let (split_first, split_last) = match full_name.as_deref().map(str::trim).and_then(|n| n.rsplit_once(' ')) {
-        Some((first, last)) => (Some(first.trim().to_owned()), Some(last.to_owned())),
-        None => (full_name.clone(), None),
+    // Argyle's names are always strings: empty when the invite names nobody (a native invite may
+    // not; Argyle's create always does).
+    let full_name = c.recipient_names.first().or_else(|| c.targets.iter().find_map(|t| t.name.as_ref()));
+    let full_name = full_name.map(|n| n.trim().to_owned()).unwrap_or_default();
+    let (split_first, split_last) = match full_name.rsplit_once(' ') {
+        Some((first, last)) => (first.trim().to_owned(), last.to_owned()),
+        None => (full_name.clone(), String::new()),
     };
     let status = status_at(row, now).to_vendor(Vendor::Argyle).expect("Argyle has a word for every status");
     Invite {
@@ -167,8 +170,8 @@ pub fn invite(row: &Row, now: DateTime<Utc>, url: Option<String>) -> Invite {
         user_token: None,
         email: target(TargetKind::Email),
         phone_number: target(TargetKind::Phone),
-        first_name: c.template_variables.get("first_name").cloned().or(split_first),
-        last_name: c.template_variables.get("last_name").cloned().or(split_last),
+        first_name: c.template_variables.get("first_name").cloned().unwrap_or(split_first),
+        last_name: c.template_variables.get("last_name").cloned().unwrap_or(split_last),
         full_name,
         revoked_at: row.revoked_at.map(time),
         status: status.to_owned(),
@@ -469,11 +472,14 @@ mod tests {
         r.created.template_variables.insert("first_name".into(), "Mary Ann".into());
         r.created.template_variables.insert("last_name".into(), "Smith".into());
         let i = invite(&r, Utc::now(), None);
-        assert_eq!((i.first_name.as_deref(), i.last_name.as_deref()), (Some("Mary Ann"), Some("Smith")));
+        assert_eq!((i.first_name.as_str(), i.last_name.as_str()), ("Mary Ann", "Smith"));
         r.created = Created { recipient_names: vec!["Cher".into()], ..Created::default() };
         let i = invite(&r, Utc::now(), None);
-        assert_eq!((i.full_name.as_deref(), i.first_name.as_deref(), i.last_name), (Some("Cher"), Some("Cher"), None));
+        assert_eq!((i.full_name.as_str(), i.first_name.as_str(), i.last_name.as_str()), ("Cher", "Cher", ""));
         assert_eq!((i.email, i.phone_number, i.group_id), (None, None, None));
+        r.created = Created::default();
+        let i = invite(&r, Utc::now(), None);
+        assert_eq!((i.full_name, i.first_name, i.last_name), (String::new(), String::new(), String::new()));
     }
 
     #[test]
