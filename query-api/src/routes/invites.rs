@@ -137,7 +137,7 @@ impl InviteRow {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Order {
+pub(crate) enum Order {
     Newest,
     Oldest,
 }
@@ -168,6 +168,50 @@ pub async fn list(req: HttpRequest, auth: Authenticated, state: web::Data<AppSta
         Some("oldest") => Order::Oldest,
         Some(_) => return Err(Problem::bad_request("order", "newest or oldest")),
     };
+    let page: Keyset<InviteRow> = keyset_page(&state, &auth, &pairs, &filters, limit, order, COLUMNS).await?;
+    let url = |cursor: String| page_url(&state.public_url, &req, &pairs, &cursor);
+    let now = Utc::now();
+    Ok(HttpResponse::Ok().json(Page {
+        data: page.rows.iter().map(|r| r.to_json(now)).collect(),
+        next: page.next.map(url),
+        previous: page.previous.map(url),
+    }))
+}
+
+/// A row that has a place in the keyset order: `(created_at, id)`.
+pub(crate) trait Keyed {
+    fn key(&self) -> (DateTime<Utc>, Uuid);
+}
+
+impl Keyed for InviteRow {
+    fn key(&self) -> (DateTime<Utc>, Uuid) {
+        (self.created_at, self.invite_id)
+    }
+}
+
+/// One page of the caller's invites and the cursors (signed, bound to the query, the tenant and
+/// the inviter) of the pages beside it: each dialect's list turns them into its own links.
+pub(crate) struct Keyset<R> {
+    pub rows: Vec<R>,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+}
+
+/// The keyset pagination every list shares: the caller's invites (an inviter's key: its own)
+/// matching `filters`, `limit` of them from the position of `pairs`' `cursor`, selecting
+/// `columns` (over the table aliased `i`).
+pub(crate) async fn keyset_page<R>(
+    state: &AppState,
+    auth: &Authenticated,
+    pairs: &Pairs,
+    filters: &Filters,
+    limit: u64,
+    order: Order,
+    columns: &str,
+) -> Result<Keyset<R>, Problem>
+where
+    R: for<'r> FromRow<'r, sqlx::postgres::PgRow> + Keyed + Send + Unpin,
+{
     let fingerprint = pairs.fingerprint();
     // Malformed (not a cursor's syntax) is a 400; well-formed but not issued by this API for this
     // query (forged, from another query, or signed with another secret) is a 422.
@@ -177,7 +221,7 @@ pub async fn list(req: HttpRequest, auth: Authenticated, state: web::Data<AppSta
             return Err(Problem::bad_request("cursor", "is not a cursor: pass `next` or `previous` as given"))
         }
         Some(text) => {
-            Some(state.cursors.decode(text, &owner_of(&auth)).filter(|c| c.query == fingerprint).ok_or_else(|| {
+            Some(state.cursors.decode(text, &owner_of(auth)).filter(|c| c.query == fingerprint).ok_or_else(|| {
                 Problem::invalid_field("cursor", "the cursor was not issued for this query and key by this API")
             })?)
         }
@@ -187,7 +231,7 @@ pub async fn list(req: HttpRequest, auth: Authenticated, state: web::Data<AppSta
     let descending = (order == Order::Newest) == (direction == Direction::Next);
 
     let mut q: QueryBuilder<Postgres> =
-        QueryBuilder::new(format!("SELECT {COLUMNS} FROM invites i WHERE i.tenant_id = "));
+        QueryBuilder::new(format!("SELECT {columns} FROM invites i WHERE i.tenant_id = "));
     q.push_bind(*auth.tenant_id.as_uuid());
     if let Some(inviter) = &auth.inviter_id {
         q.push(" AND i.inviter_id = ").push_bind(inviter.clone());
@@ -207,16 +251,16 @@ pub async fn list(req: HttpRequest, auth: Authenticated, state: web::Data<AppSta
         " ORDER BY i.created_at ASC, i.invite_id ASC"
     });
     q.push(" LIMIT ").push_bind(limit as i64 + 1);
-    let mut rows: Vec<InviteRow> = q.build_query_as().fetch_all(&state.pool).await.map_err(internal)?;
+    let mut rows: Vec<R> = q.build_query_as().fetch_all(&state.pool).await.map_err(internal)?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     if direction == Direction::Previous {
         rows.reverse();
     }
 
-    let link = |row: &InviteRow, direction| {
-        let c = Cursor { created_at: row.created_at, id: row.invite_id, direction, query: fingerprint };
-        page_url(&state, &req, &pairs, &state.cursors.encode(&c, &owner_of(&auth)))
+    let link = |row: &R, direction| {
+        let (created_at, id) = row.key();
+        state.cursors.encode(&Cursor { created_at, id, direction, query: fingerprint }, &owner_of(auth))
     };
     let (next, previous) = match direction {
         Direction::Next => (
@@ -228,16 +272,15 @@ pub async fn list(req: HttpRequest, auth: Authenticated, state: web::Data<AppSta
             rows.first().filter(|_| more).map(|r| link(r, Direction::Previous)),
         ),
     };
-    let now = Utc::now();
-    Ok(HttpResponse::Ok().json(Page { data: rows.iter().map(|r| r.to_json(now)).collect(), next, previous }))
+    Ok(Keyset { rows, next, previous })
 }
 
-/// The same request with `cursor` replaced.
-fn page_url(state: &AppState, req: &HttpRequest, pairs: &Pairs, cursor: &str) -> String {
+/// The same request at `base` with `cursor` replaced.
+pub(crate) fn page_url(base: &str, req: &HttpRequest, pairs: &Pairs, cursor: &str) -> String {
     let mut pairs = pairs.without("cursor");
     pairs.push(("cursor".into(), cursor.to_owned()));
     let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
-    format!("{}{}?{}", state.public_url, req.path(), query.join("&"))
+    format!("{}{}?{}", base, req.path(), query.join("&"))
 }
 
 /// Whom the caller's cursors are for: its tenant, and its inviter for an inviter's key.
@@ -477,7 +520,7 @@ fn redact_token(mut data: Value) -> Value {
     data
 }
 
-fn internal(e: sqlx::Error) -> Problem {
+pub(crate) fn internal(e: sqlx::Error) -> Problem {
     tracing::error!(error = ?e, "query failed");
     Problem::internal()
 }

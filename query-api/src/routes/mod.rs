@@ -1,5 +1,6 @@
 //! HTTP routes of the query API.
 
+mod argyle;
 mod health;
 mod invites;
 mod omneo;
@@ -19,5 +20,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(vortex::by_scope)
         .service(vortex::by_target)
         .service(vortex::one)
-        .service(omneo::list);
+        .service(omneo::list)
+        .service(argyle::list);
 }
