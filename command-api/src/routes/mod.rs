@@ -1,6 +1,7 @@
 //! HTTP routes of the command API, and what they share: the command metadata taken from a
 //! request, and the one place where write failures become problem+json.
 
+mod argyle;
 mod definitions;
 mod health;
 mod invites;
@@ -44,7 +45,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(link::follow)
         .service(omneo::create)
         .service(omneo::revoke)
-        .service(omneo::resend);
+        .service(omneo::resend)
+        .service(argyle::create)
+        .service(argyle::revoke);
 }
 
 /// Who sends the command, its correlation id, its idempotency key with the request's
