@@ -140,14 +140,10 @@ pub fn time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// The canonical status of a row at `now`: an open invite past its expiry is expired.
+/// The canonical status of a row at `now`, by the one definition (`events::derived`).
 fn status_at(row: &Row, now: DateTime<Utc>) -> InviteStatus {
     let stored = InviteStatus::parse(&row.status).unwrap_or(InviteStatus::Created);
-    if row.open && row.expires_at.is_some_and(|at| at <= now) {
-        InviteStatus::Expired
-    } else {
-        stored
-    }
+    events::derived::status(stored, row.open, row.expires_at, now)
 }
 
 /// A read-model row as Argyle's invite object; `url` is the public link when the caller may see
