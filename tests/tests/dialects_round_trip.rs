@@ -1,0 +1,102 @@
+//! One invite across every dialect, through the gateway: what one dialect writes, every other
+//! reads, with one history (`GET /v1/invites/{id}/events`). The dialects are mappings onto the
+//! same commands, events and read models, so each sees the others' changes as its own.
+
+use reqwest::{Method, StatusCode};
+use rsvp_tests::{eventually, invite_for, Api, Gateway, Services, TestEnv};
+use serde_json::{json, Value};
+use service_kit::Scope;
+use std::time::Duration;
+
+/// The inviter the invites belong to, and whose Omneo token ("me") acts on them.
+const INVITER: &str = "ann";
+
+/// `2026-11-25T15:38:01.258123Z` (an event's time) as Argyle writes it, to the millisecond.
+fn argyle_time(rfc3339: &str) -> String {
+    let at: chrono::DateTime<chrono::Utc> = rfc3339.parse().expect("an RFC 3339 time");
+    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invite_changed_through_one_dialect_reads_the_same_through_the_others_with_one_history() {
+    let env = TestEnv::new().await;
+    let services = Services::start(&env).await;
+    let gateway = Gateway::for_services(&services).await;
+    let native = Api::new(&gateway.url, &env.key);
+    let omneo = Api::new(&gateway.url, &env.key_with(&[Scope::InvitesWrite, Scope::InvitesRead], Some(INVITER)).await);
+    let (key_id, secret) = env.key.strip_prefix("rsvp_").and_then(|k| k.split_once('_')).expect("rsvp_<id>_<secret>");
+    let http = reqwest::Client::new();
+    let argyle_list = || http.get(format!("{}/v2/invites?limit=200", gateway.url)).basic_auth(key_id, Some(secret));
+    let vortex_get =
+        |id: &str| http.get(format!("{}/api/v1/invitations/{id}", gateway.url)).header("x-api-key", &env.key);
+
+    // Created on the native API (Vortex's create has not landed yet), sent by email.
+    let mut body = invite_for("carol@example.com");
+    body["send"] = json!("email");
+    let revoked = native.post("/v1/invites", &body).await;
+    assert_eq!(revoked.status, StatusCode::CREATED, "{}", revoked.body);
+    let revoked = revoked.body["id"].as_str().unwrap().to_owned();
+    let accepted = native.post("/v1/invites", &invite_for("dave@example.com")).await;
+    assert_eq!(accepted.status, StatusCode::CREATED, "{}", accepted.body);
+    let accepted = accepted.body["id"].as_str().unwrap().to_owned();
+
+    // Vortex reads it once projected: open, not deactivated.
+    let seen = eventually(Duration::from_secs(30), "the invite on Vortex", || async {
+        let r = vortex_get(&revoked).send().await.unwrap();
+        (r.status() == StatusCode::OK).then_some(())?;
+        Some(r.json::<Value>().await.unwrap())
+    })
+    .await;
+    assert_eq!((seen["id"].as_str(), seen["deactivated"].as_bool()), (Some(revoked.as_str()), Some(false)), "{seen}");
+
+    // Revoked through Omneo, by its inviter's token; accepted through the native API.
+    let r = omneo.call(Method::POST, &format!("/v1/me/invites/{revoked}/revoke"), None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"]["status"], "REVOKED", "{}", r.body);
+    let r = native.post(&format!("/v1/invites/{accepted}/accept"), &json!({"accepted_by": "user-dave"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Listed through Argyle: revoked and completed, once each.
+    let listed = eventually(Duration::from_secs(30), "both changes on Argyle", || async {
+        let page: Value = argyle_list().send().await.unwrap().json().await.unwrap();
+        let results = page["results"].as_array()?.clone();
+        let status = |id: &str| results.iter().find(|i| i["id"] == id).map(|i| i["status"].clone());
+        (status(&revoked)? == "revoked" && status(&accepted)? == "completed").then_some(results)
+    })
+    .await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let on_argyle = |id: &str| listed.iter().find(|i| i["id"] == id).unwrap().clone();
+    let (a_revoked, a_accepted) = (on_argyle(&revoked), on_argyle(&accepted));
+    assert_eq!(a_accepted["user"], "user-dave");
+    assert_eq!(a_revoked["email"], "carol@example.com");
+
+    // The same history everywhere: the native trail holds what each dialect did, and Argyle's
+    // times are the events' times.
+    let history = native.get(&format!("/v1/invites/{revoked}/events")).await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.body);
+    let events = history.body["data"].as_array().unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["InviteCreated", "InviteSent", "InviteRevoked"]);
+    assert_eq!(events[2]["actor"], json!({"kind": "inviter", "id": INVITER}), "the Omneo token acted as its inviter");
+    let at = |i: usize| argyle_time(events[i]["occurred_at"].as_str().unwrap());
+    assert_eq!(a_revoked["created_at"], at(0));
+    assert_eq!(a_revoked["invited_at"], at(1));
+    assert_eq!(a_revoked["deliveries"][0]["sent_at"], at(1));
+    assert_eq!(a_revoked["revoked_at"], at(2));
+    assert_eq!(a_revoked["updated_at"], at(2));
+    let history = native.get(&format!("/v1/invites/{accepted}/events")).await;
+    let types: Vec<&str> =
+        history.body["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["InviteCreated", "InviteAccepted"]);
+
+    // And Vortex sees both changes: the revoked invite deactivated, the other accepted.
+    let v: Value = vortex_get(&revoked).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["deactivated"], true, "{v}");
+    let v: Value = vortex_get(&accepted).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["status"], "accepted", "{v}");
+    // Omneo's list shows the revoke it made, with the time Argyle shows.
+    let mine = omneo.get("/v1/me/invites").await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    let on_omneo = mine.body["data"].as_array().unwrap().iter().find(|i| i["id"] == revoked.as_str()).cloned();
+    assert_eq!(on_omneo.expect("the revoked invite on Omneo")["status"], "REVOKED");
+}
