@@ -308,6 +308,51 @@ pub fn create_command(request: CreateRequest, inviter: Inviter) -> Result<Create
     })
 }
 
+/// The Argyle field a refusal of the native create (by a rule in `events`, naming the native
+/// field) is about, so that the client is told of the field it sent: `targets[0].value` is
+/// `email` (or `phone_number` when there was no email), `scopes[0].id` is `group_id`,
+/// `metadata.flow_items[1]` is `flow_items[1]`; a name (`recipient_names[0]`, a target's name)
+/// is `full_name` when one was given, else whichever of `first_name` / `last_name` is at fault.
+pub fn create_field(native: &str, request: &CreateRequest) -> String {
+    let name = || {
+        let bad = |v: &Option<String>| {
+            v.as_deref().is_some_and(|v| v.chars().any(char::is_control) || v.chars().count() > 200)
+        };
+        if request.full_name.is_some() {
+            "full_name"
+        } else if bad(&request.first_name) {
+            "first_name"
+        } else {
+            "last_name"
+        }
+    };
+    let email_first = request.email.as_deref().is_some_and(|e| !e.trim().is_empty());
+    let target = |i: &str| match (i, email_first) {
+        ("0", true) => "email",
+        _ => "phone_number",
+    };
+    if let Some(rest) = native.strip_prefix("targets[") {
+        let (index, after) = rest.split_once(']').unwrap_or((rest, ""));
+        return if after == ".name" { name() } else { target(index) }.to_owned();
+    }
+    if native.starts_with("recipient_names") {
+        return name().to_owned();
+    }
+    if let Some(rest) = native.strip_prefix("metadata.") {
+        return rest.to_owned();
+    }
+    if let Some(rest) = native.strip_prefix("template_variables.") {
+        return rest.to_owned();
+    }
+    if native.starts_with("scopes[") {
+        return "group_id".to_owned();
+    }
+    match native {
+        "template_id" => "invite_template_id".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
 /// The canonical statuses a `status` filter stands for: Argyle's words, each a comma list or
 /// repeated (`status=sent,initiated`, `status=sent&status=initiated`). An unknown word is refused.
 pub fn statuses(words: &[&str]) -> Result<Vec<InviteStatus>, FieldError> {
@@ -511,6 +556,24 @@ mod tests {
         assert_eq!(field(json!({"first_name": "A", "email": "a@example.com"})), "last_name");
         assert_eq!(field(json!({"first_name": "A", "last_name": "B"})), "email");
         assert!(serde_json::from_value::<CreateRequest>(json!({"dds_config": {}})).is_err());
+    }
+
+    #[test]
+    fn a_refusal_of_the_native_create_names_the_field_the_argyle_client_sent() {
+        let request = |v: Value| serde_json::from_value::<CreateRequest>(v).unwrap();
+        let both = request(json!({"first_name": "A\u{0}", "last_name": "B", "email": "e", "phone_number": "p"}));
+        assert_eq!(create_field("targets[0].value", &both), "email");
+        assert_eq!(create_field("targets[1].value", &both), "phone_number");
+        assert_eq!(create_field("targets[0].name", &both), "first_name");
+        assert_eq!(create_field("recipient_names[0]", &both), "first_name");
+        assert_eq!(create_field("template_variables.last_name", &both), "last_name");
+        assert_eq!(create_field("scopes[0].id", &both), "group_id");
+        assert_eq!(create_field("metadata.flow_items[1]", &both), "flow_items[1]");
+        assert_eq!(create_field("template_id", &both), "invite_template_id");
+        assert_eq!(create_field("reply_to[0]", &both), "reply_to[0]");
+        let phone = request(json!({"full_name": "A", "phone_number": "p"}));
+        assert_eq!(create_field("targets[0].value", &phone), "phone_number");
+        assert_eq!(create_field("recipient_names[0]", &phone), "full_name");
     }
 
     #[test]

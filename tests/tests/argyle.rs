@@ -412,7 +412,25 @@ async fn argyle_paths_refuse_the_other_dialects_credentials_and_bad_input_with_a
         .post("/v2/invites", Some(&json!({"first_name": "A", "last_name": "B", "email": "a\u{0}b@example.com"})))
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
-    assert!(r.body["targets[0].value"].is_array(), "{}", r.body);
+    assert!(r.body["email"].is_array(), "named as the Argyle client sent it: {}", r.body);
+    for (body, field) in [
+        (json!({"first_name": "A", "last_name": "B", "phone_number": "1\u{0}2"}), "phone_number"),
+        (json!({"first_name": "A\u{0}", "last_name": "B", "email": "a@example.com"}), "first_name"),
+        (json!({"full_name": "A\u{0}", "email": "a@example.com"}), "full_name"),
+        (json!({"first_name": "A", "last_name": "B", "email": "a@example.com", "group_id": "g\u{0}"}), "group_id"),
+        (
+            json!({"first_name": "A", "last_name": "B", "email": "a@example.com", "flow_items": ["x", "\u{0}"]}),
+            "flow_items[1]",
+        ),
+        (
+            json!({"first_name": "A", "last_name": "B", "email": "a@example.com", "invite_template_id": "t\u{0}"}),
+            "invite_template_id",
+        ),
+    ] {
+        let r = s.argyle.post("/v2/invites", Some(&body)).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.body);
+        assert!(r.body[field].is_array(), "{body}: {field} in {}", r.body);
+    }
     let r = s.argyle.post("/v2/invites/not-a-uuid/revoke", None).await;
     assert_eq!((r.status, r.body["id"].is_array()), (StatusCode::BAD_REQUEST, true), "{}", r.body);
     let r = s.argyle.post(&format!("/v2/invites/{}/revoke", uuid::Uuid::now_v7()), None).await;
@@ -428,4 +446,37 @@ async fn argyle_paths_refuse_the_other_dialects_credentials_and_bad_input_with_a
     let again = s.argyle.post(&format!("/v2/invites/{id}/revoke"), None).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
     assert!(again.body["detail"].is_string(), "{}", again.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inviter_s_argyle_credential_lists_and_revokes_its_own_invites_only() {
+    let s = setup().await;
+    let mine = native_invite(
+        &s.native,
+        json!({"inviter": {"id": "ann"}, "targets": [{"type": "email", "value": "a@example.com"}]}),
+    )
+    .await;
+    let theirs = native_invite(
+        &s.native,
+        json!({"inviter": {"id": "bob"}, "targets": [{"type": "email", "value": "b@example.com"}]}),
+    )
+    .await;
+    listed(&s.argyle, "", 2).await;
+    let ann = Argyle::new(
+        &s.gateway.url,
+        &s.env.key_with(&[service_kit::Scope::InvitesWrite, service_kit::Scope::InvitesRead], Some("ann")).await,
+    );
+
+    assert_eq!(ids(&listed(&ann, "", 1).await), [mine.clone()]);
+    let r = ann.post(&format!("/v2/invites/{theirs}/revoke"), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    // What it creates is its own: listed for it, and made as its inviter.
+    let created = ann.post("/v2/invites", Some(&json!({"full_name": "Cy", "email": "c@example.com"}))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap();
+    assert_eq!(ids(&listed(&ann, "", 2).await)[0], id);
+    let detail = s.native.get(&format!("/v1/invites/{id}")).await;
+    assert_eq!(detail.body["inviter"]["id"], "ann", "{}", detail.body);
+    let r = ann.post(&format!("/v2/invites/{mine}/revoke"), None).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("revoked")), "{}", r.body);
 }

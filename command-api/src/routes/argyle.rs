@@ -50,6 +50,7 @@ pub async fn create(
     // Argyle has no inviter: an invite is the API key's own, unless the key acts as an inviter.
     let inviter =
         Inviter { id: caller.inviter_id.clone().unwrap_or_else(|| caller.key_id.clone()), name: None, email: None };
+    let asked = request.clone();
     let command =
         argyle::create_command(request, inviter).map_err(|e| argyle_error(Problem::bad_request(e.field, e.message)))?;
     let meta = command_meta(&req, &caller, &body).map_err(argyle_error)?;
@@ -57,7 +58,16 @@ pub async fn create(
     let committed = writer
         .submit(TenantCommand::Invite { invite_id: id, command: InviteCommand::Create(Box::new(command)) }, meta)
         .await
-        .map_err(|e| argyle_error(problem_of(e)))?;
+        .map_err(|e| {
+            // A rule of `events` names the native field: tell the client of the field it sent.
+            let mut problem = problem_of(e);
+            if let Some(native) = problem.field.take() {
+                let field = argyle::create_field(&native, &asked);
+                problem.detail = problem.detail.map(|d| d.replace(&native, &field));
+                problem.field = Some(field);
+            }
+            argyle_error(problem)
+        })?;
     let id = committed.changes[0].stream.invite_id().expect("an invite was created");
     let link = committed.invite.as_ref().map(|i| format!("{}/i/{}", state.public_url, i.token.as_str()));
     Ok(answer(&state, &caller, id, &committed, StatusCode::CREATED, link).await)
