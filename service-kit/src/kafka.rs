@@ -38,7 +38,7 @@ pub fn envelope_of<M: Message>(message: &M) -> Result<Envelope, DecodeError> {
 }
 
 use anyhow::Context as _;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
@@ -109,15 +109,23 @@ pub fn read_range(
         .set("max.partition.fetch.bytes", "10485760")
         .create_with_context(EofIsNotAnError)
         .context("cannot create log reader")?;
+    // The end of each partition is its high watermark, which only a read_uncommitted client is
+    // told: a read_committed one gets the last stable offset, which stops at the first transaction
+    // still open, and reading to that would silently leave out whatever committed after it.
+    let probe: BaseConsumer = client_config(brokers, "rsvp-log-reader")
+        .set("isolation.level", "read_uncommitted")
+        .create()
+        .context("cannot create log reader")?;
     let deadline = Instant::now() + timeout;
     // partition → the offset to stop before
     let mut pending = HashMap::new();
     let mut assignment = TopicPartitionList::new();
     for p in partitions(&consumer, topic, timeout)? {
-        let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
+        let (low, high) = probe.fetch_watermarks(topic, p, timeout)?;
         let from = start.get(&p).copied().unwrap_or(low).max(low);
         let stop = end.map_or(high, |e| e.get(&p).copied().unwrap_or(0)).min(high);
         if from < stop {
+            wait_until_stable(&consumer, topic, p, stop, deadline)?;
             pending.insert(p, stop);
             assignment.add_partition_offset(topic, p, Offset::Offset(from))?;
         }
@@ -149,6 +157,32 @@ pub fn read_range(
         }
     }
     Ok(())
+}
+
+/// Waits until every transaction with records below `stop` in partition `p` is decided (its last
+/// stable offset reached `stop`): only then does a read_committed read up to `stop` see all that
+/// committed there. A writer's transaction is decided within its commit; a crashed writer's is
+/// aborted when the next one fences it, or by the broker after `transaction.timeout.ms`.
+fn wait_until_stable<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    p: i32,
+    stop: i64,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let (_, stable) = consumer.fetch_watermarks(topic, p, remaining.max(Duration::from_millis(100)))?;
+        if stable >= stop {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            !remaining.is_zero(),
+            "partition {p} of {topic} has an open transaction below offset {stop} (stable up to {stable}): \
+             its end is not known yet"
+        );
+        std::thread::sleep(Duration::from_millis(50).min(remaining));
+    }
 }
 
 /// Creates a topic unless it exists, with the broker's default replication factor.
