@@ -480,3 +480,41 @@ async fn an_inviter_s_argyle_credential_lists_and_revokes_its_own_invites_only()
     let r = ann.post(&format!("/v2/invites/{mine}/revoke"), None).await;
     assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("revoked")), "{}", r.body);
 }
+
+/// The README's Argyle example, run as printed (the gateway's address and the key file aside,
+/// which are the test's own): both calls answer Argyle's shapes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_s_argyle_curl_example_works_as_printed() {
+    let s = setup().await;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = &readme[readme.find("## Argyle dialect").expect("an Argyle section")..];
+    let start = section.find("```sh\n").expect("an example") + "```sh\n".len();
+    let script = &section[start..start + section[start..].find("```").unwrap()];
+    assert!(script.contains("curl") && script.contains("http://127.0.0.1:8080"), "{script}");
+
+    let dir = std::env::temp_dir().join(format!("rsvp-argyle-readme-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(dir.join(".local")).unwrap();
+    std::fs::write(dir.join(".local/demo-api-key"), format!("{}\n", s.env.key)).unwrap();
+    let script = script.replace("http://127.0.0.1:8080", &s.gateway.url);
+    // Each curl's answer on a line of its own.
+    let script = script.replace("curl -s ", "curl -s -w '\\n' ");
+    let out = tokio::process::Command::new("bash")
+        .arg("-euo")
+        .arg("pipefail")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(&dir)
+        .output()
+        .await
+        .expect("bash runs");
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let answers: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(answers.len(), 2, "{stdout}");
+    assert_argyle_invite(&answers[0]);
+    assert_eq!(answers[0]["email"], "sarah@example.com");
+    let listed = &answers[1];
+    assert_eq!(ids(listed), [answers[0]["id"].as_str().unwrap()], "{listed}");
+    assert_argyle_invite(&listed["results"][0]);
+}
