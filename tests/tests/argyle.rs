@@ -518,3 +518,26 @@ async fn the_readme_s_argyle_curl_example_works_as_printed() {
     assert_eq!(ids(listed), [answers[0]["id"].as_str().unwrap()], "{listed}");
     assert_argyle_invite(&listed["results"][0]);
 }
+
+/// A committed write is answered 2xx even when the read model cannot show it: with the projector
+/// down, the create answers 202 with the id and status the writer knows (after a bounded wait),
+/// and the invite is in the log; once the projector is back, it is listed.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_argyle_write_the_read_model_cannot_show_yet_is_still_answered_2xx_with_its_id() {
+    let env = TestEnv::new().await;
+    let mut services = Services::start(&env).await;
+    let gateway = Gateway::for_services(&services).await;
+    let argyle = Argyle::new(&gateway.url, &env.key);
+    services.projector.kill().await;
+
+    let r = argyle.post("/v2/invites", Some(&json!({"full_name": "Lag", "email": "lag@example.com"}))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let id = r.body["id"].as_str().expect("the invite's id").to_owned();
+    assert_eq!(r.body["status"], "initiated", "{}", r.body);
+    assert!(r.body["url"].as_str().is_some_and(|u| u.contains("/i/")), "the creator still gets the link: {}", r.body);
+    assert_eq!(env.read_log().len(), 2, "InviteCreated and InviteSent are durable");
+
+    services.projector = rsvp_tests::Service::start("projector", &env, &[]).await;
+    let page = listed(&argyle, "", 1).await;
+    assert_eq!(ids(&page), [id]);
+}
