@@ -296,3 +296,295 @@ async fn another_tenants_key_finds_nothing_and_other_credential_forms_get_vortex
     let r = reply(http.get(format!("{}/v1/invites/{id}", s.gateway.url)).header("x-api-key", &s.env.key)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
+
+/// A Vortex create body for `target` (an email), in `group` when given.
+fn create_body(target: &str, group: Option<&str>) -> Value {
+    let groups: Vec<Value> =
+        group.map(|g| json!({ "type": "workspace", "groupId": g, "name": "Development Team" })).into_iter().collect();
+    json!({
+        "widgetConfigurationId": "widget-12345",
+        "target": { "type": "email", "value": target, "name": "Foo" },
+        "inviter": { "userId": "creator-12345", "userEmail": "ann@example.com", "name": "Ann" },
+        "groups": groups,
+        "source": "email-share",
+        "templateVariables": { "first_name": "Foo" },
+        "metadata": { "plan": "gold" },
+        "subtype": "referral",
+    })
+}
+
+async fn vortex_create(vortex: &Vortex, target: &str, group: Option<&str>) -> String {
+    let r = vortex.call(Method::POST, "/api/v1/invitations", Some(&create_body(target, group))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
+/// The invite events of the log by type, for `id`.
+fn events_of(env: &TestEnv, id: &str) -> Vec<events::Envelope> {
+    env.read_log().into_iter().filter(|e| e.invite_event().is_some_and(|(i, _)| i.to_string() == id)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_answers_id_short_link_status_and_time_and_records_every_field() {
+    let s = system().await;
+    let r = s.vortex.call(Method::POST, "/api/v1/invitations", Some(&create_body("foo@bar.com", Some("ws-1")))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        shape(&r.body),
+        json!({ "id": "string", "shortLink": "string", "status": "string", "createdAt": "string" })
+    );
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.body["status"], "queued");
+    assert!(is_iso_time(&r.body["createdAt"]), "{}", r.body);
+    let short_link = r.body["shortLink"].as_str().unwrap();
+    let token = short_link.rsplit_once("/i/").map(|(_, t)| t.to_owned()).unwrap();
+    assert!(token.len() >= 22, "{short_link}");
+
+    let body = read_until(&s.vortex, &id, "the created invitation", |_| true).await;
+    assert_eq!(body["createdAt"], r.body["createdAt"], "the create answers the time every read shows");
+    assert_eq!(body["target"], json!([{ "type": "email", "value": "foo@bar.com" }]));
+    assert_eq!(body["groups"], json!([{ "type": "workspace", "id": "ws-1", "name": "Development Team" }]));
+    assert_eq!((&body["scope"], &body["scopeType"]), (&json!("ws-1"), &json!("workspace")));
+    assert_eq!(body["widgetConfigurationId"], "widget-12345");
+    assert_eq!(body["foreignCreatorId"], "creator-12345");
+    assert_eq!(body["configurationAttributes"], json!({ "first_name": "Foo" }));
+    assert_eq!(body["deliveryTypes"], json!(["email"]), "the create requested its delivery");
+    assert!(body.get("expires").is_none() && body["expired"] == false);
+    assert!(!body.to_string().contains(&token), "the link token is never read back");
+
+    // One decision: the create and its delivery, with what exists nowhere else in rsvp recorded.
+    let log = events_of(&s.env, &id);
+    let types: Vec<&str> = log.iter().map(|e| e.event_type()).collect();
+    assert_eq!(types, ["InviteCreated", "InviteSent"]);
+    assert_eq!(log[0].meta.correlation_id, log[1].meta.correlation_id);
+    let Some((_, events::InviteEvent::Created(created))) = log[0].invite_event() else { panic!() };
+    assert_eq!((created.source.as_deref(), created.subtype.as_deref()), (Some("email-share"), Some("referral")));
+    assert_eq!(created.inviter.email.as_deref(), Some("ann@example.com"));
+    assert_eq!(created.metadata["plan"], "gold");
+    // The link works through the gateway, as the native one does.
+    let followed = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/i/{token}", s.gateway.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(followed.status().is_success() || followed.status().is_redirection(), "{}", followed.status());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_create_is_a_4xx_naming_the_vortex_field_and_writes_nothing() {
+    let s = system().await;
+    let mut cases = Vec::new();
+    let mut body = create_body("foo@bar.com", None);
+    body["target"]["type"] = json!("fax");
+    cases.push((body, StatusCode::BAD_REQUEST, "target.type"));
+    let mut body = create_body("not-an-address", None);
+    body["target"]["type"] = json!("email");
+    cases.push((body, StatusCode::UNPROCESSABLE_ENTITY, "target.value"));
+    let mut body = create_body("foo@bar.com", None);
+    body.as_object_mut().unwrap().remove("widgetConfigurationId");
+    cases.push((body, StatusCode::BAD_REQUEST, "widgetConfigurationId"));
+    let mut body = create_body("foo@bar.com", Some("ws\u{0}1"));
+    body["inviter"]["userId"] = json!("creator");
+    cases.push((body, StatusCode::UNPROCESSABLE_ENTITY, "groups[0].groupId"));
+    let mut body = create_body("foo@bar.com", None);
+    body["source"] = json!("a\u{0}b");
+    cases.push((body, StatusCode::UNPROCESSABLE_ENTITY, "source"));
+    for (body, status, field) in cases {
+        let r = s.vortex.call(Method::POST, "/api/v1/invitations", Some(&body)).await;
+        assert_vortex_error(&r, status, Some(field));
+    }
+    let not_json = reply(
+        s.vortex.http.post(format!("{}/api/v1/invitations", s.gateway.url)).header("x-api-key", &s.env.key).body("{"),
+    )
+    .await;
+    assert!(not_json.status.is_client_error(), "{}", not_json.status);
+    assert_eq!(not_json.body["statusCode"], not_json.status.as_u16());
+    assert!(s.env.read_log().is_empty(), "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_accept_forms_accept_every_named_invitation_or_none() {
+    let s = system().await;
+    // The seed's form: {invitationIds, target{type, value}}.
+    let a = vortex_create(&s.vortex, "foo@bar.com", Some("ws-1")).await;
+    let a_twin = vortex_create(&s.vortex, "foo@bar.com", Some("ws-1")).await;
+    let accepted = s
+        .vortex
+        .call(
+            Method::POST,
+            "/api/v1/invitations/accept",
+            Some(&json!({ "invitationIds": [a], "target": { "type": "email", "value": "FOO@bar.com" } })),
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
+    assert_eq!(accepted.body["id"], a.as_str());
+    assert_eq!(accepted.body["status"], "accepted");
+    assert_eq!(accepted.body["accepts"].as_array().unwrap().len(), 1);
+    assert_eq!(accepted.body["accepts"][0]["status"], "accepted");
+    // The seed's answer, field for field (its sample leaves scope and expiry out; ours has them).
+    let seed_accept = shape(&seed_invitation());
+    for (field, kind) in seed_accept.as_object().unwrap() {
+        if field != "expires" && field != "configurationAttributes" {
+            assert_eq!(&shape(&accepted.body)[field], kind, "{field}: {}", accepted.body);
+        }
+    }
+    let accept_id = accepted.body["accepts"][0]["id"].as_str().unwrap();
+    let log = events_of(&s.env, &a);
+    assert_eq!(log.last().unwrap().meta.event_id.to_string(), accept_id, "an accept's id is its event's");
+    // The other invitation of the same person and scope is no longer needed.
+    read_until(&s.vortex, &a_twin, "the twin accepted elsewhere", |b| b["status"] == "accepted_elsewhere").await;
+
+    // The other form: {invitationIds, user{email | phone, name, isExisting}}; all or none.
+    let b = vortex_create(&s.vortex, "bo@bar.com", Some("ws-2")).await;
+    let c = vortex_create(&s.vortex, "bo@bar.com", Some("ws-3")).await;
+    let user = json!({ "email": "bo@bar.com", "name": "Bo", "isExisting": false });
+    let before = s.env.read_log().len();
+    let refused = s
+        .vortex
+        .call(Method::POST, "/api/v1/invitations/accept", Some(&json!({ "invitationIds": [b, a], "user": user })))
+        .await;
+    assert_vortex_error(&refused, StatusCode::CONFLICT, None);
+    assert_eq!(s.env.read_log().len(), before, "one refused invitation refuses all");
+    let both = s
+        .vortex
+        .call(Method::POST, "/api/v1/invitations/accept", Some(&json!({ "invitationIds": [b, c], "user": user })))
+        .await;
+    assert_eq!(both.status, StatusCode::OK, "{}", both.body);
+    assert_eq!((&both.body["id"], &both.body["status"]), (&json!(b), &json!("accepted")));
+    let c_now = read_until(&s.vortex, &c, "the second accepted", |b| b["status"] == "accepted").await;
+    assert_eq!(c_now["accepts"].as_array().unwrap().len(), 1);
+    let accepted_b = events_of(&s.env, &b).pop().unwrap();
+    let accepted_c = events_of(&s.env, &c).pop().unwrap();
+    assert_eq!((accepted_b.event_type(), accepted_c.event_type()), ("InviteAccepted", "InviteAccepted"));
+    assert_eq!(accepted_b.meta.correlation_id, accepted_c.meta.correlation_id, "one command");
+
+    for (body, field) in [
+        (json!({ "invitationIds": [b] }), "target"),
+        (json!({ "invitationIds": ["nope"], "user": user }), "invitationIds[0]"),
+        (json!({ "invitationIds": [b], "user": { "name": "Bo" } }), "user.email"),
+        (json!({ "invitationIds": [b], "target": { "type": "email" } }), "target.value"),
+    ] {
+        let r = s.vortex.call(Method::POST, "/api/v1/invitations/accept", Some(&body)).await;
+        assert_vortex_error(&r, StatusCode::BAD_REQUEST, Some(field));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_a_scope_deactivates_all_its_open_invitations_in_one_transaction() {
+    let s = system().await;
+    let a = vortex_create(&s.vortex, "a@bar.com", Some("ws-1")).await;
+    let b = vortex_create(&s.vortex, "b@bar.com", Some("ws-1")).await;
+    let done = vortex_create(&s.vortex, "c@bar.com", Some("ws-1")).await;
+    let accept = json!({ "invitationIds": [done], "target": { "type": "email", "value": "c@bar.com" } });
+    assert_eq!(s.vortex.call(Method::POST, "/api/v1/invitations/accept", Some(&accept)).await.status, StatusCode::OK);
+    let other = vortex_create(&s.vortex, "a@bar.com", Some("ws-2")).await;
+
+    let r = s.vortex.call(Method::DELETE, "/api/v1/invitations/by-scope/workspace/ws-1", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mut revoked: Vec<&str> = r.body["revoked"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    revoked.sort();
+    let mut expected = vec![a.as_str(), b.as_str()];
+    expected.sort();
+    assert_eq!(revoked, expected);
+    // One command: its events carry one correlation id, and were appended together.
+    let revokes: Vec<events::Envelope> =
+        s.env.read_log().into_iter().filter(|e| e.event_type() == "InviteRevoked").collect();
+    assert_eq!(revokes.len(), 2);
+    assert_eq!(revokes[0].meta.correlation_id, revokes[1].meta.correlation_id);
+
+    let listed = eventually(Duration::from_secs(30), "the scope deactivated", || async {
+        let r = s.vortex.get("/api/v1/invitations/by-scope/workspace/ws-1").await;
+        let all = r.body["invitations"].as_array()?.clone();
+        (all.len() == 3 && all.iter().filter(|i| i["deactivated"] == true).count() == 2).then_some(all)
+    })
+    .await;
+    let kept = listed.iter().find(|i| i["id"] == done.as_str()).unwrap();
+    assert_eq!((&kept["deactivated"], &kept["status"]), (&json!(false), &json!("accepted")));
+    let untouched = s.vortex.get(&format!("/api/v1/invitations/{other}")).await;
+    assert_eq!(untouched.body["deactivated"], false);
+    // Nothing open is left: the same request again revokes nothing.
+    let again = s.vortex.call(Method::DELETE, "/api/v1/invitations/by-scope/workspace/ws-1", None).await;
+    assert_eq!(again.body, json!({ "revoked": [] }));
+    // A scope that cannot be one is refused, naming it, and nothing is written.
+    let before = s.env.read_log().len();
+    for scope in ["ws%011", &"w".repeat(201)] {
+        let bad = s.vortex.call(Method::DELETE, &format!("/api/v1/invitations/by-scope/workspace/{scope}"), None).await;
+        assert_vortex_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, Some("scope"));
+    }
+    assert_eq!(s.env.read_log().len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoke_deactivates_one_invitation_and_reinvite_delivers_it_again() {
+    let s = system().await;
+    let id = vortex_create(&s.vortex, "foo@bar.com", None).await;
+    let again = s.vortex.call(Method::POST, &format!("/api/v1/invitations/{id}/reinvite"), None).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.body["id"], id.as_str());
+    assert_eq!(again.body["status"], "queued");
+    let sent: Vec<bool> = events_of(&s.env, &id)
+        .iter()
+        .filter_map(|e| match e.invite_event() {
+            Some((_, events::InviteEvent::Sent(sent))) => Some(sent.resend),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, [false, true], "the create's delivery, then the reinvite's");
+
+    let revoked = s.vortex.call(Method::DELETE, &format!("/api/v1/invitations/{id}"), None).await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    assert_eq!(revoked.body["deactivated"], true);
+    assert_eq!(revoked.body["status"], "queued", "it keeps the stage it had reached");
+    let twice = s.vortex.call(Method::DELETE, &format!("/api/v1/invitations/{id}"), None).await;
+    assert_vortex_error(&twice, StatusCode::CONFLICT, None);
+    let resend = s.vortex.call(Method::POST, &format!("/api/v1/invitations/{id}/reinvite"), None).await;
+    assert_vortex_error(&resend, StatusCode::CONFLICT, None);
+    let bad = s.vortex.call(Method::DELETE, "/api/v1/invitations/not-an-id", None).await;
+    assert_vortex_error(&bad, StatusCode::BAD_REQUEST, Some("invitationId"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_tenants_key_cannot_write_to_an_invitation_and_writes_nothing() {
+    let s = system().await;
+    let id = vortex_create(&s.vortex, "foo@bar.com", Some("ws-1")).await;
+    let (_, other_key) = s.env.other_tenant("vortex-writer").await;
+    let other = Vortex::new(&s.gateway.url, &other_key);
+    let before = s.env.read_log().len();
+    let accept = json!({ "invitationIds": [id], "target": { "type": "email", "value": "foo@bar.com" } });
+    assert_vortex_error(
+        &other.call(Method::POST, "/api/v1/invitations/accept", Some(&accept)).await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    assert_vortex_error(
+        &other.call(Method::DELETE, &format!("/api/v1/invitations/{id}"), None).await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    assert_vortex_error(
+        &other.call(Method::POST, &format!("/api/v1/invitations/{id}/reinvite"), None).await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    let scope = other.call(Method::DELETE, "/api/v1/invitations/by-scope/workspace/ws-1", None).await;
+    assert_eq!(scope.body, json!({ "revoked": [] }));
+    assert_eq!(s.env.read_log().len(), before, "nothing was written");
+    let mine = read_until(&s.vortex, &id, "the invitation", |_| true).await;
+    assert_eq!((&mine["deactivated"], &mine["status"]), (&json!(false), &json!("queued")));
+
+    // The other dialects' credential forms are refused on Vortex's writes, with Vortex's 401.
+    let http = reqwest::Client::new();
+    let (key_id, secret) = service_kit::credential::split_api_key(&s.env.key).unwrap();
+    let url = format!("{}/api/v1/invitations", s.gateway.url);
+    let body = create_body("foo@bar.com", None);
+    for request in [
+        http.post(&url).bearer_auth(&s.env.key).json(&body),
+        http.post(&url).basic_auth(key_id, Some(secret)).json(&body),
+    ] {
+        assert_vortex_error(&reply(request).await, StatusCode::UNAUTHORIZED, None);
+    }
+    assert_eq!(s.env.read_log().len(), before);
+}

@@ -7,6 +7,7 @@ mod health;
 mod invites;
 mod link;
 mod omneo;
+mod vortex;
 
 use crate::writer::{CommandMeta, IfMatch, WriteError};
 use actix_web::http::StatusCode;
@@ -47,7 +48,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(omneo::revoke)
         .service(omneo::resend)
         .service(argyle::create)
-        .service(argyle::revoke);
+        .service(argyle::revoke)
+        .service(vortex::create)
+        .service(vortex::accept)
+        .service(vortex::revoke_scope)
+        .service(vortex::revoke)
+        .service(vortex::reinvite);
 }
 
 /// Who sends the command, its correlation id, its idempotency key with the request's
