@@ -220,6 +220,14 @@ async fn an_argyle_client_creates_lists_and_revokes_invites_in_argyle_s_shapes()
     assert_eq!(revoked.body["created_at"], c["created_at"]);
     let page = listed(&s.argyle, "?status=revoked", 1).await;
     assert_eq!(page["results"][0], revoked.body);
+    // Retrieved alone, it is the same object.
+    let one = s.argyle.get(&format!("/v2/invites/{id}")).await;
+    assert_eq!((one.status, &one.body), (StatusCode::OK, &revoked.body));
+    let missing = s.argyle.get(&format!("/v2/invites/{}", uuid::Uuid::now_v7())).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
+    assert!(missing.body["detail"].is_string(), "{}", missing.body);
+    let bad = s.argyle.get("/v2/invites/not-an-id").await;
+    assert_eq!((bad.status, bad.body["id"].is_array()), (StatusCode::BAD_REQUEST, true), "{}", bad.body);
 
     // A native invite with no name, no phone and nothing Argyle-specific still has every field.
     native_invite(&s.native, invite_for("bob@example.com")).await;
@@ -346,6 +354,8 @@ async fn another_tenant_s_argyle_credential_sees_and_revokes_nothing_of_this_ten
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body, json!({"next": null, "previous": null, "results": []}));
     let events_before = s.env.read_log().len();
+    let r = other.get(&format!("/v2/invites/{id}")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
     let r = other.post(&format!("/v2/invites/{id}/revoke"), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
     assert!(r.body["detail"].is_string() && r.body.as_object().unwrap().len() == 1, "{}", r.body);
@@ -468,6 +478,7 @@ async fn an_inviter_s_argyle_credential_lists_and_revokes_its_own_invites_only()
     );
 
     assert_eq!(ids(&listed(&ann, "", 1).await), [mine.clone()]);
+    assert_eq!(ann.get(&format!("/v2/invites/{theirs}")).await.status, StatusCode::NOT_FOUND);
     let r = ann.post(&format!("/v2/invites/{theirs}/revoke"), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
     // What it creates is its own: listed for it, and made as its inviter.

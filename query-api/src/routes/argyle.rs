@@ -74,3 +74,32 @@ pub async fn list(
         results: page.rows.iter().map(|r| argyle::invite(&r.argyle, now, None)).collect(),
     }))
 }
+
+/// `GET /v2/invites/{id}`: one invite, the object the list shows; another tenant's (or for an
+/// inviter's key, another inviter's) is a 404 like a missing one.
+#[get("/v2/invites/{id}")]
+pub async fn one(
+    req: HttpRequest,
+    auth: web::Data<Authenticator>,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, DialectError> {
+    let auth = auth.authenticate_basic(&req).await.map_err(argyle_error)?;
+    auth.require(Scope::InvitesRead).map_err(argyle_error)?;
+    Pairs::parse(req.query_string()).and_then(|p| p.only(&[])).map_err(argyle_error)?;
+    let id = Uuid::parse_str(&id).map_err(|_| argyle_error(Problem::bad_request("id", "Must be a valid UUID.")))?;
+    let sql = format!(
+        "SELECT {} FROM invites i WHERE i.tenant_id = $1 AND i.invite_id = $2 \
+         AND ($3::text IS NULL OR i.inviter_id = $3)",
+        argyle::ROW_SQL
+    );
+    let row: Option<Json<argyle::Row>> = sqlx::query_scalar(&sql)
+        .bind(auth.tenant_id.as_uuid())
+        .bind(id)
+        .bind(auth.inviter_id.as_deref())
+        .fetch_optional(&state.pool)
+        .await
+        .map_err(|e| argyle_error(super::invites::internal(e)))?;
+    let Json(row) = row.ok_or_else(|| argyle_error(Problem::not_found("invite")))?;
+    Ok(HttpResponse::Ok().json(argyle::invite(&row, Utc::now(), None)))
+}

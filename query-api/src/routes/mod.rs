@@ -21,5 +21,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(vortex::by_target)
         .service(vortex::one)
         .service(omneo::list)
-        .service(argyle::list);
+        .service(argyle::list)
+        .service(argyle::one);
 }
