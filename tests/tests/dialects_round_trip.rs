@@ -118,3 +118,65 @@ async fn an_invite_changed_through_one_dialect_reads_the_same_through_the_others
     let on_omneo = mine.body["data"].as_array().unwrap().iter().find(|i| i["id"] == revoked.as_str()).cloned();
     assert_eq!(on_omneo.expect("the revoked invite on Omneo")["status"], "REVOKED");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invite_sent_through_argyle_is_accepted_through_vortex_and_read_the_same_on_omneo_and_natively() {
+    let env = TestEnv::new().await;
+    let services = Services::start(&env).await;
+    let gateway = Gateway::for_services(&services).await;
+    let native = Api::new(&gateway.url, &env.key);
+    let ann = env.key_with(&[Scope::InvitesWrite, Scope::InvitesRead], Some(INVITER)).await;
+    let omneo = Api::new(&gateway.url, &ann);
+    let (key_id, secret) = ann.strip_prefix("rsvp_").and_then(|k| k.split_once('_')).expect("rsvp_<id>_<secret>");
+    let http = reqwest::Client::new();
+
+    // Sent through Argyle with `ann`'s key: the invite is hers.
+    let created = http
+        .post(format!("{}/v2/invites", gateway.url))
+        .basic_auth(key_id, Some(secret))
+        .json(&json!({"first_name": "Erin", "last_name": "Stone", "email": "erin@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // Accepted through Vortex, by its target.
+    let accepted = http
+        .post(format!("{}/api/v1/invitations/accept", gateway.url))
+        .header("x-api-key", &env.key)
+        .json(&json!({"invitationIds": [id], "target": {"type": "email", "value": "Erin@Example.com"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let accepted: Value = accepted.json().await.unwrap();
+    assert_eq!((accepted["id"].as_str(), accepted["status"].as_str()), (Some(id.as_str()), Some("accepted")));
+
+    // Omneo, Argyle and the native API read the same acceptance at the same time.
+    let history = native.get(&format!("/v1/invites/{id}/events")).await;
+    let events = history.body["data"].as_array().unwrap().clone();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["InviteCreated", "InviteSent", "InviteAccepted"]);
+    assert_eq!(events[0]["actor"], json!({"kind": "inviter", "id": INVITER}), "made through Argyle as ann");
+    let on_argyle = eventually(Duration::from_secs(30), "the acceptance on Argyle", || async {
+        let r = http.get(format!("{}/v2/invites/{id}", gateway.url)).basic_auth(key_id, Some(secret)).send().await;
+        let body: Value = r.ok()?.json().await.ok()?;
+        (body["status"] == "completed").then_some(body)
+    })
+    .await;
+    assert_eq!(on_argyle["updated_at"], argyle_time(events[2]["occurred_at"].as_str().unwrap()));
+    assert_eq!((on_argyle["first_name"].as_str(), on_argyle["last_name"].as_str()), (Some("Erin"), Some("Stone")));
+    let mine = omneo.get("/v1/me/invites").await;
+    let on_omneo = &mine.body["data"][0];
+    assert_eq!(
+        (on_omneo["id"].as_str(), on_omneo["status"].as_str()),
+        (Some(id.as_str()), Some("ACCEPTED")),
+        "{}",
+        mine.body
+    );
+    assert!(on_omneo["accepted_at"].is_string(), "{on_omneo}");
+    let detail = native.get(&format!("/v1/invites/{id}")).await;
+    assert_eq!(detail.body["status"], "accepted", "{}", detail.body);
+}
