@@ -249,6 +249,10 @@ impl Envelope {
     }
 
     fn checked(meta: EventMeta, event: DomainEvent) -> Result<Self, DecodeError> {
+        // A document's time is read leniently; one a record's `time` could not carry is refused.
+        if !crate::validate::time_in_range(meta.occurred_at) {
+            return Err(DecodeError::InvalidAttribute("time", meta.occurred_at.to_string()));
+        }
         match (&meta.stream, &event) {
             (StreamId::Invite(_), DomainEvent::Invite(_)) | (StreamId::Definition(_), DomainEvent::Definition(_)) => {
                 Ok(Self { meta, event })

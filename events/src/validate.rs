@@ -68,14 +68,18 @@ pub fn count(field: &str, value: Option<u32>) -> Result<(), Rejection> {
     }
 }
 
-/// A time a command carries: within years 1 to 9999, what RFC 3339 can write and every read
-/// model's `timestamptz` holds (PostgreSQL refuses dates before 4713 BC; chrono takes far more).
-pub fn time(field: &str, value: Option<chrono::DateTime<chrono::Utc>>) -> Result<(), Rejection> {
+/// Whether a time is within years 1 to 9999: what RFC 3339 can write and every read model's
+/// `timestamptz` holds (PostgreSQL refuses dates before 4713 BC; chrono takes far more). Commands
+/// are held to it, and so is every event read back (`Envelope`).
+pub fn time_in_range(t: chrono::DateTime<chrono::Utc>) -> bool {
     use chrono::Datelike as _;
+    (1..=9999).contains(&t.year())
+}
+
+/// A time a command carries: see [`time_in_range`].
+pub fn time(field: &str, value: Option<chrono::DateTime<chrono::Utc>>) -> Result<(), Rejection> {
     match value {
-        Some(t) if !(1..=9999).contains(&t.year()) => {
-            Err(Rejection::invalid(field, "must be a time between the years 1 and 9999"))
-        }
+        Some(t) if !time_in_range(t) => Err(Rejection::invalid(field, "must be a time between the years 1 and 9999")),
         _ => Ok(()),
     }
 }

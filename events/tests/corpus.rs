@@ -194,6 +194,21 @@ fn a_kafka_record_of_the_first_release_is_upcast_to_the_current_invite_created()
     assert_eq!(envelope.cloudevents_type(), "dev.rsvp.invite.InviteCreated.v2");
 }
 
+/// Found by the `event_decoding` fuzz target: a document's time is read leniently (`-026-11-23`
+/// is the year -26), but a record's `time` header must be RFC 3339, which writes years 0000-9999
+/// only, so such an event decoded from a document could never be written as a record again.
+#[test]
+fn a_document_whose_time_rfc_3339_cannot_write_is_refused_not_decoded() {
+    let mut doc = read("InviteAccepted.v1.json");
+    for time in ["-026-11-23T09:30:00Z", "0000-11-23T09:30:00Z", "+10000-01-01T00:00:00Z"] {
+        doc["occurred_at"] = serde_json::json!(time);
+        match Envelope::from_json(doc.clone()) {
+            Err(DecodeError::InvalidAttribute("time", _)) => {}
+            other => panic!("{time}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn unknown_types_and_versions_from_the_future_are_refused_not_guessed() {
     let data = serde_json::json!({});
