@@ -13,7 +13,13 @@ use sqlx::PgPool;
 use std::net::TcpListener;
 
 pub struct AppState {
+    /// Filtered reads (lists, statistics): every statement planned with its own values, see
+    /// [`service_kit::db::connect_for_reads`].
     pub pool: PgPool,
+    /// Lookups of one invite by its key (detail, history): one plan serves every value, so
+    /// PostgreSQL keeps a generic plan instead of planning each one anew (planning took about
+    /// twice the execution of the detail's statement).
+    pub lookups: PgPool,
     pub cursors: CursorCodec,
     pub public_url: String,
     pub read_your_writes_timeout: std::time::Duration,
@@ -27,6 +33,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = service_kit::db::connect_for_reads(&config.database_url, 16).await?;
+        let lookups = service_kit::db::connect(&config.database_url, 16).await?;
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let addr = listener.local_addr()?;
@@ -34,6 +41,7 @@ impl Application {
         let (cors_origins, metrics_token) = (config.edge.cors_origins(), config.edge.metrics.token());
         let state = web::Data::new(AppState {
             pool,
+            lookups,
             cursors: CursorCodec::new(&config.cursor_secret),
             public_url: config
                 .public_url

@@ -403,7 +403,7 @@ async fn fetch_detail(state: &AppState, auth: &Authenticated, id: Uuid) -> Resul
     if let Some(inviter) = &auth.inviter_id {
         q.push(" AND i.inviter_id = ").push_bind(inviter.clone());
     }
-    q.build_query_as().fetch_optional(&state.pool).await.map_err(internal)
+    q.build_query_as().fetch_optional(&state.lookups).await.map_err(internal)
 }
 
 fn internal_json(e: &serde_json::Error) -> Problem {
@@ -439,7 +439,7 @@ async fn may_be_in_flight(state: &AppState, auth: &Authenticated, id: Uuid) -> R
     .bind(id)
     .bind(auth.tenant_id.as_uuid())
     .bind(auth.inviter_id.as_deref())
-    .fetch_one(&state.pool)
+    .fetch_one(&state.lookups)
     .await
     .map_err(internal)?;
     Ok(!elsewhere)
@@ -452,7 +452,7 @@ async fn fetch(state: &AppState, auth: &Authenticated, id: Uuid) -> Result<Optio
     if let Some(inviter) = &auth.inviter_id {
         q.push(" AND i.inviter_id = ").push_bind(inviter.clone());
     }
-    q.build_query_as().fetch_optional(&state.pool).await.map_err(internal)
+    q.build_query_as().fetch_optional(&state.lookups).await.map_err(internal)
 }
 
 /// `GET /v1/invites/{id}/events`: the invite's history in order, with its envelopes: the audit
@@ -478,7 +478,7 @@ pub async fn history(
     )
     .bind(id)
     .bind(auth.tenant_id.as_uuid())
-    .fetch_all(&state.pool)
+    .fetch_all(&state.lookups)
     .await
     .map_err(internal)?;
     let data: Vec<Value> = rows
