@@ -97,7 +97,7 @@ pub async fn one(
         .bind(auth.tenant_id.as_uuid())
         .bind(id)
         .bind(auth.inviter_id.as_deref())
-        .fetch_optional(&state.pool)
+        .fetch_optional(&state.lookups)
         .await
         .map_err(|e| argyle_error(super::invites::internal(e)))?;
     let Json(row) = row.ok_or_else(|| argyle_error(Problem::not_found("invite")))?;
