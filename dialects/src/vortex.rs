@@ -63,6 +63,12 @@ pub struct Invitation {
     pub expires: Option<String>,
 }
 
+/// `{invitations}`: a list read (by target, by scope), each in the seed's field order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Invitations {
+    pub invitations: Vec<Invitation>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetOut {
     #[serde(rename = "type")]

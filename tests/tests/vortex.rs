@@ -588,3 +588,66 @@ async fn another_tenants_key_cannot_write_to_an_invitation_and_writes_nothing() 
     }
     assert_eq!(s.env.read_log().len(), before);
 }
+
+/// The seed's fields in the seed's order.
+const SEED_ORDER: [&str; 23] = [
+    "id",
+    "accountId",
+    "attributes",
+    "clickThroughs",
+    "configurationAttributes",
+    "createdAt",
+    "deactivated",
+    "deliveryCount",
+    "deliveryTypes",
+    "foreignCreatorId",
+    "invitationType",
+    "modifiedAt",
+    "status",
+    "target",
+    "views",
+    "widgetConfigurationId",
+    "projectId",
+    "groups",
+    "accepts",
+    "scope",
+    "scopeType",
+    "expired",
+    "expires",
+];
+
+/// Whether the first invitation in `text` names the seed's fields in the seed's order.
+fn in_seed_order(text: &str) -> bool {
+    let at: Vec<usize> = SEED_ORDER.iter().filter_map(|k| text.find(&format!("\"{k}\":"))).collect();
+    at.len() >= SEED_ORDER.len() - 1 && at.windows(2).all(|w| w[0] < w[1])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_and_answers_name_their_fields_in_the_seeds_order() {
+    let s = system().await;
+    let id = vortex_create(&s.vortex, "foo@bar.com", Some("ws-1")).await;
+    read_until(&s.vortex, &id, "the invitation", |_| true).await;
+    let text = |path: String| {
+        let request = s.vortex.http.get(format!("{}{path}", s.gateway.url)).header("x-api-key", &s.env.key);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let one = text(format!("/api/v1/invitations/{id}")).await;
+    assert!(in_seed_order(&one), "{one}");
+    let by_target = text("/api/v1/invitations?targetType=email&targetValue=foo%40bar.com".into()).await;
+    assert!(in_seed_order(&by_target), "{by_target}");
+    let by_scope = text("/api/v1/invitations/by-scope/workspace/ws-1".into()).await;
+    assert!(in_seed_order(&by_scope), "{by_scope}");
+    let accepted = s
+        .vortex
+        .http
+        .post(format!("{}/api/v1/invitations/accept", s.gateway.url))
+        .header("x-api-key", &s.env.key)
+        .json(&json!({ "invitationIds": [id], "target": { "type": "email", "value": "foo@bar.com" } }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(in_seed_order(&accepted), "{accepted}");
+}

@@ -12,7 +12,7 @@ use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use dialects::vortex::{self, Source};
 use events::{normalize_target, InviteStatus};
-use serde_json::{json, Value};
+use serde_json::Value;
 use service_kit::{Authenticated, Authenticator, Problem, Scope};
 use sqlx::{FromRow, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -141,7 +141,7 @@ async fn fetch(state: &AppState, caller: &Authenticated, filter: &Filter) -> Res
 fn list(rows: Vec<Row>) -> HttpResponse {
     let now = Utc::now();
     let invitations: Vec<_> = rows.into_iter().map(|r| vortex::invitation(&r.source(), now)).collect();
-    HttpResponse::Ok().json(json!({ "invitations": invitations }))
+    HttpResponse::Ok().json(vortex::Invitations { invitations })
 }
 
 /// `GET /api/v1/invitations/{id}`: another tenant's invitation is a 404, like a missing one.
