@@ -651,3 +651,88 @@ async fn reads_and_answers_name_their_fields_in_the_seeds_order() {
         .unwrap();
     assert!(in_seed_order(&accepted), "{accepted}");
 }
+
+/// `create_body` for an invitation by `inviter`.
+fn create_by(inviter: &str, target: &str, group: &str) -> Value {
+    let mut body = create_body(target, Some(group));
+    body["inviter"]["userId"] = json!(inviter);
+    body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inviters_key_reads_creates_and_revokes_its_own_invitations_only() {
+    use service_kit::Scope;
+    let s = system().await;
+    let mut ids = Vec::new();
+    for inviter in ["eve", "ann"] {
+        let r =
+            s.vortex.call(Method::POST, "/api/v1/invitations", Some(&create_by(inviter, "foo@bar.com", "ws-1"))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    let (eves, anns) = (ids[0].clone(), ids[1].clone());
+    read_until(&s.vortex, &anns, "ann's invitation", |_| true).await;
+    read_until(&s.vortex, &eves, "eve's invitation", |_| true).await;
+    let ann =
+        Vortex::new(&s.gateway.url, &s.env.key_with(&[Scope::InvitesRead, Scope::InvitesWrite], Some("ann")).await);
+
+    assert_eq!(ann.get(&format!("/api/v1/invitations/{anns}")).await.status, StatusCode::OK);
+    assert_vortex_error(&ann.get(&format!("/api/v1/invitations/{eves}")).await, StatusCode::NOT_FOUND, None);
+    for path in [
+        "/api/v1/invitations?targetType=email&targetValue=foo%40bar.com",
+        "/api/v1/invitations/by-scope/workspace/ws-1",
+    ] {
+        let listed = ann.get(path).await;
+        let ids: Vec<&str> =
+            listed.body["invitations"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, [anns.as_str()], "{path}");
+    }
+
+    let before = s.env.read_log().len();
+    let as_eve = ann.call(Method::POST, "/api/v1/invitations", Some(&create_by("eve", "x@bar.com", "ws-1"))).await;
+    assert_vortex_error(&as_eve, StatusCode::UNPROCESSABLE_ENTITY, Some("inviter.userId"));
+    assert_vortex_error(
+        &ann.call(Method::DELETE, &format!("/api/v1/invitations/{eves}"), None).await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    assert_vortex_error(
+        &ann.call(Method::POST, &format!("/api/v1/invitations/{eves}/reinvite"), None).await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    let accept = json!({ "invitationIds": [eves], "target": { "type": "email", "value": "foo@bar.com" } });
+    assert_vortex_error(
+        &ann.call(Method::POST, "/api/v1/invitations/accept", Some(&accept)).await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    assert_eq!(s.env.read_log().len(), before, "nothing was written");
+
+    let revoked = ann.call(Method::DELETE, "/api/v1/invitations/by-scope/workspace/ws-1", None).await;
+    assert_eq!(revoked.body, json!({ "revoked": [anns] }));
+    let eve_now = read_until(&s.vortex, &eves, "eve's invitation", |_| true).await;
+    assert_eq!(eve_now["deactivated"], false, "another inviter's invitation is left alone");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_are_answered_while_the_read_models_lag_and_show_up_once_they_catch_up() {
+    let mut s = system().await;
+    s._services.projector.kill().await;
+    let r = s.vortex.call(Method::POST, "/api/v1/invitations", Some(&create_body("foo@bar.com", None))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(is_iso_time(&r.body["createdAt"]), "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let accept = json!({ "invitationIds": [id], "target": { "type": "email", "value": "foo@bar.com" } });
+    let accepted = s.vortex.call(Method::POST, "/api/v1/invitations/accept", Some(&accept)).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.body);
+    assert_eq!(accepted.body, json!({ "id": id, "status": "accepted" }));
+    let types: Vec<String> = events_of(&s.env, &id).iter().map(|e| e.event_type().to_owned()).collect();
+    assert_eq!(types, ["InviteCreated", "InviteSent", "InviteAccepted"]);
+
+    s._services.projector = rsvp_tests::Service::start("projector", &s.env, &[]).await;
+    let body = read_until(&s.vortex, &id, "the accepted invitation", |b| b["status"] == "accepted").await;
+    // Answered without the read model, the creation time is the id's own (minted just before).
+    let time = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    assert!((time(&body["createdAt"]) - time(&r.body["createdAt"])).num_milliseconds().abs() < 1000);
+}

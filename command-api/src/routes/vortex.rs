@@ -160,12 +160,29 @@ async fn read(req: &HttpRequest, state: &AppState, id: InviteId, version: u64) -
 
 /// The answer to a write on one invitation: the invitation it left, else 202 with what the
 /// writer knows.
-async fn answer(req: &HttpRequest, state: &AppState, id: InviteId, committed: &Committed) -> HttpResponse {
+async fn answer(
+    req: &HttpRequest,
+    state: &AppState,
+    writer: &WriterHandle,
+    tenant: TenantId,
+    id: InviteId,
+    committed: &Committed,
+) -> HttpResponse {
     let version = committed.version_of(StreamId::Invite(id)).or(committed.invite.as_ref().map(|i| i.version));
     if let Some(invitation) = read(req, state, id, version.unwrap_or(1)).await {
         return HttpResponse::Ok().content_type("application/json").body(invitation);
     }
-    let status = committed.invite.as_ref().filter(|i| i.id == id).and_then(|i| i.status.to_vendor(Vendor::Vortex));
+    // The writer's word for it: the status in Vortex's words, else (deactivated, expired) the
+    // stage it had reached, as the reads show it.
+    let now = chrono::Utc::now();
+    let status = writer
+        .read(move |s| {
+            let invite = s.tenant(tenant)?.invite(id)?;
+            invite.status_at(now).to_vendor(Vendor::Vortex).or(invite.stage.to_vendor(Vendor::Vortex))
+        })
+        .await
+        .ok()
+        .flatten();
     HttpResponse::Accepted().json(json!({ "id": id, "status": status }))
 }
 
@@ -180,7 +197,7 @@ async fn on_invitation(
 ) -> Result<HttpResponse, Problem> {
     let meta = command_meta(req, caller, &[])?;
     let committed = writer.submit(TenantCommand::Invite { invite_id: id, command }, meta).await.map_err(problem_of)?;
-    Ok(answer(req, state, id, &committed).await)
+    Ok(answer(req, state, writer, caller.tenant_id, id, &committed).await)
 }
 
 /// `DELETE /api/v1/invitations/{id}`: revokes it (it reads `deactivated: true` from then on).
@@ -269,7 +286,7 @@ pub async fn accept(
             }
             e => problem_of(e),
         })?;
-        Ok::<_, Problem>(answer(&req, &state, ids[0], &committed).await)
+        Ok::<_, Problem>(answer(&req, &state, &writer, caller.tenant_id, ids[0], &committed).await)
     };
     accepted.await.unwrap_or_else(error)
 }
