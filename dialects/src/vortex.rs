@@ -124,27 +124,41 @@ pub fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// The furthest open stage a closed invite reached, from its counters and deliveries: what its
-/// Vortex `status` keeps showing once it is deactivated or expired (Vortex flags those apart).
+/// The furthest open stage a closed invite reached: what its Vortex `status` keeps showing once
+/// it is deactivated or expired (Vortex flags those apart). The read model keeps the facts (its
+/// counters, its deliveries' statuses), not the stage, so each fact is read as the event that
+/// recorded it and the stage comes from the one definition, `events::derived`.
 fn stage_reached(s: &Source) -> InviteStatus {
-    let delivery = |word: &str| s.delivery_statuses.iter().any(|d| d == word);
-    if s.share_count > 0 {
-        InviteStatus::Shared
-    } else if s.unfurl_count > 0 {
-        InviteStatus::Unfurled
-    } else if s.view_count > 0 || s.click_count > 0 || delivery("opened") {
-        InviteStatus::Opened
-    } else if s.delivery_count > 0 || delivery("delivered") {
-        InviteStatus::Delivered
-    } else if delivery("sent") {
-        InviteStatus::Sent
-    } else if delivery("sending") {
-        InviteStatus::Sending
-    } else if s.send_count > 0 {
-        InviteStatus::Queued
-    } else {
-        InviteStatus::Created
+    use events::event::{DeliveryStatusChanged, InviteEngaged, InviteSent};
+    use events::{derived, EngagementKind, InviteEvent};
+    let delivery_id = events::DeliveryId::from_uuid(Uuid::nil());
+    let reported =
+        |status| InviteEvent::DeliveryStatusChanged(DeliveryStatusChanged { delivery_id, status, detail: None });
+    let engaged = |kind| InviteEvent::Engaged(InviteEngaged { kind, source: None });
+    let mut facts = Vec::new();
+    if s.send_count > 0 {
+        let method = events::DeliveryMethod::Email;
+        facts.push(InviteEvent::Sent(InviteSent { delivery_id, method, target: String::new(), resend: false }));
     }
+    for status in &s.delivery_statuses {
+        if let Ok(status) = serde_json::from_value(Value::String(status.clone())) {
+            facts.push(reported(status));
+        }
+    }
+    if s.delivery_count > 0 {
+        facts.push(reported(events::DeliveryStatus::Delivered));
+    }
+    for (count, kind) in [
+        (s.view_count, EngagementKind::View),
+        (s.click_count, EngagementKind::Click),
+        (s.share_count, EngagementKind::Share),
+        (s.unfurl_count, EngagementKind::Unfurl),
+    ] {
+        if count > 0 {
+            facts.push(engaged(kind));
+        }
+    }
+    facts.iter().filter_map(derived::stage_of).fold(InviteStatus::Created, derived::advance)
 }
 
 /// The Vortex status word of an invite: the canonical status in Vortex's words, or, for a
@@ -558,6 +572,22 @@ mod tests {
             assert!(words.contains(&word), "{status:?}: {word}");
         }
         assert_eq!(status_word(&Source { status: InviteStatus::Sent, ..source() }), "sent");
+    }
+
+    #[test]
+    fn a_closed_invitation_keeps_the_furthest_stage_its_facts_reached() {
+        let quiet = Source { status: InviteStatus::Revoked, open: false, view_count: 0, click_count: 0, ..source() };
+        let cases = [
+            (Source { send_count: 0, delivery_statuses: vec![], ..quiet.clone() }, "queued"),
+            (Source { delivery_statuses: vec!["sending".into()], ..quiet.clone() }, "sending"),
+            (Source { delivery_statuses: vec!["sent".into(), "queued".into()], ..quiet.clone() }, "sent"),
+            (Source { delivery_statuses: vec!["bounced".into()], delivery_count: 1, ..quiet.clone() }, "delivered"),
+            (Source { unfurl_count: 1, ..quiet.clone() }, "unfurled"),
+            (Source { unfurl_count: 1, share_count: 2, ..quiet }, "shared"),
+        ];
+        for (s, word) in cases {
+            assert_eq!(status_word(&s), word, "{s:?}");
+        }
     }
 
     #[test]
