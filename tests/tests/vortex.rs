@@ -374,6 +374,25 @@ async fn a_create_answers_id_short_link_status_and_time_and_records_every_field(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_create_repeated_with_its_idempotency_key_answers_the_first_invitation_again() {
+    let s = system().await;
+    let create = || {
+        s.vortex
+            .http
+            .post(format!("{}/api/v1/invitations", s.gateway.url))
+            .header("x-api-key", &s.env.key)
+            .header("Idempotency-Key", "vortex-create-1")
+            .json(&create_body("foo@bar.com", None))
+    };
+    let first = reply(create()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let again = reply(create()).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    assert_eq!(again.body, first.body);
+    assert_eq!(s.env.read_log().len(), 2, "one create and its delivery, once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_bad_create_is_a_4xx_naming_the_vortex_field_and_writes_nothing() {
     let s = system().await;
     let mut cases = Vec::new();

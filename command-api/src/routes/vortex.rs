@@ -105,8 +105,14 @@ pub async fn create(
             .submit(TenantCommand::Invite { invite_id: id, command: InviteCommand::Create(Box::new(command)) }, meta)
             .await
             .map_err(problem_of)?;
-        let id = committed.changes[0].stream.invite_id().expect("an invite was created");
-        let now = committed.invite.as_ref().filter(|i| i.id == id).expect("the writer answers with the invite");
+        // The writer answers a create (and its replay) with the invite it made; should it not,
+        // the create is durable all the same, and a 5xx would invite a second one.
+        let id = committed.changes.first().and_then(|c| c.stream.invite_id());
+        let Some(now) = committed.invite.as_ref().filter(|i| Some(i.id) == id) else {
+            tracing::warn!("a create was answered without its invite");
+            return Ok(HttpResponse::Accepted().json(json!({ "id": id, "status": "queued" })));
+        };
+        let id = now.id;
         // The public link carries the secret token: shown here, to the creator, only.
         let short_link = format!("{}/i/{}", state.public_url, now.token.as_str());
         let status = now.status.to_vendor(Vendor::Vortex).unwrap_or("queued");
