@@ -415,6 +415,10 @@ fn create_and_send(c: &CreateInvite, ctx: &Context) -> Result<Vec<InviteEvent>, 
 }
 
 const MAX_TARGETS: usize = 100;
+/// Most scopes, reply-to addresses, metadata entries and template variables of one invite. The
+/// writer keeps an entry per (target, scope) pair of every open invite in memory, and reads them
+/// all back from the log at every start: unbounded lists would let one create grow that by millions.
+const MAX_ITEMS: usize = 100;
 
 fn create(c: &CreateInvite, ctx: &Context) -> Result<InviteEvent, Rejection> {
     fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Rejection {
@@ -461,6 +465,16 @@ fn create(c: &CreateInvite, ctx: &Context) -> Result<InviteEvent, Rejection> {
         (None, Some(days)) => Some(ctx.now + Duration::days(i64::from(days))),
         (None, None) => default_days.map(|days| ctx.now + Duration::days(i64::from(days))),
     };
+    for (field, n) in [
+        ("scopes", c.scopes.len()),
+        ("reply_to", c.reply_to.len()),
+        ("metadata", c.metadata.len()),
+        ("template_variables", c.template_variables.len()),
+    ] {
+        if n > MAX_ITEMS {
+            return Err(invalid(field, format!("at most {MAX_ITEMS} items")));
+        }
+    }
     for (i, s) in c.scopes.iter().enumerate() {
         if s.kind.trim().is_empty() || s.id.trim().is_empty() {
             return Err(invalid(format!("scopes[{i}]"), "a scope needs a type and an id"));

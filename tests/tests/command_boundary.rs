@@ -176,6 +176,35 @@ async fn strings_and_counts_larger_than_a_read_model_holds_are_a_422_and_the_log
     create(&api, &fits).await;
 }
 
+/// The writer holds every tenant's state in memory, with an entry per (target, scope) pair of
+/// every open invite: lists without bound (scopes, reply-to addresses, metadata, template
+/// variables) would let one create of a megabyte grow it by millions of entries, again at every
+/// start, since the log keeps them. They are refused before anything is decided.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_with_more_than_a_hundred_scopes_addresses_or_entries_is_a_422_and_the_log_gets_nothing() {
+    let env = TestEnv::new().await;
+    let (_command, api) = start(&env).await;
+    let many = |n: usize, item: &dyn Fn(usize) -> Value| Value::Array((0..n).map(item).collect());
+    let cases = [
+        ("/scopes", many(101, &|i| json!({ "type": "workspace", "id": format!("ws-{i}") })), "scopes"),
+        ("/reply_to", many(101, &|i| json!(format!("r{i}@example.com"))), "reply_to"),
+        ("/metadata", Value::Object((0..101).map(|i| (format!("k{i}"), json!(i))).collect()), "metadata"),
+        (
+            "/template_variables",
+            Value::Object((0..101).map(|i| (format!("k{i}"), json!("v"))).collect()),
+            "template_variables",
+        ),
+    ];
+    for (pointer, value, field) in cases {
+        assert_refused(&api.post("/v1/invites", &create_with(pointer, value)).await, field, pointer);
+    }
+    assert!(env.read_log().is_empty(), "nothing was appended");
+    // A hundred of each is still taken.
+    let mut fits = create_with("/scopes", many(100, &|i| json!({ "type": "workspace", "id": format!("ws-{i}") })));
+    fits["reply_to"] = many(100, &|i| json!(format!("r{i}@example.com")));
+    create(&api, &fits).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_landing_url_that_is_not_an_absolute_http_url_is_a_422_and_the_log_gets_nothing() {
     let env = TestEnv::new().await;
