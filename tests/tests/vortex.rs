@@ -277,6 +277,13 @@ async fn another_tenants_key_finds_nothing_and_other_credential_forms_get_vortex
     assert_eq!(listed.body, json!({ "invitations": [] }));
     let listed = other.get("/api/v1/invitations/by-scope/workspace/ws-1").await;
     assert_eq!(listed.body, json!({ "invitations": [] }));
+    // Waiting for a version (read-your-writes) of an invitation that is someone else's, or no
+    // invitation rsvp minted, is a 404 at once, never a 503 after the wait.
+    for (who, unknown) in [(&other, id.clone()), (&s.vortex, uuid::Uuid::new_v4().to_string())] {
+        let url = format!("{}/api/v1/invitations/{unknown}", s.gateway.url);
+        let r = reply(who.http.get(url).header("x-api-key", &who.key).header("x-min-version", "1")).await;
+        assert_vortex_error(&r, StatusCode::NOT_FOUND, None);
+    }
 
     // The other dialects' credential forms, with a good key, are not Vortex's.
     let url = format!("{}/api/v1/invitations/{id}", s.gateway.url);

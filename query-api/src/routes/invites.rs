@@ -416,7 +416,7 @@ fn internal_json(e: &serde_json::Error) -> Problem {
 /// (another tenant's, another inviter's: it will never be the caller's), nor when the id is no
 /// id the command API minted recently: it mints invite ids as UUIDv7 at creation, so an id of
 /// another version, or minted more than [`IN_FLIGHT`] away from now, is simply unknown.
-async fn may_be_in_flight(state: &AppState, auth: &Authenticated, id: Uuid) -> Result<bool, Problem> {
+pub(crate) async fn may_be_in_flight(state: &AppState, auth: &Authenticated, id: Uuid) -> Result<bool, Problem> {
     /// Far more than any projection lag the query API waits out, and any clock skew.
     const IN_FLIGHT: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
     let minted = match id.get_version() {

@@ -177,13 +177,22 @@ async fn one_inner(
     // Read-your-writes, bounded as the native detail's is: the command API answers its writes
     // with the invitation as they left it.
     let deadline = std::time::Instant::now() + state.read_your_writes_timeout;
+    let mut in_flight = None;
     loop {
         let row = fetch(state, &caller, &Filter::Id(id)).await?.pop();
         match (row, min_version) {
             (Some(row), Some(min)) if (row.version as u64) < min => {}
             (Some(row), _) => return Ok(HttpResponse::Ok().json(vortex::invitation(&row.source(), Utc::now()))),
             (None, None) => return Err(Problem::not_found("invitation")),
-            (None, Some(_)) => {}
+            (None, Some(_)) => {
+                // The native detail's rule: wait only for an invite that may still be on its way.
+                if in_flight.is_none() {
+                    in_flight = Some(super::invites::may_be_in_flight(state, &caller, id).await?);
+                }
+                if in_flight == Some(false) {
+                    return Err(Problem::not_found("invitation"));
+                }
+            }
         }
         if std::time::Instant::now() >= deadline {
             return Err(match min_version {
