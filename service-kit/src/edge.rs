@@ -157,9 +157,11 @@ pub async fn access_log(
 /// with no origin listed the middleware is off and no CORS header is ever sent.
 pub fn cors(origins: &[String]) -> Condition<Cors> {
     let mut cors = Cors::default()
-        .allowed_methods(["GET", "POST", "PUT"])
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
         .allowed_headers([
             header::AUTHORIZATION,
+            // The Vortex dialect's credential.
+            header::HeaderName::from_static("x-api-key"),
             header::CONTENT_TYPE,
             header::IF_MATCH,
             header::HeaderName::from_static("idempotency-key"),

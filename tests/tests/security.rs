@@ -312,6 +312,17 @@ async fn cors_answers_the_origins_the_operator_allows_and_is_off_by_default() {
         assert_eq!(ok.headers()["access-control-allow-origin"], allowed);
         let methods = ok.headers()["access-control-allow-methods"].to_str().unwrap().to_owned();
         assert!(methods.contains("GET"), "{methods}");
+        // A browser client of the Vortex dialect: its key in `x-api-key`, its revokes as DELETE.
+        let vortex = http
+            .request(Method::OPTIONS, format!("{url}/api/v1/invitations/x"))
+            .header("Origin", allowed)
+            .header("Access-Control-Request-Method", "DELETE")
+            .header("Access-Control-Request-Headers", "x-api-key")
+            .send()
+            .await
+            .unwrap();
+        assert!(vortex.status().is_success(), "{url}: {}", vortex.status());
+        assert_eq!(vortex.headers()["access-control-allow-origin"], allowed);
         let refused = preflight(&http, url, "https://evil.example.net").await;
         assert!(refused.headers().get("access-control-allow-origin").is_none(), "{url}");
         let get = http.get(format!("{url}/healthz")).header("Origin", allowed).send().await.unwrap();
