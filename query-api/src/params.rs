@@ -12,6 +12,19 @@ use uuid::Uuid;
 /// The raw pairs of a query string.
 pub struct Pairs(Vec<(String, String)>);
 
+/// `X-Min-Version: <n>` (read-your-writes), when given: the version the command API answered.
+pub fn min_version_header(req: &actix_web::HttpRequest) -> Result<Option<u64>, Problem> {
+    req.headers()
+        .get("x-min-version")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|h| service_kit::whole::parse_u64(h.trim()))
+                .ok_or_else(|| Problem::bad_request("X-Min-Version", "must be a whole number from 0 to 2^53 - 1"))
+        })
+        .transpose()
+}
+
 impl Pairs {
     pub fn parse(query: &str) -> Result<Self, Problem> {
         actix_web::web::Query::<Vec<(String, String)>>::from_query(query)

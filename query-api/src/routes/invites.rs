@@ -313,16 +313,7 @@ pub async fn detail(
     let id = Uuid::parse_str(&id).map_err(|_| Problem::bad_request("id", "must be a UUID"))?;
     let pairs = Pairs::parse(req.query_string())?;
     pairs.only(&["min_version"])?;
-    let header = req
-        .headers()
-        .get("x-min-version")
-        .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|h| service_kit::whole::parse_u64(h.trim()))
-                .ok_or_else(|| Problem::bad_request("X-Min-Version", "must be a whole number from 0 to 2^53 - 1"))
-        })
-        .transpose()?;
+    let header = crate::params::min_version_header(&req)?;
     // Both given: the parameter wins, but a bad header is still a 400.
     let min_version = pairs.number("min_version")?.or(header);
     let deadline = std::time::Instant::now() + state.read_your_writes_timeout;

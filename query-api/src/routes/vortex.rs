@@ -164,16 +164,7 @@ async fn one_inner(
     let caller = authenticate(req, auth).await?;
     Pairs::parse(req.query_string())?.only(&[])?;
     let id = Uuid::parse_str(id).map_err(|_| Problem::bad_request("invitationId", "not an invitation id"))?;
-    let min_version = req
-        .headers()
-        .get("x-min-version")
-        .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|h| service_kit::whole::parse_u64(h.trim()))
-                .ok_or_else(|| Problem::bad_request("X-Min-Version", "must be a whole number"))
-        })
-        .transpose()?;
+    let min_version = crate::params::min_version_header(req)?;
     // Read-your-writes, bounded as the native detail's is: the command API answers its writes
     // with the invitation as they left it.
     let deadline = std::time::Instant::now() + state.read_your_writes_timeout;
