@@ -198,6 +198,8 @@ impl Tenant {
                 Err(Rejection::invalid("inviter", "an inviter's key revokes its own invites only"))
             }
             TenantCommand::AcceptMany { invite_ids, .. } => {
+                // The size first: over it, no id is looked at (nor named back in the refusal).
+                accept_many_size(invite_ids)?;
                 let unique: BTreeSet<InviteId> = invite_ids.iter().copied().collect();
                 let failures: Vec<(InviteId, Rejection)> =
                     unique.into_iter().filter(|id| !owned(*id)).map(|id| (id, Rejection::InviteNotFound)).collect();
@@ -393,12 +395,7 @@ impl Tenant {
         accepted_by: &Option<String>,
         ctx: &Context,
     ) -> Result<Vec<Change>, Rejection> {
-        if ids.is_empty() {
-            return Err(Rejection::invalid("invitation_ids", "at least one invitation id is required"));
-        }
-        if ids.len() > 100 {
-            return Err(Rejection::invalid("invitation_ids", "at most 100 invitations at once"));
-        }
+        accept_many_size(ids)?;
         let unique: BTreeSet<InviteId> = ids.iter().copied().collect();
         if unique.len() < ids.len() {
             return Err(Rejection::invalid("invitation_ids", "names an invitation more than once"));
@@ -566,4 +563,15 @@ fn numbered(stream: StreamId, from: u64, events: Vec<InviteEvent>) -> Vec<Change
         .enumerate()
         .map(|(i, e)| Change { stream, version: from + 1 + i as u64, event: DomainEvent::Invite(e) })
         .collect()
+}
+
+/// How many invitations one multi-accept may name: at least one, at most 100.
+fn accept_many_size(ids: &[InviteId]) -> Result<(), Rejection> {
+    if ids.is_empty() {
+        return Err(Rejection::invalid("invitation_ids", "at least one invitation id is required"));
+    }
+    if ids.len() > 100 {
+        return Err(Rejection::invalid("invitation_ids", "at most 100 invitations at once"));
+    }
+    Ok(())
 }
