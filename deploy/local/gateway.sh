@@ -8,6 +8,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 dir="$RSVP_STATE_DIR/gateway"
 conf="$dir/nginx.conf"
+# Its logs and pid file are the operator's only, like the services' (README).
+umask 077
 pidfile="$dir/nginx.pid"
 # Debian puts nginx in /usr/sbin, which a non-root PATH may lack.
 PATH="$PATH:/usr/sbin:/sbin"

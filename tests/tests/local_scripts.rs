@@ -61,3 +61,24 @@ async fn the_demo_key_and_the_metrics_token_are_readable_by_their_owner_only() {
     assert_eq!(mode(&token_file), 0o600, "the metrics token file");
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// The gateway's logs and pid file, like the services', are their owner's only (README), also
+/// when the shell that runs `make run` would leave files readable to others.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateways_logs_and_pid_file_are_readable_by_their_owner_only() {
+    let env = TestEnv::new().await;
+    let state = std::env::temp_dir().join(format!("rsvp-scripts-{}", uuid::Uuid::new_v4().simple()));
+    let port = rsvp_tests::broker::free_port();
+    let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_bash(&env, &state, &format!("RSVP_GATEWAY_PORT={port} deploy/local/gateway.sh start"));
+        let dir = state.join("gateway");
+        for file in ["error.log", "access.log", "nginx.pid"] {
+            assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+        }
+    }));
+    run_bash(&env, &state, &format!("RSVP_GATEWAY_PORT={port} deploy/local/gateway.sh stop"));
+    let _ = std::fs::remove_dir_all(&state);
+    if let Err(panic) = started {
+        std::panic::resume_unwind(panic);
+    }
+}
