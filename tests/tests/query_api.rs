@@ -472,3 +472,39 @@ async fn the_query_api_pool_plans_every_statement_with_its_own_values() {
     let path: String = sqlx::query_scalar("SHOW search_path").fetch_one(&pool).await.unwrap();
     assert!(path.starts_with("read_model"), "{path}");
 }
+
+/// HTTP's HEAD (RFC 9110: every general-purpose server supports GET and HEAD): every read answers
+/// it as it answers GET, status and headers (the ETag, the length of what GET would send), with
+/// no body. The gateway sends HEAD to the query API; the command API's reads take it too, but not
+/// the public link, whose GET records a click.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_read_answers_head_as_it_answers_get_without_a_body() {
+    let w = world().await;
+    let id = w.command.post("/v1/invites", &rsvp_tests::invite_for("bob@example.com")).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(Duration::from_secs(10), "the invite projected", || async {
+        (w.query.get(&format!("/v1/invites/{id}")).await.status == StatusCode::OK).then_some(())
+    })
+    .await;
+    let head = reqwest::Method::HEAD;
+    for (api, path) in [
+        (&w.query, format!("/v1/invites/{id}")),
+        (&w.query, "/v1/invites?limit=5".to_owned()),
+        (&w.query, format!("/v1/invites/{id}/events")),
+        (&w.query, "/v1/stats".to_owned()),
+        (&w.query, "/healthz".to_owned()),
+        (&w.command, "/v1/definitions".to_owned()),
+        (&w.command, "/healthz".to_owned()),
+    ] {
+        let get = api.get(&path).await;
+        let r = api.call(head.clone(), &path, None, &[]).await;
+        assert_eq!(r.status, get.status, "HEAD {path}: {}", r.body);
+        assert_eq!(r.body, Value::String(String::new()), "HEAD {path} sent a body");
+        assert_eq!(r.header("etag"), get.header("etag"), "HEAD {path}");
+        assert_eq!(r.header("content-type"), get.header("content-type"), "HEAD {path}");
+    }
+    let missing = w.query.call(head.clone(), "/v1/invites/00000000-0000-0000-0000-000000000000", None, &[]).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}

@@ -3,7 +3,7 @@
 use super::{command_meta, problem_of};
 use crate::writer::WriterHandle;
 use actix_web::http::header;
-use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
+use actix_web::{post, put, route, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use events::{DefinitionId, DefinitionRules, TenantCommand};
 use serde::Deserialize;
@@ -123,7 +123,7 @@ pub struct ListParams {
 }
 
 /// `GET /v1/definitions`: the tenant's definitions; `?inviter=` adds `remaining`.
-#[get("/v1/definitions")]
+#[route("/v1/definitions", method = "GET", method = "HEAD")]
 pub async fn list(
     auth: Authenticated,
     writer: web::Data<WriterHandle>,

@@ -6,7 +6,7 @@
 use super::invites::{keyset_page, page_url, Keyed, Keyset, Order};
 use crate::params::{Filters, Pairs};
 use crate::startup::AppState;
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{route, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use dialects::argyle;
 use service_kit::problem::DialectError;
@@ -43,7 +43,7 @@ impl Keyed for Row {
 
 /// `GET /v2/invites`: the caller's invites, newest first; `status` (Argyle's words, a comma list
 /// or repeated), `reply_to`, `limit` (10 by default, 1 to 200), `cursor` (from `next`/`previous`).
-#[get("/v2/invites")]
+#[route("/v2/invites", method = "GET", method = "HEAD")]
 pub async fn list(
     req: HttpRequest,
     auth: web::Data<Authenticator>,
@@ -77,7 +77,7 @@ pub async fn list(
 
 /// `GET /v2/invites/{id}`: one invite, the object the list shows; another tenant's (or for an
 /// inviter's key, another inviter's) is a 404 like a missing one.
-#[get("/v2/invites/{id}")]
+#[route("/v2/invites/{id}", method = "GET", method = "HEAD")]
 pub async fn one(
     req: HttpRequest,
     auth: web::Data<Authenticator>,

@@ -4,7 +4,7 @@ use crate::cursor::{owner, Cursor, CursorCodec, Direction};
 use crate::params::{Filters, Pairs, FILTERS};
 use crate::startup::AppState;
 use actix_web::http::header;
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{route, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use events::InviteStatus;
 use serde::{Deserialize, Serialize};
@@ -151,7 +151,7 @@ struct Page {
 
 /// `GET /v1/invites`: newest first by default; filters (see `params.rs`); `next`/`previous` are
 /// full URLs or null. Keyset pagination: every page costs what the first costs.
-#[get("/v1/invites")]
+#[route("/v1/invites", method = "GET", method = "HEAD")]
 pub async fn list(req: HttpRequest, auth: Authenticated, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     auth.require(Scope::InvitesRead)?;
     let pairs = Pairs::parse(req.query_string())?;
@@ -302,7 +302,7 @@ fn encode(s: &str) -> String {
 /// Read-your-writes: `min_version=<n>` (or `X-Min-Version: <n>`) waits, at most
 /// `RSVP_READ_YOUR_WRITES_TIMEOUT_MS`, until the projection has reached version `n` (the version
 /// the command API answered with); past that, 503 with `Retry-After`.
-#[get("/v1/invites/{id}")]
+#[route("/v1/invites/{id}", method = "GET", method = "HEAD")]
 pub async fn detail(
     req: HttpRequest,
     auth: Authenticated,
@@ -448,7 +448,7 @@ async fn fetch(state: &AppState, auth: &Authenticated, id: Uuid) -> Result<Optio
 
 /// `GET /v1/invites/{id}/events`: the invite's history in order, with its envelopes: the audit
 /// trail.
-#[get("/v1/invites/{id}/events")]
+#[route("/v1/invites/{id}/events", method = "GET", method = "HEAD")]
 pub async fn history(
     req: HttpRequest,
     auth: Authenticated,

@@ -2,11 +2,11 @@
 //! invites and quota, from the same read models as the native API.
 
 use crate::startup::AppState;
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{route, web, HttpRequest, HttpResponse};
 use dialects::omneo::{self, Error};
 use service_kit::Scope;
 
-#[get("/v1/me/invites")]
+#[route("/v1/me/invites", method = "GET", method = "HEAD")]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let (auth, inviter) = match service_kit::omneo::authenticate(&req).await {
         Ok(found) => found,

@@ -3,7 +3,7 @@
 
 use crate::params::{Filters, Pairs, FILTERS};
 use crate::startup::AppState;
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{route, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use service_kit::{Authenticated, Problem, Scope};
@@ -23,7 +23,7 @@ fn funnel(row: &sqlx::postgres::PgRow) -> Value {
     })
 }
 
-#[get("/v1/stats")]
+#[route("/v1/stats", method = "GET", method = "HEAD")]
 pub async fn stats(req: HttpRequest, auth: Authenticated, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     auth.require(Scope::InvitesRead)?;
     let pairs = Pairs::parse(req.query_string())?;

@@ -8,7 +8,7 @@
 
 use crate::params::Pairs;
 use crate::startup::AppState;
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{route, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use dialects::vortex::{self, Source};
 use events::{normalize_target, InviteStatus};
@@ -145,7 +145,7 @@ fn list(rows: Vec<Row>) -> HttpResponse {
 }
 
 /// `GET /api/v1/invitations/{id}`: another tenant's invitation is a 404, like a missing one.
-#[get("/api/v1/invitations/{id}")]
+#[route("/api/v1/invitations/{id}", method = "GET", method = "HEAD")]
 pub async fn one(
     req: HttpRequest,
     auth: web::Data<Authenticator>,
@@ -196,7 +196,7 @@ async fn one_inner(
 }
 
 /// `GET /api/v1/invitations?targetType=email|phoneNumber|username&targetValue=...`.
-#[get("/api/v1/invitations")]
+#[route("/api/v1/invitations", method = "GET", method = "HEAD")]
 pub async fn by_target(req: HttpRequest, auth: web::Data<Authenticator>, state: web::Data<AppState>) -> HttpResponse {
     by_target_inner(&req, &auth, &state).await.unwrap_or_else(error)
 }
@@ -214,7 +214,7 @@ async fn by_target_inner(req: &HttpRequest, auth: &Authenticator, state: &AppSta
 }
 
 /// `GET /api/v1/invitations/by-scope/{scopeType}/{scope}`.
-#[get("/api/v1/invitations/by-scope/{scope_type}/{scope}")]
+#[route("/api/v1/invitations/by-scope/{scope_type}/{scope}", method = "GET", method = "HEAD")]
 pub async fn by_scope(
     req: HttpRequest,
     auth: web::Data<Authenticator>,
