@@ -118,7 +118,10 @@ pub fn key(map: &str, key: &str) -> Result<(), Rejection> {
 /// the client meant.
 pub fn landing_url(field: &str, value: &str) -> Result<(), Rejection> {
     parse_landing(value).map(drop).ok_or_else(|| {
-        Rejection::invalid(field, format!("must be an absolute http(s) URL of at most {MAX_TEXT} characters"))
+        Rejection::invalid(
+            field,
+            format!("must be an absolute http(s) URL of at most {MAX_TEXT} characters, without a user or password"),
+        )
     })
 }
 
@@ -130,7 +133,10 @@ fn parse_landing(value: &str) -> Option<url::Url> {
         return None;
     }
     let url = url::Url::parse(value).ok()?;
-    url.host_str().is_some_and(|h| !h.is_empty()).then_some(url)
+    // No credentials: they would be a secret in every invitee's link, and `https://a.com@b.com`
+    // reads like a.com while it goes to b.com.
+    let credentials = !url.username().is_empty() || url.password().is_some();
+    (url.host_str().is_some_and(|h| !h.is_empty()) && !credentials).then_some(url)
 }
 
 /// Where the public link sends its visitor: the landing URL with `invitation_id` added to its

@@ -217,6 +217,10 @@ async fn a_landing_url_that_is_not_an_absolute_http_url_is_a_422_and_the_log_get
         "https://",
         "/join",
         "ftp://app.example.org/",
+        // Credentials in the URL: a secret in every invitee's link, or a host that reads like
+        // another (`app.example.org@evil.example` goes to evil.example).
+        "https://user:secret@app.example.org/join",
+        "https://app.example.org@evil.example/join",
     ] {
         let r = api.post("/v1/invites", &create_with("/landing_url", json!(bad))).await;
         assert_refused(&r, "landing_url", bad);
