@@ -441,6 +441,15 @@ pub struct ErrorBody {
     pub field: Option<String>,
 }
 
+/// The message of an error: a missing or bad key names the header Vortex clients send it in;
+/// any other error says what the problem says.
+pub fn error_message(status: u16, detail: Option<&str>, title: &str) -> String {
+    match status {
+        401 => "a valid API key is required in the x-api-key header".to_owned(),
+        _ => detail.unwrap_or(title).to_owned(),
+    }
+}
+
 pub fn error_body(status: u16, code: &str, message: &str, field: Option<&str>) -> ErrorBody {
     let error = match status {
         400 => "Bad Request",

@@ -24,10 +24,7 @@ use uuid::Uuid;
 
 /// A Vortex error: the problem's status and headers, Vortex's body.
 fn error(p: Problem) -> HttpResponse {
-    let message = match p.status {
-        401 => "a valid API key is required in the x-api-key header".to_owned(),
-        _ => p.detail.clone().unwrap_or_else(|| p.title.clone()),
-    };
+    let message = vortex::error_message(p.status, p.detail.as_deref(), &p.title);
     p.response_with(&vortex::error_body(p.status, &p.code, &message, p.field.as_deref()))
 }
 

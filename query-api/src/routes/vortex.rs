@@ -22,10 +22,7 @@ const MAX_LIST: i64 = 1000;
 
 /// A Vortex error: the problem's status and headers, Vortex's body.
 pub(crate) fn error(p: Problem) -> HttpResponse {
-    let message = match p.status {
-        401 => "a valid API key is required in the x-api-key header".to_owned(),
-        _ => p.detail.clone().unwrap_or_else(|| p.title.clone()),
-    };
+    let message = vortex::error_message(p.status, p.detail.as_deref(), &p.title);
     p.response_with(&vortex::error_body(p.status, &p.code, &message, p.field.as_deref()))
 }
 
