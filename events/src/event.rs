@@ -312,6 +312,10 @@ pub struct DefinitionRules {
     /// Expiry of its invites when the create command gives none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_expiry_days: Option<u32>,
+    /// What its invitations say when delivered (see [`crate::message`]); added as optional, so
+    /// definitions from before it load with the built-in templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<crate::message::MessageTemplates>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

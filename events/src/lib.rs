@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod event;
 pub mod ids;
 pub mod invite;
+pub mod message;
 pub mod rejection;
 pub mod status;
 pub mod tenant;
@@ -29,6 +30,7 @@ pub use event::{
 };
 pub use ids::{DefinitionId, DeliveryId, InviteId, LinkToken, StreamId, TenantId};
 pub use invite::{decide, evolve, evolve_owned, Context, CreateInvite, Invite, InviteCommand, InviteState, Lifecycle};
+pub use message::MessageTemplates;
 pub use rejection::{Rejection, RejectionClass};
 pub use status::{InviteStatus, Vendor};
 pub use tenant::{Change, Definition, Tenant, TenantCommand};

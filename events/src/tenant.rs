@@ -289,6 +289,9 @@ impl Tenant {
         if rules.default_expiry_days.is_some_and(|d| !(1..=3650).contains(&d)) {
             return Err(Rejection::invalid("default_expiry_days", "must be between 1 and 3650"));
         }
+        if let Some(templates) = &rules.templates {
+            crate::message::check(templates)?;
+        }
         Ok(())
     }
 

@@ -35,6 +35,7 @@ fn samples() -> Vec<Envelope> {
         ends_at: Some(at + chrono::Duration::days(30)),
         max_send_count: Some(3),
         default_expiry_days: Some(30),
+        templates: None,
     };
     let created = InviteCreated {
         inviter: Inviter {

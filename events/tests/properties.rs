@@ -81,6 +81,7 @@ fn run(steps: &[Step]) -> (Tenant, Vec<(Change, DateTime<Utc>)>, Vec<InviteId>, 
         ends_at: None,
         max_send_count: Some(MAX_SENDS),
         default_expiry_days: None,
+        templates: None,
     };
     apply(&mut tenant, TenantCommand::CreateDefinition { definition_id: definition, rules }, now, &mut history);
     for step in steps {

@@ -220,6 +220,7 @@ fn definition_event(
         ends_at: None,
         max_send_count,
         default_expiry_days: None,
+        templates: None,
     };
     let event = match version {
         1 => events::DefinitionEvent::Created(rules),

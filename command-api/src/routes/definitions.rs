@@ -5,7 +5,7 @@ use crate::writer::WriterHandle;
 use actix_web::http::header;
 use actix_web::{post, put, route, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use events::{DefinitionId, DefinitionRules, TenantCommand};
+use events::{DefinitionId, DefinitionRules, MessageTemplates, TenantCommand};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use service_kit::problem::JsonBody;
@@ -24,6 +24,8 @@ pub struct DefinitionBody {
     max_send_count: Option<u32>,
     #[serde(default, deserialize_with = "service_kit::whole::option_u32")]
     default_expiry_days: Option<u32>,
+    /// What its invitations say when delivered; checked here, never at send time.
+    templates: Option<MessageTemplates>,
 }
 
 impl From<DefinitionBody> for DefinitionRules {
@@ -35,6 +37,7 @@ impl From<DefinitionBody> for DefinitionRules {
             ends_at: b.ends_at,
             max_send_count: b.max_send_count,
             default_expiry_days: b.default_expiry_days,
+            templates: b.templates,
         }
     }
 }
@@ -48,6 +51,7 @@ fn view(id: DefinitionId, rules: &DefinitionRules, version: u64, remaining: Opti
         "ends_at": rules.ends_at,
         "max_send_count": rules.max_send_count,
         "default_expiry_days": rules.default_expiry_days,
+        "templates": rules.templates,
         "in_range": events::tenant::window_open(rules.starts_at, rules.ends_at, Utc::now()),
         "version": version,
     });

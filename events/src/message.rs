@@ -1,0 +1,280 @@
+//! What an invitation says when it is delivered: an email's subject, text part and HTML part, and
+//! an SMS text, as MiniJinja templates a definition may set (built-in ones otherwise).
+//!
+//! A template is checked when its definition is saved ([`check`]): it must compile *and* render
+//! against a sample invitation within a bounded amount of work, so a bad template is a 422 then,
+//! never a failed send later. Rendering is pure: the dispatcher calls [`render_email`] and
+//! [`render_sms`] with what the log says about the invite.
+//!
+//! A template sees the request's `template_variables` by name, and beside them (winning over a
+//! variable of the same name, so no request can forge the link): `link`, `inviter_name`,
+//! `inviter_email`, `recipient_name`, `target`, `message`, `scope_name`, `expires_at`. The HTML
+//! part escapes every value; the subject is one line.
+
+use crate::rejection::Rejection;
+use crate::validate;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The templates of a definition; a part left out uses the built-in one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageTemplates {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_html: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_text: Option<String>,
+}
+
+/// The longest template, in characters.
+pub const MAX_TEMPLATE: usize = 20_000;
+/// How much work one render may do (MiniJinja's fuel: about one unit per instruction). A loop
+/// over a huge range runs out of it instead of holding the dispatcher.
+const FUEL: u64 = 100_000;
+
+const DEFAULT_SUBJECT: &str =
+    "{{ inviter_name or 'Someone' }} invited you{% if scope_name %} to {{ scope_name }}{% endif %}";
+const DEFAULT_TEXT: &str = "Hello{% if recipient_name %} {{ recipient_name }}{% endif %},
+
+{{ inviter_name or 'Someone' }} invited you{% if scope_name %} to {{ scope_name }}{% endif %}.
+{% if message %}
+\"{{ message }}\"
+{% endif %}
+Open the invitation: {{ link }}
+{% if expires_at %}
+It expires at {{ expires_at }}.
+{% endif %}";
+const DEFAULT_HTML: &str = "<!doctype html>
+<html><body>
+<p>Hello{% if recipient_name %} {{ recipient_name }}{% endif %},</p>
+<p>{{ inviter_name or 'Someone' }} invited you{% if scope_name %} to {{ scope_name }}{% endif %}.</p>
+{% if message %}<blockquote>{{ message }}</blockquote>{% endif %}
+<p><a href=\"{{ link }}\">Open the invitation</a></p>
+{% if expires_at %}<p>It expires at {{ expires_at }}.</p>{% endif %}
+</body></html>";
+const DEFAULT_SMS: &str = "{{ inviter_name or 'Someone' }} invited you: {{ link }}";
+
+/// The built-in template of a part.
+fn default_of(part: &str) -> &'static str {
+    match part {
+        "email_subject" => DEFAULT_SUBJECT,
+        "email_text" => DEFAULT_TEXT,
+        "email_html" => DEFAULT_HTML,
+        _ => DEFAULT_SMS,
+    }
+}
+
+/// What the templates know about the invitation being delivered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MessageContext {
+    /// The public link (`{public url}/i/{token}`).
+    pub link: String,
+    pub inviter_name: Option<String>,
+    pub inviter_email: Option<String>,
+    pub recipient_name: Option<String>,
+    /// The address it goes to.
+    pub target: String,
+    pub message: Option<String>,
+    /// The name (or id) of the invite's first scope.
+    pub scope_name: Option<String>,
+    /// RFC 3339.
+    pub expires_at: Option<String>,
+    pub template_variables: BTreeMap<String, String>,
+}
+
+/// A rendered email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Lenient);
+    env.set_fuel(Some(FUEL));
+    env.set_auto_escape_callback(|name| if name.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None });
+    env
+}
+
+fn template_name(part: &str) -> String {
+    if part == "email_html" {
+        format!("{part}.html")
+    } else {
+        part.to_owned()
+    }
+}
+
+fn values(ctx: &MessageContext) -> Value {
+    let mut map: BTreeMap<String, Value> =
+        ctx.template_variables.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
+    let opt = |v: &Option<String>| v.as_deref().map_or(Value::from(()), Value::from);
+    map.insert("link".into(), Value::from(ctx.link.as_str()));
+    map.insert("inviter_name".into(), opt(&ctx.inviter_name));
+    map.insert("inviter_email".into(), opt(&ctx.inviter_email));
+    map.insert("recipient_name".into(), opt(&ctx.recipient_name));
+    map.insert("target".into(), Value::from(ctx.target.as_str()));
+    map.insert("message".into(), opt(&ctx.message));
+    map.insert("scope_name".into(), opt(&ctx.scope_name));
+    map.insert("expires_at".into(), opt(&ctx.expires_at));
+    Value::from(map)
+}
+
+fn render_part(templates: Option<&MessageTemplates>, part: &str, ctx: &Value) -> Result<String, String> {
+    let source = source_of(templates, part);
+    let mut env = environment();
+    let name = template_name(part);
+    env.add_template_owned(name.clone(), source.to_owned()).map_err(|e| e.to_string())?;
+    let template = env.get_template(&name).map_err(|e| e.to_string())?;
+    template.render(ctx).map_err(|e| e.to_string())
+}
+
+fn source_of<'a>(templates: Option<&'a MessageTemplates>, part: &str) -> &'a str {
+    let given = templates.and_then(|t| match part {
+        "email_subject" => t.email_subject.as_deref(),
+        "email_text" => t.email_text.as_deref(),
+        "email_html" => t.email_html.as_deref(),
+        _ => t.sms_text.as_deref(),
+    });
+    given.unwrap_or_else(|| default_of(part))
+}
+
+/// Renders an email from a definition's templates (or the built-in ones). The subject is one
+/// line: line breaks a template or a value brings in become spaces.
+pub fn render_email(templates: Option<&MessageTemplates>, ctx: &MessageContext) -> Result<RenderedEmail, String> {
+    let values = values(ctx);
+    let subject = render_part(templates, "email_subject", &values)?;
+    let subject = subject.split(|c: char| c.is_control()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
+    Ok(RenderedEmail {
+        subject: subject.trim().to_owned(),
+        text: render_part(templates, "email_text", &values)?,
+        html: render_part(templates, "email_html", &values)?,
+    })
+}
+
+/// Renders the SMS text.
+pub fn render_sms(templates: Option<&MessageTemplates>, ctx: &MessageContext) -> Result<String, String> {
+    render_part(templates, "sms_text", &values(ctx)).map(|s| s.trim().to_owned())
+}
+
+/// A sample invitation every template must render against when saved.
+fn sample() -> MessageContext {
+    MessageContext {
+        link: "https://rsvp.example/i/sample-token".into(),
+        inviter_name: Some("Ann".into()),
+        inviter_email: Some("ann@example.com".into()),
+        recipient_name: Some("Bob".into()),
+        target: "bob@example.com".into(),
+        message: Some("Join us".into()),
+        scope_name: Some("Acme".into()),
+        expires_at: Some("2030-01-01T00:00:00Z".into()),
+        template_variables: BTreeMap::new(),
+    }
+}
+
+/// Checks a definition's templates: text a read model can hold, at most [`MAX_TEMPLATE`]
+/// characters each, MiniJinja that compiles and renders a sample invitation within its fuel.
+/// A refusal names the field (`templates.email_html`) and says what is wrong.
+pub fn check(templates: &MessageTemplates) -> Result<(), Rejection> {
+    let sample = values(&sample());
+    for part in ["email_subject", "email_text", "email_html", "sms_text"] {
+        let given = match part {
+            "email_subject" => &templates.email_subject,
+            "email_text" => &templates.email_text,
+            "email_html" => &templates.email_html,
+            _ => &templates.sms_text,
+        };
+        let Some(source) = given else { continue };
+        let field = match part {
+            "email_subject" => "templates.email_subject",
+            "email_text" => "templates.email_text",
+            "email_html" => "templates.email_html",
+            _ => "templates.sms_text",
+        };
+        validate::text(field, source, MAX_TEMPLATE)?;
+        render_part(Some(templates), part, &sample)
+            .map_err(|e| Rejection::invalid(field, format!("is not a template that renders: {e}")))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> MessageContext {
+        MessageContext {
+            link: "https://rsvp.example/i/tok".into(),
+            inviter_name: Some("Ann <admin>".into()),
+            target: "bob@example.com".into(),
+            message: Some("<script>alert(1)</script>".into()),
+            template_variables: BTreeMap::from([
+                ("company".to_owned(), "Acme & Co".to_owned()),
+                ("link".to_owned(), "https://evil.example".to_owned()),
+            ]),
+            ..MessageContext::default()
+        }
+    }
+
+    #[test]
+    fn the_built_in_templates_carry_the_link_the_inviter_and_the_message() {
+        let email = render_email(None, &ctx()).unwrap();
+        assert_eq!(email.subject, "Ann <admin> invited you");
+        assert!(email.text.contains("https://rsvp.example/i/tok"), "{}", email.text);
+        assert!(email.text.contains("<script>alert(1)</script>"), "text is not escaped: {}", email.text);
+        // MiniJinja escapes `/` too (`&#x2f;`), which an HTML reader decodes back.
+        assert!(email.html.replace("&#x2f;", "/").contains("href=\"https://rsvp.example/i/tok\""), "{}", email.html);
+        assert!(email.html.contains("&lt;script&gt;"), "html escapes values: {}", email.html);
+        assert!(!email.html.contains("<script>"), "{}", email.html);
+        assert_eq!(render_sms(None, &ctx()).unwrap(), "Ann <admin> invited you: https://rsvp.example/i/tok");
+    }
+
+    #[test]
+    fn a_definition_s_templates_see_the_variables_but_never_a_forged_link() {
+        let templates = MessageTemplates {
+            email_subject: Some("Join {{ company }}\r\nBcc: x@evil.example".into()),
+            email_text: Some("{{ company }}: {{ link }}".into()),
+            ..MessageTemplates::default()
+        };
+        check(&templates).unwrap();
+        let email = render_email(Some(&templates), &ctx()).unwrap();
+        assert_eq!(email.subject, "Join Acme & Co Bcc: x@evil.example", "one line");
+        assert_eq!(email.text, "Acme & Co: https://rsvp.example/i/tok");
+        assert!(email.html.contains("Open the invitation"), "the HTML part falls back to the built-in one");
+    }
+
+    #[test]
+    fn a_template_that_does_not_compile_or_render_is_refused_naming_its_field() {
+        let cases = [
+            (MessageTemplates { email_text: Some("{% if %}".into()), ..Default::default() }, "templates.email_text"),
+            (
+                MessageTemplates { email_html: Some("{{ link | no_such_filter }}".into()), ..Default::default() },
+                "templates.email_html",
+            ),
+            (
+                MessageTemplates {
+                    sms_text: Some(
+                        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}".into(),
+                    ),
+                    ..Default::default()
+                },
+                "templates.sms_text",
+            ),
+            (MessageTemplates { email_subject: Some("a\0b".into()), ..Default::default() }, "templates.email_subject"),
+            (
+                MessageTemplates { email_text: Some("x".repeat(MAX_TEMPLATE + 1)), ..Default::default() },
+                "templates.email_text",
+            ),
+        ];
+        for (templates, field) in cases {
+            let refusal = check(&templates).expect_err(field);
+            assert_eq!(refusal.field(), Some(field), "{refusal}");
+        }
+    }
+}
