@@ -1,6 +1,7 @@
 //! The invite aggregate: `decide(state, command, context)` and `evolve(state, event)`.
 //!
-//! Lifecycle (`*` = terminal; after it only reads, and late delivery reports from the provider):
+//! Lifecycle (`*` = terminal; after it only reads, and late delivery reports from the provider;
+//! a delivery's send never begins after the end):
 //!
 //! ```text
 //!  (absent) --Create--> open --Send--> open --Resend--> open ...      (deliveries, engagement)
@@ -238,6 +239,11 @@ pub fn decide(state: &InviteState, command: &InviteCommand, ctx: &Context) -> Re
         }
         if !status.may_follow(delivery.status) {
             return Err(Rejection::InvalidDeliveryTransition { from: delivery.status.as_str(), to: status.as_str() });
+        }
+        // A send begins only while the invite is open: a delivery asked for before a revoke, a
+        // decline or the expiry is never sent after it. Its outcome is taken whenever it comes.
+        if *status == DeliveryStatus::Sending {
+            ensure_open(invite, ctx.now)?;
         }
         return Ok(vec![InviteEvent::DeliveryStatusChanged(DeliveryStatusChanged {
             delivery_id: *delivery_id,

@@ -33,6 +33,7 @@ fn rules(handle: &str) -> DefinitionRules {
         ends_at: None,
         max_send_count: None,
         default_expiry_days: None,
+        templates: None,
     }
 }
 
@@ -567,6 +568,31 @@ fn late_delivery_reports_are_taken_after_an_invite_closed() {
         detail: None,
     };
     assert_eq!(event_types(&world.when(report).unwrap()), ["DeliveryStatusChanged"]);
+}
+
+#[test]
+fn a_send_never_begins_after_the_invite_closed_but_its_outcome_is_still_taken() {
+    let mut world = World::new();
+    let id = world.create(create_for("bob@example.com"));
+    let changes = world.given(on(id, send()));
+    let DomainEvent::Invite(InviteEvent::Sent(sent)) = &changes[0].event else { panic!() };
+    world.given(on(id, InviteCommand::Revoke { reason: None }));
+    let report = |status| TenantCommand::ReportDelivery { delivery_id: sent.delivery_id, status, detail: None };
+    assert_eq!(world.when(report(DeliveryStatus::Sending)), Err(Rejection::InviteRevoked));
+    assert_eq!(event_types(&world.when(report(DeliveryStatus::Failed)).unwrap()), ["DeliveryStatusChanged"]);
+}
+
+#[test]
+fn a_send_that_began_before_the_invite_closed_goes_on() {
+    let mut world = World::new();
+    let id = world.create(create_for("bob@example.com"));
+    let changes = world.given(on(id, send()));
+    let DomainEvent::Invite(InviteEvent::Sent(sent)) = &changes[0].event else { panic!() };
+    let report = |status| TenantCommand::ReportDelivery { delivery_id: sent.delivery_id, status, detail: None };
+    world.given(report(DeliveryStatus::Sending));
+    world.given(on(id, InviteCommand::Revoke { reason: None }));
+    assert_eq!(world.when(report(DeliveryStatus::Sending)), Ok(vec![]), "a dispatcher resuming after a crash");
+    assert_eq!(event_types(&world.when(report(DeliveryStatus::Sent)).unwrap()), ["DeliveryStatusChanged"]);
 }
 
 #[test]
