@@ -9,6 +9,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod omneo;
 pub mod problem;
+pub mod secrets;
 pub mod telemetry;
 pub mod whole;
 

@@ -10,7 +10,6 @@ use events::InviteStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use service_kit::{Authenticated, Problem, Scope};
-use sha2::{Digest, Sha256};
 use sqlx::{FromRow, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -491,24 +490,12 @@ pub async fn history(
                 json!({
                     "version": version, "event_id": event_id, "type": event_type, "schema_version": schema_version,
                     "occurred_at": at, "actor": { "kind": actor_kind, "id": actor_id }, "correlation_id": correlation,
-                    "causation_id": causation, "idempotency_key": key, "data": redact_token(data),
+                    "causation_id": causation, "idempotency_key": key, "data": service_kit::secrets::redact_token(data),
                 })
             },
         )
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "invite_id": id, "data": data })))
-}
-
-/// The public link token is a bearer capability (whoever holds it opens and accepts the invite),
-/// so no read shows it: the audit trail carries its SHA-256 instead, which tells whether a token
-/// someone holds is this invite's without handing it to every reader.
-fn redact_token(mut data: Value) -> Value {
-    if let Some(fields) = data.as_object_mut() {
-        if let Some(Value::String(token)) = fields.remove("token") {
-            fields.insert("token_sha256".into(), Value::String(hex::encode(Sha256::digest(token.as_bytes()))));
-        }
-    }
-    data
 }
 
 pub(crate) fn internal(e: sqlx::Error) -> Problem {
