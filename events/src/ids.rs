@@ -67,6 +67,11 @@ impl LinkToken {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The public link under a base URL (`https://rsvp.example` → `https://rsvp.example/i/{token}`).
+    pub fn link(&self, public_url: &str) -> String {
+        format!("{}/i/{}", public_url.trim_end_matches('/'), self.0)
+    }
 }
 
 /// The aggregate an event belongs to: its Kafka key and the scope of its version numbers.

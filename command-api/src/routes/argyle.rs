@@ -69,7 +69,7 @@ pub async fn create(
             argyle_error(problem)
         })?;
     let id = committed.changes[0].stream.invite_id().expect("an invite was created");
-    let link = committed.invite.as_ref().map(|i| format!("{}/i/{}", state.public_url, i.token.as_str()));
+    let link = committed.invite.as_ref().map(|i| i.token.link(&state.public_url));
     Ok(answer(&state, &caller, id, &committed, StatusCode::CREATED, link).await)
 }
 

@@ -118,7 +118,7 @@ pub async fn create(
     let id = committed.changes[0].stream.invite_id().expect("an invite was created");
     // The public link: whoever holds it can open the invitation. It comes with the commit: a
     // second trip to the writer could fail (the lease moved) after the invite was created.
-    let link = committed.invite.as_ref().map(|i| format!("{}/i/{}", state.public_url, i.token.as_str()));
+    let link = committed.invite.as_ref().map(|i| i.token.link(&state.public_url));
     Ok(invite_response(&state, StatusCode::CREATED, id, &committed, link))
 }
 

@@ -111,7 +111,7 @@ pub async fn create(
         };
         let id = now.id;
         // The public link carries the secret token: shown here, to the creator, only.
-        let short_link = format!("{}/i/{}", state.public_url, now.token.as_str());
+        let short_link = now.token.link(&state.public_url);
         let status = now.status.to_vendor(Vendor::Vortex).unwrap_or("queued");
         // The creation time as every read shows it (the event's); the id's own time (UUIDv7,
         // minted just before) should the read fail.
