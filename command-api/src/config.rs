@@ -39,6 +39,10 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "RSVP_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+    /// The token the dispatcher presents to record deliveries (`/internal/...`). Unset or empty:
+    /// those routes answer 401 to everyone.
+    #[arg(long, env = "RSVP_DISPATCHER_TOKEN", hide_env_values = true)]
+    pub dispatcher_token: Option<String>,
     /// CORS, rate limits, the authentication cache and the `/metrics` token.
     #[command(flatten)]
     pub edge: service_kit::edge::EdgeConfig,

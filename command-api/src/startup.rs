@@ -48,6 +48,8 @@ impl Application {
             public_url: public_url.trim_end_matches('/').to_owned(),
             pool,
         });
+        let dispatcher_token =
+            web::Data::new(routes::DispatcherToken(config.dispatcher_token.clone().filter(|t| !t.is_empty())));
         let max_body = config.max_body_bytes;
         let http_metrics = service_kit::metrics::http_metrics("command-api", registry.clone());
         let server = HttpServer::new(move || {
@@ -62,6 +64,7 @@ impl Application {
                 .app_data(auth.clone())
                 .app_data(writer.clone())
                 .app_data(state.clone())
+                .app_data(dispatcher_token.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .app_data(problem::query_config())
                 .app_data(problem::path_config())

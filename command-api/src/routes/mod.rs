@@ -4,10 +4,13 @@
 mod argyle;
 mod definitions;
 mod health;
+mod internal;
 mod invites;
 mod link;
 mod omneo;
 mod vortex;
+
+pub use internal::DispatcherToken;
 
 use crate::writer::{CommandMeta, IfMatch, WriteError};
 use actix_web::http::StatusCode;
@@ -43,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(definitions::create)
         .service(definitions::update)
         .service(definitions::list)
+        .service(internal::delivery_status)
         .service(link::follow)
         .service(omneo::create)
         .service(omneo::revoke)
