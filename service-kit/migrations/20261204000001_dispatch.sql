@@ -12,12 +12,12 @@ CREATE TABLE dispatch.offsets (
     PRIMARY KEY (consumer, topic, partition)
 );
 
--- What rendering a delivery needs of its invite, from `InviteCreated`, and whether it is still open.
+-- What rendering a delivery needs of its invite: its `InviteCreated` data. Whether the invite is
+-- still open is the writer's to say, when the send begins.
 CREATE TABLE dispatch.invites (
     invite_id     uuid PRIMARY KEY,
     tenant_id     uuid NOT NULL,
-    created       jsonb NOT NULL,
-    open          boolean NOT NULL DEFAULT true
+    created       jsonb NOT NULL
 );
 
 -- The message templates of each definition, as its last event set them.
@@ -31,7 +31,8 @@ CREATE TABLE dispatch.definitions (
 --   queued:   waiting for its turn (or its next try, at next_attempt_at)
 --   sending:  `sending` recorded through the writer; the send itself may or may not have happened
 --   sent / bounced / failed: the outcome, reported through the writer once `reported` is true
---   cancelled: the invite closed before the send began
+--   cancelled: its outcome came from elsewhere (a provider's report through the API) before it began
+--   external: shown in the product or handed to the inviter (in_app, link): nothing to send
 CREATE TABLE dispatch.deliveries (
     delivery_id     uuid PRIMARY KEY,
     tenant_id       uuid NOT NULL,

@@ -13,17 +13,21 @@ pub mod gateway;
 pub mod infra;
 pub mod load;
 pub mod postgres;
+pub mod receiver;
 pub mod services;
 
 pub use api::{invite_for, Api, Reply};
 pub use gateway::Gateway;
 pub use infra::TestEnv;
-pub use services::{command_api, run_command, run_command_split, Service, Services};
+pub use receiver::Receiver;
+pub use services::{command_api, dispatcher, run_command, run_command_split, Service, Services};
 
 use std::future::Future;
 
 /// The operator token (`RSVP_METRICS_TOKEN`) every service started by the harness gets.
 pub const METRICS_TOKEN: &str = "rsvp-test-metrics-token";
+/// The token between the dispatcher and the command API in every test.
+pub const DISPATCHER_TOKEN: &str = "rsvp-test-dispatcher-token";
 use std::time::{Duration, Instant};
 
 /// Polls `check` until it returns `Some`, at most `timeout`; panics naming `what` otherwise.

@@ -35,6 +35,9 @@ impl Service {
             .env("COMMAND_API_PORT", "0")
             .env("QUERY_API_PORT", "0")
             .env("PROJECTOR_PORT", "0")
+            .env("DISPATCHER_PORT", "0")
+            .env("RSVP_DISPATCHER_NAME", format!("dispatcher-{}", env.topic))
+            .env("RSVP_DISPATCHER_TOKEN", crate::DISPATCHER_TOKEN)
             .env("RSVP_METRICS_TOKEN", crate::METRICS_TOKEN);
         for (k, v) in extra {
             command.env(k, v);
@@ -124,6 +127,22 @@ impl Services {
         command.wait_ready(Duration::from_secs(60)).await;
         Self { projector, command, query }
     }
+}
+
+/// The dispatcher, recording deliveries through `command` and linking to it; `extra` adds or
+/// overrides settings (later ones win). By default it may reach loopback webhook receivers and
+/// its SMTP server is a closed port (a test that sends email gives its own).
+pub async fn dispatcher(env: &TestEnv, command: &Service, extra: &[(&str, String)]) -> Service {
+    let mut settings: Vec<(&str, String)> = vec![
+        ("RSVP_COMMAND_API_URL", command.url.clone()),
+        ("RSVP_PUBLIC_URL", command.url.clone()),
+        ("RSVP_WEBHOOK_ALLOW_PRIVATE", "true".into()),
+        ("RSVP_SMTP_URL", "smtp://127.0.0.1:9".into()),
+    ];
+    settings.extend(extra.iter().cloned());
+    let dispatcher = Service::start("dispatcher", env, &settings).await;
+    dispatcher.wait_ready(Duration::from_secs(60)).await;
+    dispatcher
 }
 
 /// Runs a one-off command of a service binary (e.g. `projector verify`) with the test's settings

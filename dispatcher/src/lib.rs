@@ -1,0 +1,113 @@
+//! The dispatcher: a consumer of the log that makes deliveries real. It sends the invitation
+//! emails (SMTP) and SMS (an HTTP provider) that deliveries ask for, records their progress
+//! through the writer (queued → sending → sent, bounced or failed), and delivers every event of a
+//! tenant to the tenant's webhook endpoints, signed. It never writes to the log itself, and a
+//! slow or unreachable SMTP server or endpoint holds back neither the writes nor the projections.
+
+pub mod channels;
+pub mod config;
+pub mod deliveries;
+pub mod intake;
+pub mod metrics;
+pub mod payload;
+pub mod report;
+pub mod signing;
+pub mod webhooks;
+
+use actix_web::{get, web, App, HttpResponse, HttpServer};
+use anyhow::Context;
+use config::Config;
+use std::net::TcpListener;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Runs the dispatcher until one of its parts fails.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let pool = service_kit::db::connect(&config.database_url, 6).await?;
+    service_kit::db::migrate(&pool).await?;
+    let listener = TcpListener::bind((config.host.as_str(), config.port))
+        .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
+    let addr = listener.local_addr()?;
+    let registry = prometheus::Registry::new();
+    let metrics = metrics::Metrics::register(&registry)?;
+    let http_metrics = service_kit::metrics::http_metrics("dispatcher", registry);
+    let ready = web::Data::new((pool.clone(), metrics.clone()));
+    let metrics_token = config.metrics.token();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(http_metrics.clone())
+            .wrap(actix_web::middleware::from_fn(service_kit::edge::guard_metrics))
+            .app_data(metrics_token.clone())
+            .app_data(ready.clone())
+            .service(healthz)
+            .service(readyz)
+    })
+    .listen(listener)?
+    .workers(1)
+    .run();
+    service_kit::telemetry::announce_listening("dispatcher", addr);
+
+    let wake = Arc::new(Notify::new());
+    let intake = intake::run(
+        pool.clone(),
+        intake::IntakeConfig {
+            brokers: config.kafka_brokers.clone(),
+            topic: config.kafka_topic.clone(),
+            name: config.name.clone(),
+            max_age: std::time::Duration::from_secs(config.send_max_age_seconds),
+        },
+        wake.clone(),
+        metrics.clone(),
+    );
+    let sms = match &config.sms_url {
+        Some(url) if !url.is_empty() => Some(channels::HttpSms::new(url.clone(), config.sms_token.clone())?),
+        _ => None,
+    };
+    let deliverer = deliveries::Deliverer {
+        pool: pool.clone(),
+        reporter: report::Reporter::new(&config.command_api_url, config.dispatcher_token.clone())?,
+        smtp: channels::Smtp::new(&config.smtp_url, &config.mail_from)?,
+        sms,
+        public_url: config.public_url.clone(),
+        max_attempts: config.send_max_attempts,
+        retry: std::time::Duration::from_millis(config.send_retry_ms),
+        limiter: deliveries::tenant_limiter(config.send_rate_per_tenant),
+        wake: wake.clone(),
+        metrics: metrics.clone(),
+    };
+    let sender = webhooks::WebhookSender {
+        pool,
+        client: webhooks::client(config.webhook_timeout(), config.webhook_allow_private)?,
+        schedule: config.webhook_retry_schedule.clone(),
+        disable_after_failures: config.webhook_disable_after_failures,
+        disable_after: std::time::Duration::from_secs(config.webhook_disable_after_seconds),
+        allow_private: config.webhook_allow_private,
+        concurrency: config.webhook_concurrency.max(1),
+        wake,
+        metrics,
+    };
+    tokio::select! {
+        r = intake => r.context("the intake stopped"),
+        r = deliverer.run() => r.context("the deliverer stopped"),
+        r = sender.run() => r.context("the webhook sender stopped"),
+        r = server => r.context("the health server failed"),
+    }
+}
+
+#[get("/healthz")]
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready: following the log, and PostgreSQL answers.
+#[get("/readyz")]
+async fn readyz(state: web::Data<(sqlx::PgPool, Arc<metrics::Metrics>)>) -> HttpResponse {
+    let following = state.1.following.load(std::sync::atomic::Ordering::Acquire);
+    let database = sqlx::query("SELECT 1").execute(&state.0).await.is_ok();
+    let body = serde_json::json!({ "following": following, "database": database });
+    if following && database {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

@@ -1,0 +1,7 @@
+use clap::Parser;
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    service_kit::telemetry::init("dispatcher");
+    dispatcher::run(dispatcher::config::Config::parse()).await
+}
