@@ -2,14 +2,14 @@
 .PHONY: run stop status test reliability fuzz bench
 ARGS ?=
 
-run: ## build and start Kafka, PostgreSQL and the three services; print the demo key
+run: ## build and start Kafka, PostgreSQL, Mailpit and the services; print the demo key
 	@deploy/local/run.sh
 
 stop: ## stop everything `make run` started
 	@deploy/local/stop.sh
 
 status:
-	@deploy/local/postgres.sh status; deploy/local/kafka.sh status; deploy/local/services.sh status; deploy/local/gateway.sh status
+	@deploy/local/postgres.sh status; deploy/local/kafka.sh status; deploy/local/mailpit.sh status; deploy/local/services.sh status; deploy/local/gateway.sh status
 
 test: ## provision what is missing and run the whole test suite
 	@deploy/local/test.sh $(ARGS)

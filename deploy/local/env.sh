@@ -29,10 +29,22 @@ RSVP_GATEWAY_PORT="${RSVP_GATEWAY_PORT:-8080}"
 # The command API's largest request body; the gateway takes the same.
 export RSVP_MAX_BODY_BYTES="${RSVP_MAX_BODY_BYTES:-1048576}"
 
+# Mailpit (github.com/axllent/mailpit): the local SMTP server that catches every email the services
+# send, with a web UI to read them. Built once from its Go module into $RSVP_BIN_DIR, shared by
+# every clone on the machine; its mailbox lives in $RSVP_STATE_DIR/mailpit.
+RSVP_BIN_DIR="${RSVP_BIN_DIR:-$HOME/.cache/rsvp/bin}"
+MAILPIT_VERSION="${MAILPIT_VERSION:-v1.27.11}"
+MAILPIT_SMTP_PORT="${MAILPIT_SMTP_PORT:-1025}"
+MAILPIT_HTTP_PORT="${MAILPIT_HTTP_PORT:-8025}"
+MAILPIT_BIN="${MAILPIT_BIN:-$RSVP_BIN_DIR/mailpit}"
+
 export RSVP_KAFKA_BROKERS="${RSVP_KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
 export RSVP_KAFKA_TOPIC="${RSVP_KAFKA_TOPIC:-rsvp.invite-events}"
 export RSVP_KAFKA_PARTITIONS="${RSVP_KAFKA_PARTITIONS:-12}"
 export DATABASE_URL="${DATABASE_URL:-postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DATABASE}"
+# Where the services send email (SMTP, no TLS, no login: Mailpit locally) and the From they use.
+export RSVP_SMTP_URL="${RSVP_SMTP_URL:-smtp://127.0.0.1:$MAILPIT_SMTP_PORT}"
+export RSVP_MAIL_FROM="${RSVP_MAIL_FROM:-rsvp <invites@rsvp.localhost>}"
 
 log() { printf '\033[1m[rsvp]\033[0m %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

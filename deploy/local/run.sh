@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Brings the whole system up: Kafka, PostgreSQL, the three services, and a demo tenant.
+# Brings the whole system up: Kafka, PostgreSQL, Mailpit (the local SMTP server), the services, and
+# a demo tenant.
 # Safe to run again while everything is up.
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 source "$here/env.sh"
 
 command -v cargo >/dev/null || die "cargo is needed (https://rustup.rs)"
+# Mailpit first, so a missing Go is said before the long build (built once, then kept).
+"$here/mailpit.sh" install
 log "building the services (release)"
 (cd "$RSVP_ROOT" && cargo build --release --locked --bins)
 
 "$here/postgres.sh" start
 "$here/kafka.sh" start
 "$here/kafka.sh" create-topic "$RSVP_KAFKA_TOPIC" "$RSVP_KAFKA_PARTITIONS"
+"$here/mailpit.sh" start
 "$here/services.sh" start
 "$here/gateway.sh" start
 
@@ -25,6 +29,7 @@ rsvp is up.
   command API  http://127.0.0.1:$COMMAND_API_PORT   (writes)
   query API    http://127.0.0.1:$QUERY_API_PORT   (reads)
   projector    http://127.0.0.1:$PROJECTOR_PORT/healthz
+  mailbox      http://127.0.0.1:$MAILPIT_HTTP_PORT   (Mailpit: every email the services send, none leaves the machine; SMTP on 127.0.0.1:$MAILPIT_SMTP_PORT)
   demo tenant API key: $key
 
 Try it:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Provisions what the tests need (Kafka, PostgreSQL, Schemathesis) when it is missing, then runs every test.
+# Provisions what the tests need (Kafka, PostgreSQL, nginx, Mailpit, Schemathesis) when it is missing,
+# then runs every test.
 # Arguments go to `cargo test` in place of the default selection (e.g. `make test ARGS='-p events'`).
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
@@ -10,6 +11,10 @@ command -v cargo >/dev/null || die "cargo is needed (https://rustup.rs)"
 "$here/kafka.sh" start
 # The dialects' end-to-end tests go through the gateway (nginx), installed when missing.
 "$here/gateway.sh" install
+# The email tests run Mailpit (the SMTP server) processes of their own from this binary; building
+# it once needs Go.
+"$here/mailpit.sh" install
+export RSVP_TEST_MAILPIT="$MAILPIT_BIN"
 
 # Schemathesis (tests/tests/schemathesis.rs), the pinned version from PyPI in a venv of its own.
 schemathesis_version="$(cat "$here/schemathesis-version")"
