@@ -5,6 +5,8 @@
 //! - `RSVP_TEST_KAFKA_BROKERS` and `RSVP_TEST_DATABASE_URL` (a role that may create databases),
 //!   when set: the README's test command starts both locally and sets them;
 //! - otherwise testcontainers starts them in Docker, once per test binary.
+//!
+//! The email tests send to a Mailpit (the SMTP server) of their own: [`Mailpit`].
 
 pub mod api;
 pub mod broker;
@@ -12,6 +14,7 @@ pub mod chaos;
 pub mod gateway;
 pub mod infra;
 pub mod load;
+pub mod mailpit;
 pub mod postgres;
 pub mod receiver;
 pub mod services;
@@ -19,6 +22,7 @@ pub mod services;
 pub use api::{invite_for, Api, Reply};
 pub use gateway::Gateway;
 pub use infra::TestEnv;
+pub use mailpit::{Mailpit, MailpitOptions};
 pub use receiver::Receiver;
 pub use services::{command_api, dispatcher, run_command, run_command_split, Service, Services};
 
