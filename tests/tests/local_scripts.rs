@@ -3,7 +3,8 @@
 //! What this shows: `ensure_demo_key` (which `make run` calls through `run.sh`) and
 //! `ensure_metrics_token` (which `services.sh start` calls), run from `env.sh` with the real
 //! `rsvp-admin` against the test's database, leave files of mode 0600, also where an older run
-//! left them readable to others. It does not run `make run` itself.
+//! left them readable to others; the gateway and Mailpit scripts start, keep their files to their
+//! owner and stop. It does not run `make run` itself.
 
 use rsvp_tests::TestEnv;
 use std::os::unix::fs::PermissionsExt;
@@ -81,4 +82,49 @@ async fn the_gateways_logs_and_pid_file_are_readable_by_their_owner_only() {
     if let Err(panic) = started {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// `mailpit.sh start` runs Mailpit on loopback with its mailbox, log and pid file its owner's
+/// only; a second `start` keeps it; `status` names its ports; `stop` stops it.
+#[tokio::test(flavor = "multi_thread")]
+async fn mailpit_starts_once_on_loopback_and_stops() {
+    let state = std::env::temp_dir().join(format!("rsvp-scripts-{}", uuid::Uuid::new_v4().simple()));
+    let (smtp, http) = (rsvp_tests::broker::free_port(), rsvp_tests::broker::free_port());
+    let script = |command: &str| {
+        let output = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("umask 022; deploy/local/mailpit.sh {command}"))
+            .current_dir(repo_root())
+            .env("RSVP_STATE_DIR", &state)
+            .env("MAILPIT_SMTP_PORT", smtp.to_string())
+            .env("MAILPIT_HTTP_PORT", http.to_string())
+            // The binary the tests use (already at MAILPIT_VERSION, so `start` builds nothing).
+            .env("MAILPIT_BIN", rsvp_tests::mailpit::binary())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "mailpit.sh {command}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        script("start");
+        let pid = std::fs::read_to_string(state.join("mailpit/mailpit.pid")).unwrap();
+        script("start");
+        assert_eq!(std::fs::read_to_string(state.join("mailpit/mailpit.pid")).unwrap(), pid, "a second start keeps it");
+        let status = script("status");
+        assert!(status.contains(&format!("SMTP on 127.0.0.1:{smtp}")), "{status}");
+        assert!(status.contains(&format!("UI on http://127.0.0.1:{http}")), "{status}");
+        assert!(std::net::TcpStream::connect(("127.0.0.1", smtp)).is_ok(), "its SMTP port");
+        let dir = state.join("mailpit");
+        for file in ["mailpit.db", "mailpit.log", "mailpit.pid"] {
+            assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+        }
+        assert_eq!(mode(&dir), 0o700, "its folder");
+    }));
+    script("stop");
+    let status = script("status");
+    let _ = std::fs::remove_dir_all(&state);
+    if let Err(panic) = started {
+        std::panic::resume_unwind(panic);
+    }
+    assert_eq!(status.trim(), "mailpit: stopped");
 }
