@@ -24,6 +24,7 @@ PG_DATABASE="${PG_DATABASE:-rsvp}"
 COMMAND_API_PORT="${COMMAND_API_PORT:-8081}"
 QUERY_API_PORT="${QUERY_API_PORT:-8082}"
 PROJECTOR_PORT="${PROJECTOR_PORT:-8083}"
+DISPATCHER_PORT="${DISPATCHER_PORT:-8084}"
 # The gateway (nginx): the one public base URL in front of both APIs.
 RSVP_GATEWAY_PORT="${RSVP_GATEWAY_PORT:-8080}"
 # The command API's largest request body; the gateway takes the same.
@@ -80,6 +81,20 @@ ensure_demo_key() {
 
 # ensure_metrics_token: exports RSVP_METRICS_TOKEN, the operator token `/metrics` requires; when
 # it is not set, one is made once and kept in $RSVP_STATE_DIR/metrics-token.
+# ensure_dispatcher_token: exports RSVP_DISPATCHER_TOKEN, the token between the dispatcher and the
+# command API's internal routes; when it is not set, one is made once and kept in
+# $RSVP_STATE_DIR/dispatcher-token.
+ensure_dispatcher_token() {
+  local token_file="$RSVP_STATE_DIR/dispatcher-token"
+  if [ -z "${RSVP_DISPATCHER_TOKEN:-}" ]; then
+    mkdir -p "$RSVP_STATE_DIR"
+    [ -s "$token_file" ] || od -An -tx1 -N32 /dev/urandom | tr -d ' \n' | write_secret "$token_file"
+    chmod 600 "$token_file"
+    RSVP_DISPATCHER_TOKEN=$(cat "$token_file")
+  fi
+  export RSVP_DISPATCHER_TOKEN
+}
+
 ensure_metrics_token() {
   local token_file="$RSVP_STATE_DIR/metrics-token"
   if [ -z "${RSVP_METRICS_TOKEN:-}" ]; then

@@ -29,6 +29,7 @@ rsvp is up.
   command API  http://127.0.0.1:$COMMAND_API_PORT   (writes)
   query API    http://127.0.0.1:$QUERY_API_PORT   (reads)
   projector    http://127.0.0.1:$PROJECTOR_PORT/healthz
+  dispatcher   http://127.0.0.1:$DISPATCHER_PORT/readyz   (sends the emails and webhooks)
   mailbox      http://127.0.0.1:$MAILPIT_HTTP_PORT   (Mailpit: every email the services send, none leaves the machine; SMTP on 127.0.0.1:$MAILPIT_SMTP_PORT)
   demo tenant API key: $key
 

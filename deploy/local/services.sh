@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The three rsvp services (release builds) as background processes.
+# The rsvp services (release builds) as background processes: the projector, the two APIs and the
+# dispatcher.
 # usage: services.sh start|stop|status
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -11,7 +12,9 @@ log_dir="$RSVP_STATE_DIR/logs"
 bin_dir="$CARGO_TARGET_DIR/release"
 mkdir -p "$run_dir" "$log_dir"
 
-export COMMAND_API_PORT QUERY_API_PORT PROJECTOR_PORT
+export COMMAND_API_PORT QUERY_API_PORT PROJECTOR_PORT DISPATCHER_PORT
+# The dispatcher records deliveries through the command API (its internal routes).
+export RSVP_COMMAND_API_URL="${RSVP_COMMAND_API_URL:-http://127.0.0.1:$COMMAND_API_PORT}"
 # Links the services hand out (Location, next/previous, the invite link) point at the gateway.
 export RSVP_QUERY_API_URL="${RSVP_QUERY_API_URL:-http://127.0.0.1:$RSVP_GATEWAY_PORT}"
 export RSVP_PUBLIC_URL="${RSVP_PUBLIC_URL:-http://127.0.0.1:$RSVP_GATEWAY_PORT}"
@@ -45,15 +48,18 @@ stop_one() {
 case "${1:-}" in
   start)
     ensure_metrics_token
+    ensure_dispatcher_token
     # The projector applies the migrations, so it goes first.
     start_one projector "$PROJECTOR_PORT"
     start_one query-api "$QUERY_API_PORT"
     # Ready once it holds the writer lease and has read the log to its end.
     start_one command-api "$COMMAND_API_PORT" readyz
+    # Ready once it follows the log; it sends through the SMTP server at $RSVP_SMTP_URL.
+    start_one dispatcher "$DISPATCHER_PORT" readyz
     ;;
-  stop) for s in command-api query-api projector; do stop_one "$s"; done ;;
+  stop) for s in dispatcher command-api query-api projector; do stop_one "$s"; done ;;
   status)
-    for s in projector query-api command-api; do
+    for s in projector query-api command-api dispatcher; do
       if running "$s"; then echo "$s: running (pid $(cat "$run_dir/$s.pid"))"; else echo "$s: stopped"; fi
     done
     ;;
