@@ -154,16 +154,21 @@ impl WebhookSender {
     /// The pending messages whose time has come and whose invite has no earlier message pending
     /// to the same endpoint, on enabled endpoints.
     async fn due(&self, limit: usize) -> Result<Vec<Due>, sqlx::Error> {
+        // At most a few per endpoint: a backlog at one endpoint never fills the list.
         sqlx::query_as(
-            "SELECT m.endpoint_id, m.event_id, m.body, m.attempts, m.resend_requested, e.url, e.format, e.secret, \
-             e.previous_secret, e.previous_secret_expires_at \
-             FROM dispatch.webhook_messages m JOIN dispatch.webhook_endpoints e USING (endpoint_id) \
-             WHERE m.state = 'pending' AND m.next_attempt_at <= now() AND NOT e.disabled \
-             AND NOT EXISTS (SELECT 1 FROM dispatch.webhook_messages p WHERE p.endpoint_id = m.endpoint_id \
-               AND p.stream_id = m.stream_id AND p.state = 'pending' AND p.stream_version < m.stream_version) \
-             ORDER BY m.next_attempt_at, m.stream_version LIMIT $1",
+            "SELECT endpoint_id, event_id, body, attempts, resend_requested, url, format, secret, previous_secret, \
+             previous_secret_expires_at FROM ( \
+               SELECT m.endpoint_id, m.event_id, m.body, m.attempts, m.resend_requested, e.url, e.format, e.secret, \
+               e.previous_secret, e.previous_secret_expires_at, m.next_attempt_at, m.stream_version, \
+               row_number() OVER (PARTITION BY m.endpoint_id ORDER BY m.next_attempt_at, m.stream_version) AS turn \
+               FROM dispatch.webhook_messages m JOIN dispatch.webhook_endpoints e USING (endpoint_id) \
+               WHERE m.state = 'pending' AND m.next_attempt_at <= now() AND NOT e.disabled \
+               AND NOT EXISTS (SELECT 1 FROM dispatch.webhook_messages p WHERE p.endpoint_id = m.endpoint_id \
+                 AND p.stream_id = m.stream_id AND p.state = 'pending' AND p.stream_version < m.stream_version) \
+             ) due WHERE turn <= $2 ORDER BY next_attempt_at, stream_version LIMIT $1",
         )
         .bind(limit as i64)
+        .bind((PER_ENDPOINT * 2) as i64)
         .fetch_all(&self.pool)
         .await
     }
