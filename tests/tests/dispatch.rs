@@ -352,3 +352,33 @@ async fn the_internal_route_takes_the_dispatcher_s_token_only_and_the_gateway_ne
         .unwrap();
     assert_eq!(through.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_s_sends_are_limited_to_its_rate_and_another_tenant_s_go_past_them() {
+    let system = system().await;
+    let mailpit = Mailpit::start_default().await;
+    let (_, other_key) = system.env.other_tenant("tenant-b").await;
+    let other = system.api.with_key(&other_key);
+    // A burst of 4, then 2 a second: 12 emails of one tenant take 4 seconds at least.
+    let _dispatcher = system.dispatcher(&mailpit, &[("RSVP_SEND_RATE_PER_TENANT", "2".into())]).await;
+    for n in 0..12 {
+        system.invite(&format!("a{n}@example.com"), json!({})).await;
+    }
+    for n in 0..2 {
+        let created = other
+            .post(
+                "/v1/invites",
+                &json!({ "inviter": { "id": "bea" }, "targets": [{ "type": "email", "value": format!("b{n}@example.com") }], "send": "email" }),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED);
+    }
+    let arrived = mailpit.wait_for_count(14, Duration::from_secs(60)).await;
+    let at = |m: &rsvp_tests::mailpit::Summary| chrono::DateTime::parse_from_rfc3339(&m.created).unwrap();
+    let (a, b): (Vec<_>, Vec<_>) = arrived.iter().partition(|m| m.to[0].address.starts_with('a'));
+    let first_a = a.iter().map(|m| at(m)).min().unwrap();
+    let last_a = a.iter().map(|m| at(m)).max().unwrap();
+    let span = (last_a - first_a).num_milliseconds();
+    assert!(span >= 3_000, "12 sends at 2/s after a burst of 4 took only {span} ms");
+    assert!(b.iter().all(|m| at(m) < last_a), "the other tenant's emails did not wait behind the first's");
+}
