@@ -37,8 +37,9 @@ Try it:
   KEY=$key
   curl -s -X POST http://127.0.0.1:$RSVP_GATEWAY_PORT/v1/invites \\
     -H "Authorization: Bearer \$KEY" -H 'Content-Type: application/json' \\
-    -d '{"inviter":{"id":"user-1","name":"Ann"},"targets":[{"type":"email","value":"bob@example.com"}],"expires_in_days":7}'
+    -d '{"inviter":{"id":"user-1","name":"Ann"},"targets":[{"type":"email","value":"bob@example.com"}],"expires_in_days":7,"send":"email"}'
   curl -s http://127.0.0.1:$RSVP_GATEWAY_PORT/v1/invites -H "Authorization: Bearer \$KEY"
+  # the invitation email, with its link: http://127.0.0.1:$MAILPIT_HTTP_PORT
 
 Metrics (operator token in $RSVP_STATE_DIR/metrics-token, readable by you only):
   curl -s http://127.0.0.1:$QUERY_API_PORT/metrics -H "Authorization: Bearer \$(cat $RSVP_STATE_DIR/metrics-token)"
