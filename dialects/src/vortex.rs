@@ -32,6 +32,26 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+/// The event types of Vortex's webhooks: what an endpoint registered with the `vortex` format
+/// may ask for (an empty list: all of them).
+pub const WEBHOOK_EVENT_TYPES: &[&str] = &[
+    "invitation.created",
+    "invitation.accepted",
+    "invitation.declined",
+    "invitation.deactivated",
+    "invitation.email.sent",
+    "invitation.email.delivered",
+    "invitation.email.bounced",
+    "invitation.email.opened",
+    "invitation.email.failed",
+    "invitation.sms.sent",
+    "invitation.sms.delivered",
+    "invitation.sms.failed",
+    "invitation.link.clicked",
+    "invitation.viewed",
+    "invitation.shared",
+];
+
 /// An invitation as Vortex answers it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

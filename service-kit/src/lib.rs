@@ -11,6 +11,7 @@ pub mod omneo;
 pub mod problem;
 pub mod secrets;
 pub mod telemetry;
+pub mod webhooks;
 pub mod whole;
 
 pub use auth::{Authenticated, Authenticator, Scope};
