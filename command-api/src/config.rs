@@ -43,6 +43,19 @@ pub struct Config {
     /// those routes answer 401 to everyone.
     #[arg(long, env = "RSVP_DISPATCHER_TOKEN", hide_env_values = true)]
     pub dispatcher_token: Option<String>,
+    /// Webhook endpoints may be private or loopback addresses (`true` or `1`): for a local
+    /// setup or a test; off, such URLs are a 422 and the dispatcher never sends to them.
+    #[arg(
+        long,
+        env = "RSVP_WEBHOOK_ALLOW_PRIVATE",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub webhook_allow_private: bool,
+    /// How long a webhook endpoint's previous secret keeps signing after a rotation, in seconds.
+    #[arg(long, env = "RSVP_WEBHOOK_SECRET_OVERLAP_SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(0..=2_592_000))]
+    pub webhook_secret_overlap_seconds: u64,
     /// CORS, rate limits, the authentication cache and the `/metrics` token.
     #[command(flatten)]
     pub edge: service_kit::edge::EdgeConfig,

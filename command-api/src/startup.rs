@@ -47,6 +47,8 @@ impl Application {
             query_api_url: config.query_api_url.trim_end_matches('/').to_owned(),
             public_url: public_url.trim_end_matches('/').to_owned(),
             pool,
+            webhook_allow_private: config.webhook_allow_private,
+            webhook_secret_overlap: std::time::Duration::from_secs(config.webhook_secret_overlap_seconds),
         });
         let dispatcher_token =
             web::Data::new(routes::DispatcherToken(config.dispatcher_token.clone().filter(|t| !t.is_empty())));

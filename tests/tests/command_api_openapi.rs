@@ -64,6 +64,29 @@ async fn every_documented_operation_answers_its_example_with_a_documented_succes
                 let def = api.post("/v1/definitions", &json!({ "handle": "silver-definition" })).await;
                 concrete = path.replace("{id}", def.body["id"].as_str().unwrap());
             }
+            if path.starts_with("/v1/webhooks/{id}") {
+                let hook = api.post("/v1/webhooks", &json!({ "url": "https://hooks.example.com/rsvp" })).await;
+                assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.body);
+                let hook = hook.body["id"].as_str().unwrap().to_owned();
+                concrete = path.replace("{id}", &hook);
+                if path.contains("{message_id}") {
+                    // A message of the endpoint, as the dispatcher records one.
+                    let message = uuid::Uuid::now_v7();
+                    sqlx::query(
+                        "INSERT INTO dispatch.webhook_messages (endpoint_id, event_id, tenant_id, stream_id, \
+                         stream_version, event_type, body, state, attempts, next_attempt_at, created_at) \
+                         VALUES ($1, $2, $3, $4, 1, 'InviteCreated', '{}', 'failed', 3, now(), now())",
+                    )
+                    .bind(uuid::Uuid::parse_str(&hook).unwrap())
+                    .bind(message)
+                    .bind(env.tenant.as_uuid())
+                    .bind(uuid::Uuid::parse_str(&id).unwrap())
+                    .execute(&env.pool)
+                    .await
+                    .unwrap();
+                    concrete = concrete.replace("{message_id}", &message.to_string());
+                }
+            }
             if path.contains("{token}") {
                 let link = invite["link_url"].as_str().unwrap();
                 concrete = link.trim_start_matches(&api.base).to_owned();

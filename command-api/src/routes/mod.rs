@@ -9,6 +9,7 @@ mod invites;
 mod link;
 mod omneo;
 mod vortex;
+mod webhooks;
 
 pub use internal::DispatcherToken;
 
@@ -26,6 +27,10 @@ pub struct AppState {
     /// Base URL of this API as clients reach it: the public invite links point here.
     pub public_url: String,
     pub pool: PgPool,
+    /// Webhook endpoints may be private or loopback addresses (`RSVP_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
+    /// How long a rotated-out webhook secret keeps signing (`RSVP_WEBHOOK_SECRET_OVERLAP_SECONDS`).
+    pub webhook_secret_overlap: std::time::Duration,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -57,7 +62,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(vortex::accept)
         .service(vortex::revoke_scope)
         .service(vortex::revoke)
-        .service(vortex::reinvite);
+        .service(vortex::reinvite)
+        .service(webhooks::create)
+        .service(webhooks::list)
+        .service(webhooks::show)
+        .service(webhooks::update)
+        .service(webhooks::remove)
+        .service(webhooks::rotate_secret)
+        .service(webhooks::list_attempts)
+        .service(webhooks::list_messages)
+        .service(webhooks::resend);
 }
 
 /// Who sends the command, its correlation id, its idempotency key with the request's
