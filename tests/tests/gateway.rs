@@ -1,6 +1,6 @@
 //! The gateway (`deploy/gateway/nginx.conf`, the file `make run` uses) in front of a test's own
-//! services: reads reach the query API, writes and the invite link the command API; the
-//! services' answers pass through unchanged; its logs hold no path and no query string.
+//! services: reads reach the query API, writes, the invite link and the webhook endpoints the
+//! command API; the services' answers pass through unchanged; its logs hold no path and no query string.
 
 use reqwest::{Method, StatusCode};
 use rsvp_tests::{eventually, invite_for, Api, Gateway, Services, TestEnv};
@@ -66,6 +66,18 @@ async fn the_gateway_sends_writes_and_links_to_the_command_api_and_reads_to_the_
     // The definitions, whose GET the command API serves, stay on the command API.
     let definitions = api.get("/v1/definitions").await;
     assert_eq!(definitions.status, StatusCode::OK, "{}", definitions.body);
+    // So do the webhook endpoints, every method (the query API has no such route: a 404 there).
+    let webhooks = api.get("/v1/webhooks").await;
+    assert_eq!((webhooks.status, webhooks.body["data"].clone()), (StatusCode::OK, json!([])), "{}", webhooks.body);
+    let registered = api.post("/v1/webhooks", &json!({ "url": "https://hooks.example.com/rsvp" })).await;
+    assert_eq!(registered.status, StatusCode::CREATED, "{}", registered.body);
+    let hook = registered.body["id"].as_str().unwrap();
+    let read = api.get(&format!("/v1/webhooks/{hook}/attempts")).await;
+    assert_eq!((read.status, read.body["data"].clone()), (StatusCode::OK, json!([])), "{}", read.body);
+    let head = api.http.head(format!("{}/v1/webhooks/{hook}", gateway.url)).bearer_auth(&env.key).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    let gone = api.call(Method::DELETE, &format!("/v1/webhooks/{hook}"), None, &[]).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
 
     // The invite link, any method, reaches the command API: a click and a redirect.
     let link = created.body["link_url"].as_str().unwrap();
