@@ -4,13 +4,14 @@
 //! up (and a slow SMTP server or endpoint never holds the intake back).
 
 use crate::metrics::Metrics;
-use crate::payload::{self, Format};
+use crate::payload;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use events::{DefinitionEvent, DeliveryMethod, DeliveryStatus, DomainEvent, Envelope, InviteEvent};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
+use service_kit::webhooks::Format;
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

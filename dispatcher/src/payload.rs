@@ -9,23 +9,7 @@
 
 use events::{DeliveryMethod, DeliveryStatus, DomainEvent, EngagementKind, Envelope, InviteEvent};
 use serde_json::{json, Value};
-
-/// The endpoint formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Standard,
-    Vortex,
-}
-
-impl Format {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "standard" => Some(Self::Standard),
-            "vortex" => Some(Self::Vortex),
-            _ => None,
-        }
-    }
-}
+use service_kit::webhooks::Format;
 
 /// The type name an endpoint of this format filters on and receives; `None`: not sent in it.
 /// `method` is the delivery's, for a delivery's events.
@@ -114,4 +98,50 @@ pub fn body(format: Format, envelope: &Envelope, method: Option<DeliveryMethod>)
         }
     };
     Some(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use events::{DeliveryStatus, EngagementKind};
+
+    /// Every name an event gets in the Vortex format is one an endpoint may ask for.
+    #[test]
+    fn every_vortex_name_is_in_the_vocabulary_endpoints_filter_on() {
+        let id = events::DeliveryId::from_uuid(uuid::Uuid::nil());
+        let mut events = vec![
+            InviteEvent::Accepted(events::event::InviteAccepted { accepted_by: None, target: None }),
+            InviteEvent::Declined(events::event::InviteClosed { reason: None }),
+            InviteEvent::Revoked(events::event::InviteClosed { reason: None }),
+            InviteEvent::Expired(events::event::InviteClosed { reason: None }),
+        ];
+        for kind in [EngagementKind::Click, EngagementKind::View, EngagementKind::Share, EngagementKind::Unfurl] {
+            events.push(InviteEvent::Engaged(events::event::InviteEngaged { kind, source: None }));
+        }
+        for status in [
+            DeliveryStatus::Queued,
+            DeliveryStatus::Sending,
+            DeliveryStatus::Sent,
+            DeliveryStatus::Delivered,
+            DeliveryStatus::Opened,
+            DeliveryStatus::Bounced,
+            DeliveryStatus::Failed,
+        ] {
+            events.push(InviteEvent::DeliveryStatusChanged(events::event::DeliveryStatusChanged {
+                delivery_id: id,
+                status,
+                detail: None,
+            }));
+        }
+        let mut named = 0;
+        for event in &events {
+            for method in [DeliveryMethod::Email, DeliveryMethod::Sms, DeliveryMethod::InApp, DeliveryMethod::Link] {
+                if let Some(name) = vortex_type(&DomainEvent::Invite(event.clone()), Some(method)) {
+                    assert!(Format::Vortex.knows(name), "{name}");
+                    named += 1;
+                }
+            }
+        }
+        assert!(named > 20, "{named}");
+    }
 }

@@ -9,9 +9,9 @@
 
 use crate::config::Schedule;
 use crate::metrics::Metrics;
-use crate::payload::Format;
 use crate::signing;
 use chrono::{DateTime, Utc};
+use service_kit::webhooks::Format;
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -89,11 +89,9 @@ impl reqwest::dns::Resolve for PublicOnly {
     }
 }
 
+/// The one rule of what a webhook may be sent to (the command API refuses the same at registration).
 fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => !(v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified()),
-        IpAddr::V6(v6) => !(v6.is_loopback() || v6.is_unspecified()),
-    }
+    service_kit::webhooks::is_public_ip(ip)
 }
 
 impl WebhookSender {
