@@ -79,31 +79,24 @@ ensure_demo_key() {
   echo "$key_file"
 }
 
-# ensure_metrics_token: exports RSVP_METRICS_TOKEN, the operator token `/metrics` requires; when
-# it is not set, one is made once and kept in $RSVP_STATE_DIR/metrics-token.
-# ensure_dispatcher_token: exports RSVP_DISPATCHER_TOKEN, the token between the dispatcher and the
-# command API's internal routes; when it is not set, one is made once and kept in
-# $RSVP_STATE_DIR/dispatcher-token.
-ensure_dispatcher_token() {
-  local token_file="$RSVP_STATE_DIR/dispatcher-token"
-  if [ -z "${RSVP_DISPATCHER_TOKEN:-}" ]; then
+# ensure_token VARIABLE FILE: exports VARIABLE; when it is not set, a random token is made once,
+# kept in $RSVP_STATE_DIR/FILE (readable by its owner only) and used from then on.
+ensure_token() {
+  local variable="$1" token_file="$RSVP_STATE_DIR/$2"
+  if [ -z "${!variable:-}" ]; then
     mkdir -p "$RSVP_STATE_DIR"
     [ -s "$token_file" ] || od -An -tx1 -N32 /dev/urandom | tr -d ' \n' | write_secret "$token_file"
     chmod 600 "$token_file"
-    RSVP_DISPATCHER_TOKEN=$(cat "$token_file")
+    printf -v "$variable" '%s' "$(cat "$token_file")"
   fi
-  export RSVP_DISPATCHER_TOKEN
+  export "${variable?}"
 }
 
-ensure_metrics_token() {
-  local token_file="$RSVP_STATE_DIR/metrics-token"
-  if [ -z "${RSVP_METRICS_TOKEN:-}" ]; then
-    mkdir -p "$RSVP_STATE_DIR"
-    [ -s "$token_file" ] || od -An -tx1 -N32 /dev/urandom | tr -d ' \n' | write_secret "$token_file"
-    chmod 600 "$token_file"
-    RSVP_METRICS_TOKEN=$(cat "$token_file")
-  fi
-  export RSVP_METRICS_TOKEN
-}
+# ensure_metrics_token: RSVP_METRICS_TOKEN, the operator token `/metrics` requires (metrics-token).
+ensure_metrics_token() { ensure_token RSVP_METRICS_TOKEN metrics-token; }
+
+# ensure_dispatcher_token: RSVP_DISPATCHER_TOKEN, the token between the dispatcher and the command
+# API's internal routes (dispatcher-token).
+ensure_dispatcher_token() { ensure_token RSVP_DISPATCHER_TOKEN dispatcher-token; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
