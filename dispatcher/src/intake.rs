@@ -8,9 +8,8 @@ use crate::payload;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use events::{DefinitionEvent, DeliveryMethod, DeliveryStatus, DomainEvent, Envelope, InviteEvent};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use service_kit::webhooks::Format;
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::{BTreeMap, HashMap};
@@ -44,13 +43,6 @@ struct Endpoint {
 }
 
 pub async fn run(pool: PgPool, config: IntakeConfig, wake: Arc<Notify>, metrics: Arc<Metrics>) -> anyhow::Result<()> {
-    let consumer: StreamConsumer = service_kit::kafka::client_config(&config.brokers, "rsvp-dispatcher")
-        .set("group.id", &config.name)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .context("cannot create the consumer")?;
     let positions: HashMap<i32, i64> = sqlx::query_as::<_, (i32, i64)>(
         "SELECT partition, next_offset FROM dispatch.offsets WHERE consumer = $1 AND topic = $2",
     )
@@ -61,13 +53,8 @@ pub async fn run(pool: PgPool, config: IntakeConfig, wake: Arc<Notify>, metrics:
     .context("cannot read the dispatcher's positions")?
     .into_iter()
     .collect();
-    let partitions = service_kit::kafka::partitions(&consumer, &config.topic, Duration::from_secs(10))?;
-    let mut assignment = TopicPartitionList::new();
-    for &p in &partitions {
-        let offset = positions.get(&p).map_or(Offset::Beginning, |&o| Offset::Offset(o));
-        assignment.add_partition_offset(&config.topic, p, offset)?;
-    }
-    consumer.assign(&assignment).context("cannot assign partitions")?;
+    let (consumer, partitions) =
+        service_kit::kafka::follow(&config.brokers, "rsvp-dispatcher", &config.name, &config.topic, &positions)?;
     metrics.following.store(true, std::sync::atomic::Ordering::Release);
     tracing::info!(topic = %config.topic, partitions = partitions.len(), "dispatcher following the log");
     loop {

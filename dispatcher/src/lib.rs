@@ -14,7 +14,6 @@ pub mod report;
 pub mod signing;
 pub mod webhooks;
 
-use actix_web::{get, web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use config::Config;
 use std::net::TcpListener;
@@ -27,25 +26,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     service_kit::db::migrate(&pool).await?;
     let listener = TcpListener::bind((config.host.as_str(), config.port))
         .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
-    let addr = listener.local_addr()?;
     let registry = prometheus::Registry::new();
     let metrics = metrics::Metrics::register(&registry)?;
-    let http_metrics = service_kit::metrics::http_metrics("dispatcher", registry);
-    let ready = web::Data::new((pool.clone(), metrics.clone()));
-    let metrics_token = config.metrics.token();
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(http_metrics.clone())
-            .wrap(actix_web::middleware::from_fn(service_kit::edge::guard_metrics))
-            .app_data(metrics_token.clone())
-            .app_data(ready.clone())
-            .service(healthz)
-            .service(readyz)
-    })
-    .listen(listener)?
-    .workers(1)
-    .run();
-    service_kit::telemetry::announce_listening("dispatcher", addr);
+    let watched = metrics.clone();
+    let server = service_kit::health::follower_server(
+        listener,
+        "dispatcher",
+        registry,
+        &config.metrics,
+        pool.clone(),
+        Arc::new(move || watched.following.load(std::sync::atomic::Ordering::Acquire)),
+    )?;
 
     let wake = Arc::new(Notify::new());
     let intake = intake::run(
@@ -91,23 +82,5 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         r = deliverer.run() => r.context("the deliverer stopped"),
         r = sender.run() => r.context("the webhook sender stopped"),
         r = server => r.context("the health server failed"),
-    }
-}
-
-#[get("/healthz")]
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
-}
-
-/// Ready: following the log, and PostgreSQL answers.
-#[get("/readyz")]
-async fn readyz(state: web::Data<(sqlx::PgPool, Arc<metrics::Metrics>)>) -> HttpResponse {
-    let following = state.1.following.load(std::sync::atomic::Ordering::Acquire);
-    let database = sqlx::query("SELECT 1").execute(&state.0).await.is_ok();
-    let body = serde_json::json!({ "following": following, "database": database });
-    if following && database {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
     }
 }

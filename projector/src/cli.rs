@@ -5,7 +5,6 @@ use crate::consumer::{self, ConsumerConfig, PoisonPolicy};
 use crate::metrics::Metrics;
 use crate::redrive;
 use crate::replay::{self, Interleaving, Source};
-use actix_web::{get, web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::net::TcpListener;
@@ -195,25 +194,17 @@ impl Cli {
                 service_kit::db::migrate(&pool).await?;
                 let listener = TcpListener::bind((host.as_str(), port))
                     .with_context(|| format!("cannot listen on {host}:{port}"))?;
-                let addr = listener.local_addr()?;
                 let registry = prometheus::Registry::new();
                 let metrics = Metrics::register(&registry)?;
-                let http_metrics = service_kit::metrics::http_metrics("projector", registry);
-                let ready = web::Data::new((pool.clone(), metrics.clone()));
-                let metrics_token = metrics_config.token();
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .wrap(http_metrics.clone())
-                        .wrap(actix_web::middleware::from_fn(service_kit::edge::guard_metrics))
-                        .app_data(metrics_token.clone())
-                        .app_data(ready.clone())
-                        .service(healthz)
-                        .service(readyz)
-                })
-                .listen(listener)?
-                .workers(1)
-                .run();
-                service_kit::telemetry::announce_listening("projector", addr);
+                let watched = metrics.clone();
+                let server = service_kit::health::follower_server(
+                    listener,
+                    "projector",
+                    registry,
+                    &metrics_config,
+                    pool.clone(),
+                    std::sync::Arc::new(move || watched.following.load(std::sync::atomic::Ordering::Acquire)),
+                )?;
                 let config = ConsumerConfig {
                     brokers: self.kafka_brokers,
                     topic: self.kafka_topic,
@@ -238,22 +229,4 @@ fn print_passed_over(passed_over: &[replay::PassedOver]) {
             println!("  {p}");
         }
     }
-}
-
-/// Ready: following the log, and PostgreSQL answers.
-#[get("/readyz")]
-async fn readyz(state: web::Data<(sqlx::PgPool, std::sync::Arc<Metrics>)>) -> HttpResponse {
-    let following = state.1.following.load(std::sync::atomic::Ordering::Acquire);
-    let database = sqlx::query("SELECT 1").execute(&state.0).await.is_ok();
-    let body = serde_json::json!({ "following": following, "database": database });
-    if following && database {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
-}
-
-#[get("/healthz")]
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }

@@ -13,10 +13,9 @@ use crate::metrics::Metrics;
 use crate::projection;
 use anyhow::Context;
 use events::Envelope;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -84,15 +83,6 @@ pub async fn load_positions(pool: &PgPool, name: &str, topic: &str) -> anyhow::R
 }
 
 pub async fn run(pool: PgPool, config: ConsumerConfig, metrics: Arc<Metrics>) -> anyhow::Result<()> {
-    let consumer: Arc<StreamConsumer> = Arc::new(
-        service_kit::kafka::client_config(&config.brokers, "rsvp-projector")
-            .set("group.id", &config.name)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("isolation.level", "read_committed")
-            .create()
-            .context("cannot create the consumer")?,
-    );
     let dead_letters: FutureProducer = service_kit::kafka::client_config(&config.brokers, "rsvp-projector-dlq")
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -100,13 +90,9 @@ pub async fn run(pool: PgPool, config: ConsumerConfig, metrics: Arc<Metrics>) ->
         .context("cannot create the dead-letter producer")?;
     service_kit::kafka::ensure_topic(&config.brokers, &config.dead_letter_topic(), 1).await?;
     let mut positions = load_positions(&pool, &config.name, &config.topic).await?;
-    let partitions = service_kit::kafka::partitions(consumer.as_ref(), &config.topic, Duration::from_secs(10))?;
-    let mut assignment = TopicPartitionList::new();
-    for &p in &partitions {
-        let offset = positions.get(&p).map_or(Offset::Beginning, |&o| Offset::Offset(o));
-        assignment.add_partition_offset(&config.topic, p, offset)?;
-    }
-    consumer.assign(&assignment).context("cannot assign partitions")?;
+    let (consumer, partitions) =
+        service_kit::kafka::follow(&config.brokers, "rsvp-projector", &config.name, &config.topic, &positions)?;
+    let consumer = Arc::new(consumer);
     metrics.following.store(true, std::sync::atomic::Ordering::Release);
     tracing::info!(topic = %config.topic, partitions = partitions.len(), "projector following the log");
     metrics.watch_lag(consumer.clone(), config.topic.clone(), partitions, &positions);

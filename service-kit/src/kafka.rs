@@ -63,6 +63,33 @@ pub fn partitions<X: rdkafka::consumer::ConsumerContext, C: Consumer<X>>(
     Ok(partitions)
 }
 
+/// A consumer that follows every partition of `topic` from the positions a service keeps itself
+/// (in PostgreSQL, beside what it made of the events), from the beginning where it has none:
+/// committed transactions only, nothing committed to Kafka. Returns it with the partitions.
+pub fn follow(
+    brokers: &str,
+    client_id: &str,
+    group: &str,
+    topic: &str,
+    positions: &HashMap<i32, i64>,
+) -> anyhow::Result<(rdkafka::consumer::StreamConsumer, Vec<i32>)> {
+    let consumer: rdkafka::consumer::StreamConsumer = client_config(brokers, client_id)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .context("cannot create the consumer")?;
+    let partitions = partitions(&consumer, topic, Duration::from_secs(10))?;
+    let mut assignment = TopicPartitionList::new();
+    for &p in &partitions {
+        let offset = positions.get(&p).map_or(Offset::Beginning, |&o| Offset::Offset(o));
+        assignment.add_partition_offset(topic, p, offset)?;
+    }
+    consumer.assign(&assignment).context("cannot assign partitions")?;
+    Ok((consumer, partitions))
+}
+
 /// The log reader asks to be told of partition ends: they are how it knows it is done, not errors
 /// to log.
 pub struct EofIsNotAnError;

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod credential;
 pub mod db;
 pub mod edge;
+pub mod health;
 pub mod kafka;
 pub mod metrics;
 pub mod omneo;
