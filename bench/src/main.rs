@@ -215,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
 
     writes(&mut bench).await.context("write figures")?;
     reads(&mut bench).await.context("read figures")?;
-    in_process(&mut bench).await.context("catch-up, writer start, deep page")?;
+    in_process(&mut bench).await.context("catch-up, writer start, deep page, emails")?;
 
     let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     bench.results.insert("load_after".into(), json!(load_after.trim()));
@@ -542,7 +542,8 @@ async fn reads(bench: &mut Bench) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Items 4, 5 and the deep page of 6: the existing in-process benches, run as they are.
+/// Items 4, 5, the deep page of 6 and 7: the benches of the crates (`cargo bench`), run as they
+/// are. `emails` starts a command API, a dispatcher and a Mailpit of its own as processes.
 async fn in_process(bench: &mut Bench) -> anyhow::Result<()> {
     let servers: Vec<Service> =
         bench.services.iter().filter(|s| s.name == "kafka" || s.name == "postgresql").cloned().collect();
@@ -560,6 +561,17 @@ async fn in_process(bench: &mut Bench) -> anyhow::Result<()> {
             vec![env_or("BENCH_RESTART_EVENTS", 1_000_000u64).to_string()],
         ),
         ("6. deep page", "BENCH_LIST_BIN", "list", vec![env_or("BENCH_LIST_INVITES", 1_000_000u64).to_string()]),
+        (
+            "7. emails",
+            "BENCH_EMAILS_BIN",
+            "emails",
+            // One round by default: at lettre's ~22 emails/s a round of 2,000 takes over 3 minutes.
+            vec![
+                env_or("BENCH_EMAILS", 2_000u64).to_string(),
+                "--rounds".into(),
+                env_or("BENCH_EMAILS_ROUNDS", 1usize).to_string(),
+            ],
+        ),
     ];
     for (figure, bin, key, args) in items {
         let program = env(bin)?;

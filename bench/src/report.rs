@@ -432,12 +432,16 @@ pub async fn write(bench: &Bench, out: &Path) -> anyhow::Result<()> {
     );
 
     // 7.
-    let _ = writeln!(md, "## 7. Peak RSS and CPU seconds in each run\n");
+    md.push_str(&emails(&r["emails"]));
+
+    // 8.
+    let _ = writeln!(md, "## 8. Peak RSS and CPU seconds in each run\n");
     let _ = writeln!(
         md,
         "Peak resident memory (`VmHWM`, reset at the start of each run) in MiB / CPU seconds (`utime + stime`) spent \
          during the run. PostgreSQL: CPU of all its processes, no peak (its memory is mostly shared buffers). The \
-         in-process benches run projector, writer or query API inside the bench process.\n"
+         in-process benches run projector, writer or query API inside the bench process; the emails bench starts a \
+         command API, a dispatcher and a Mailpit as its children, in its figures as far as it reaped them.\n"
     );
     let mut names: Vec<String> = Vec::new();
     for run in &bench.runs {
@@ -486,6 +490,101 @@ pub async fn write(bench: &Bench, out: &Path) -> anyhow::Result<()> {
     }
     std::fs::write(out.join("BENCHMARKS.md"), md)?;
     plots(&r, &dir).await
+}
+
+/// Section 7, from the `emails` bench's result (nothing when the run has none).
+fn emails(e: &Value) -> String {
+    let mut md = String::new();
+    if !e.is_object() {
+        return md;
+    }
+    let n = f(&e["emails"]);
+    let _ = writeln!(md, "## 7. Invitation emails through Mailpit\n");
+    let _ = writeln!(
+        md,
+        "`cargo bench -p dispatcher --bench emails -- {n} --rounds {rounds}`: each round, a fresh topic and database, \
+         a Mailpit of its own and the command API as a process (no projector or query API: the dispatcher needs \
+         neither); {n_} invites created with `\"send\": \"email\"` through the command API ({c} in flight) while no \
+         dispatcher runs; then the dispatcher starts (a process, release build) and the clock runs until Mailpit \
+         holds {n_} messages and every delivery stands `sent` and reported through the command API \
+         (`dispatch.deliveries`). Per email it records `sending` through the writer, renders, sends over SMTP, \
+         commits, records `sent`. Its per-tenant limit `RSVP_SEND_RATE_PER_TENANT` is set to {limit}/s (default 50/s) \
+         so that the dispatcher, not the limit, sets the pace. Beside it, the floor: lettre alone (the dispatcher's \
+         own lettre dependency and transport settings, a pooled `AsyncSmtpTransport`) sending {n_} emails of the same \
+         size one after another to a fresh Mailpit, until Mailpit holds them.\n",
+        n = e["emails"],
+        rounds = e["rounds"],
+        n_ = fmt0(n),
+        c = e["preload_concurrency"],
+        limit = fmt0(f(&e["rate_per_tenant"])),
+    );
+    let _ = writeln!(
+        md,
+        "| | dispatcher emails/s | raw lettre emails/s | dispatcher / lettre | dispatcher: total (ready after) | Mailpit got (dispatcher, lettre) | bare SMTP, TCP_NODELAY, emails/s |\n| --- | --- | --- | --- | --- | --- | --- |"
+    );
+    let (rate, raw, ratio) = (nums(&e["rate"]), nums(&e["raw_rate"]), nums(&e["ratio"]));
+    let (total, ready) = (nums(&e["total_s"]), nums(&e["ready_s"]));
+    let (got, raw_got) = (nums(&e["received"]), nums(&e["raw_received"]));
+    let bare = nums(&e["bare_smtp_rate"]);
+    let at = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(f64::NAN);
+    for i in 0..rate.len() {
+        let _ = writeln!(
+            md,
+            "| round {} | {} | {} | {:.2} | {:.2} s ({:.2} s) | {}, {} | {} |",
+            i + 1,
+            fmt0(rate[i]),
+            fmt0(at(&raw, i)),
+            at(&ratio, i),
+            at(&total, i),
+            at(&ready, i),
+            fmt0(at(&got, i)),
+            fmt0(at(&raw_got, i)),
+            fmt0(at(&bare, i))
+        );
+    }
+    let _ = writeln!(
+        md,
+        "| **median** | **{}** | **{}** | **{:.2}** | | | **{}** |\n",
+        fmt0(median(&rate)),
+        fmt0(median(&raw)),
+        median(&ratio),
+        fmt0(median(&bare))
+    );
+    let all_once = got.iter().chain(&raw_got).all(|g| *g == n);
+    let _ = writeln!(
+        md,
+        "Mailpit {} (the dispatcher sends each email once when nothing crashes). After ready, the dispatcher's median \
+         is {} emails/s. Messages: {} bytes each from the dispatcher, {} from lettre (Mailpit's sizes). The preload \
+         took {} s (median).\n",
+        if all_once {
+            format!("got exactly {} messages in every run", fmt0(n))
+        } else {
+            "did NOT get exactly N messages in every run: see the table".into()
+        },
+        fmt0(median(&nums(&e["rate_after_ready"]))),
+        fmt0(median(&nums(&e["message_bytes"]))),
+        fmt0(median(&nums(&e["raw_message_bytes"]))),
+        format!("{:.1}", median(&nums(&e["preload_s"]))),
+    );
+    let _ = writeln!(
+        md,
+        "The last column is not a baseline of the dispatcher but what Mailpit takes: the same messages over one \
+         connection of a bare SMTP client with `TCP_NODELAY` that writes each body and its final `.` at once. \
+         lettre 0.11 writes the body and the final `.` apart without `TCP_NODELAY`, so Nagle holds the `.` until \
+         the server's delayed ACK (40 ms on Linux): about 22 emails/s per connection, whoever sends. The \
+         dispatcher sends one email at a time over it, so that bounds it, below its default per-tenant limit.\n"
+    );
+    if e["default_limit"].is_object() {
+        let d = &e["default_limit"];
+        let _ = writeln!(
+            md,
+            "With the default limit ({}/s per tenant, all emails one tenant's): {} emails/s ({:.1} s).\n",
+            d["rate_per_tenant"],
+            fmt0(f(&d["rate"])),
+            f(&d["total_s"])
+        );
+    }
+    md
 }
 
 async fn plots(r: &Value, dir: &Path) -> anyhow::Result<()> {
@@ -614,5 +713,45 @@ plot {catchup_plot}
             eprintln!("gnuplot did not draw the plots ({other:?}); the data is in {}", dir.join("plots.gp").display());
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_emails_section_shows_each_round_the_medians_and_the_counts() {
+        let e = serde_json::json!({
+            "emails": 2000, "rounds": 3, "rate_per_tenant": 100000, "preload_concurrency": 32,
+            "preload_s": [1.5, 1.4, 1.6], "ready_s": [0.3, 0.2, 0.25], "total_s": [5.0, 4.0, 4.5],
+            "rate": [400.0, 500.0, 444.4], "rate_after_ready": [425.5, 526.3, 470.6],
+            "received": [2000, 2000, 2000], "deliveries": [2000, 2000, 2000], "sent": [2000, 2000, 2000],
+            "message_bytes": [2500.0, 2500.0, 2500.0], "raw_sends_s": [1.0, 1.0, 1.0], "raw_total_s": [1.0, 1.25, 1.1],
+            "raw_rate": [2000.0, 1600.0, 1818.2], "raw_received": [2000, 2000, 2000],
+            "raw_message_bytes": [2490.0, 2490.0, 2490.0], "ratio": [0.2, 0.3125, 0.244], "default_limit": null,
+            "bare_smtp_rate": [700.0, 650.0, 690.0],
+        });
+        let md = emails(&e);
+        assert!(md.starts_with("## 7. Invitation emails through Mailpit\n"), "{md}");
+        assert!(md.contains("`cargo bench -p dispatcher --bench emails -- 2000 --rounds 3`"), "{md}");
+        assert!(md.contains("| round 2 | 500 | 1,600 | 0.31 | 4.00 s (0.20 s) | 2,000, 2,000 | 650 |"), "{md}");
+        assert!(md.contains("| **median** | **444** | **1,818** | **0.24** | | | **690** |"), "{md}");
+        assert!(md.contains("got exactly 2,000 messages in every run"), "{md}");
+        assert!(md.contains("100,000/s"), "{md}");
+        assert!(!md.contains("default limit ("), "{md}");
+
+        let mut short = e.clone();
+        short["received"] = serde_json::json!([2000, 1999, 2000]);
+        short["default_limit"] =
+            serde_json::json!({ "rate_per_tenant": 50, "total_s": 20.5, "rate": 97.6, "received": 2000 });
+        let md = emails(&short);
+        assert!(md.contains("did NOT get exactly N messages"), "{md}");
+        assert!(
+            md.contains("With the default limit (50/s per tenant, all emails one tenant's): 98 emails/s (20.5 s)."),
+            "{md}"
+        );
+
+        assert_eq!(emails(&serde_json::Value::Null), "");
     }
 }
