@@ -36,6 +36,9 @@ pub const MAX_TEMPLATE: usize = 20_000;
 /// How much work one render may do (MiniJinja's fuel: about one unit per instruction). A loop
 /// over a huge range runs out of it instead of holding the dispatcher.
 const FUEL: u64 = 100_000;
+/// The most one part may render to, in bytes (the subject: a tenth of it). What a template makes
+/// of at most 100 variables of at most 2,000 characters stays far below.
+const MAX_OUTPUT: usize = 256 * 1024;
 
 const DEFAULT_SUBJECT: &str =
     "{{ inviter_name or 'Someone' }} invited you{% if scope_name %} to {{ scope_name }}{% endif %}";
@@ -95,12 +98,101 @@ pub struct RenderedEmail {
     pub html: String,
 }
 
+/// The environment every template runs in: no loader (no `include`, `extends` or `import`), and of
+/// MiniJinja's built-ins only the filters and tests that cannot grow a string beyond a small
+/// factor (no `range`, `namespace`, `replace`, `join`, `center`, `indent`...). With the growth
+/// operators refused ([`growth_operator`]), the fuel and [`MAX_OUTPUT`], a render is bounded in
+/// time and memory whatever the template.
 fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
+    use minijinja::{filters, tests};
+    let mut env = Environment::empty();
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     env.set_fuel(Some(FUEL));
     env.set_auto_escape_callback(|name| if name.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None });
+    env.add_filter("upper", filters::upper);
+    env.add_filter("lower", filters::lower);
+    env.add_filter("title", filters::title);
+    env.add_filter("capitalize", filters::capitalize);
+    env.add_filter("trim", filters::trim);
+    env.add_filter("default", filters::default);
+    env.add_filter("d", filters::default);
+    env.add_filter("escape", filters::escape);
+    env.add_filter("e", filters::escape);
+    env.add_filter("safe", filters::safe);
+    env.add_filter("length", filters::length);
+    env.add_test("defined", tests::is_defined);
+    env.add_test("undefined", tests::is_undefined);
+    env.add_test("none", tests::is_none);
     env
+}
+
+/// The first operator in a template's tags that builds a string from strings (`*` repeats, `~`
+/// and `+` join): within its fuel a short template could double a string at every step with them.
+/// String literals and text outside the tags do not count.
+fn growth_operator(source: &str) -> Option<char> {
+    let bytes = source.as_bytes();
+    let mut i = 0;
+    let mut close: Option<&[u8]> = None;
+    let mut quote: Option<u8> = None;
+    while i < bytes.len() {
+        let rest = &bytes[i..];
+        match close {
+            None if rest.starts_with(b"{{") => close = Some(b"}}"),
+            None if rest.starts_with(b"{%") => close = Some(b"%}"),
+            None if rest.starts_with(b"{#") => close = Some(b"#}"),
+            None => {}
+            Some(end) => {
+                if let Some(q) = quote {
+                    if rest[0] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if rest[0] == q {
+                        quote = None;
+                    }
+                } else if rest.starts_with(end) {
+                    close = None;
+                    i += 2;
+                    continue;
+                } else if end != b"#}" {
+                    match rest[0] {
+                        b'"' | b'\'' => quote = Some(rest[0]),
+                        b'*' | b'~' | b'+' => return Some(rest[0] as char),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        i += if close.is_some() && (rest.starts_with(b"{{") || rest.starts_with(b"{%") || rest.starts_with(b"{#")) {
+            2
+        } else {
+            1
+        };
+    }
+    None
+}
+
+/// An `io::Write` that takes at most `left` bytes and refuses the rest.
+struct Bounded {
+    out: Vec<u8>,
+    left: usize,
+    overflowed: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.left {
+            self.overflowed = true;
+            return Err(std::io::Error::other("the message is too long"));
+        }
+        self.left -= buf.len();
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn template_name(part: &str) -> String {
@@ -128,11 +220,19 @@ fn values(ctx: &MessageContext) -> Value {
 
 fn render_part(templates: Option<&MessageTemplates>, part: &str, ctx: &Value) -> Result<String, String> {
     let source = source_of(templates, part);
+    if let Some(op) = growth_operator(source) {
+        return Err(format!("the operator `{op}` is not taken in a message template"));
+    }
     let mut env = environment();
     let name = template_name(part);
     env.add_template_owned(name.clone(), source.to_owned()).map_err(|e| e.to_string())?;
     let template = env.get_template(&name).map_err(|e| e.to_string())?;
-    template.render(ctx).map_err(|e| e.to_string())
+    let limit = if part == "email_subject" { MAX_OUTPUT / 10 } else { MAX_OUTPUT };
+    let mut out = Bounded { out: Vec::new(), left: limit, overflowed: false };
+    if let Err(e) = template.render_captured_to(ctx, &mut out) {
+        return Err(if out.overflowed { format!("it renders to more than {limit} bytes") } else { e.to_string() });
+    }
+    String::from_utf8(out.out).map_err(|e| e.to_string())
 }
 
 fn source_of<'a>(templates: Option<&'a MessageTemplates>, part: &str) -> &'a str {
@@ -163,7 +263,8 @@ pub fn render_sms(templates: Option<&MessageTemplates>, ctx: &MessageContext) ->
     render_part(templates, "sms_text", &values(ctx)).map(|s| s.trim().to_owned())
 }
 
-/// A sample invitation every template must render against when saved.
+/// A sample invitation every template must render against when saved (with and without its
+/// optional parts).
 fn sample() -> MessageContext {
     MessageContext {
         link: "https://rsvp.example/i/sample-token".into(),
@@ -182,7 +283,9 @@ fn sample() -> MessageContext {
 /// characters each, MiniJinja that compiles and renders a sample invitation within its fuel.
 /// A refusal names the field (`templates.email_html`) and says what is wrong.
 pub fn check(templates: &MessageTemplates) -> Result<(), Rejection> {
-    let sample = values(&sample());
+    // A full invitation, and one with nothing optional: both branches of the usual `if`s.
+    let full = values(&sample());
+    let bare = values(&MessageContext { link: sample().link, target: sample().target, ..MessageContext::default() });
     for part in ["email_subject", "email_text", "email_html", "sms_text"] {
         let given = match part {
             "email_subject" => &templates.email_subject,
@@ -198,8 +301,10 @@ pub fn check(templates: &MessageTemplates) -> Result<(), Rejection> {
             _ => "templates.sms_text",
         };
         validate::text(field, source, MAX_TEMPLATE)?;
-        render_part(Some(templates), part, &sample)
-            .map_err(|e| Rejection::invalid(field, format!("is not a template that renders: {e}")))?;
+        for sample in [&full, &bare] {
+            render_part(Some(templates), part, sample)
+                .map_err(|e| Rejection::invalid(field, format!("is not a template that renders: {e}")))?;
+        }
     }
     Ok(())
 }
@@ -233,6 +338,30 @@ mod tests {
         assert!(email.html.contains("&lt;script&gt;"), "html escapes values: {}", email.html);
         assert!(!email.html.contains("<script>"), "{}", email.html);
         assert_eq!(render_sms(None, &ctx()).unwrap(), "Ann <admin> invited you: https://rsvp.example/i/tok");
+    }
+
+    #[test]
+    fn text_and_string_literals_may_hold_the_refused_operators() {
+        let templates = MessageTemplates {
+            email_text: Some("1 + 1 ~ 2 * 3 {{ '+~*' }} {# a * b #} {{ \"it's\" | upper }}".into()),
+            ..MessageTemplates::default()
+        };
+        check(&templates).unwrap();
+        assert_eq!(render_email(Some(&templates), &ctx()).unwrap().text, "1 + 1 ~ 2 * 3 +~*  IT'S");
+    }
+
+    #[test]
+    fn loops_stop_at_the_fuel_and_output_stops_at_its_limit() {
+        // 2,000 characters of message, looped over by character: within the fuel each time,
+        // but 2,000 x 2,000 characters would be 4 MB: refused at the output limit.
+        let mut big = ctx();
+        big.message = Some("m".repeat(2000));
+        let nested = MessageTemplates {
+            email_text: Some("{% for a in message %}{{ message }}{% endfor %}".into()),
+            ..MessageTemplates::default()
+        };
+        let refused = render_email(Some(&nested), &big).unwrap_err();
+        assert!(refused.contains("more than") || refused.contains("fuel"), "{refused}");
     }
 
     #[test]
