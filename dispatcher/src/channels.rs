@@ -13,6 +13,9 @@ pub enum SendError {
     Permanent(String),
     /// It may work later (a 4xx, a refused connection, a timeout).
     Transient(String),
+    /// It cannot be sent as it stands, whatever the address (a template that fails on this
+    /// invite's data, no SMS provider): `failed` at once, never called a bounce.
+    Unsendable(String),
 }
 
 impl std::fmt::Display for SendError {
@@ -20,6 +23,7 @@ impl std::fmt::Display for SendError {
         match self {
             Self::Permanent(e) => write!(f, "refused: {e}"),
             Self::Transient(e) => write!(f, "failed for now: {e}"),
+            Self::Unsendable(e) => write!(f, "cannot be sent: {e}"),
         }
     }
 }
@@ -104,13 +108,15 @@ impl HttpSms {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.map_err(|e| SendError::Transient(format!("the SMS provider: {e}")))?;
+        // Never the URL (it may hold the provider's credentials) nor the provider's answer (it
+        // may quote the message, link and all): what kind of failure, and the status.
+        let response =
+            request.send().await.map_err(|e| SendError::Transient(format!("the SMS provider: {}", e.without_url())))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
-        let body: String = response.text().await.unwrap_or_default().chars().take(300).collect();
-        let error = format!("the SMS provider answered {status}: {body}");
+        let error = format!("the SMS provider answered {status}");
         match status.as_u16() {
             400 | 404 | 410 | 422 => Err(SendError::Permanent(error)),
             _ => Err(SendError::Transient(error)),

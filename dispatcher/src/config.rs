@@ -71,7 +71,13 @@ pub struct Config {
     #[arg(long, env = "RSVP_WEBHOOK_DISABLE_AFTER_SECONDS", default_value_t = 432_000)]
     pub webhook_disable_after_seconds: u64,
     /// Deliver webhooks to loopback and private addresses too (tests, a private network).
-    #[arg(long, env = "RSVP_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(
+        long,
+        env = "RSVP_WEBHOOK_ALLOW_PRIVATE",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub webhook_allow_private: bool,
     /// Webhook requests in flight at once, over all endpoints; one endpoint takes at most 4.
     #[arg(long, env = "RSVP_WEBHOOK_CONCURRENCY", default_value_t = 32)]

@@ -152,24 +152,29 @@ impl Deliverer {
         let mut ended = Vec::new();
         let mut iter = to_send.into_iter();
         for job in iter.by_ref() {
-            let result = self.send(&job).await;
+            let result = self.send(&job).await.map_err(|e| without_token(e, &job));
             let attempts = job.attempts + 1;
             let channel = if job.method == "sms" { "sms" } else { "email" };
             match result {
                 Ok(()) => {
                     self.metrics.sends.with_label_values(&[channel, "sent"]).inc();
-                    self.finish(&job, attempts, "sent", None).await?;
+                    self.finish(&job, attempts, "sent", None).await;
                     ended.push(job.delivery_id);
                 }
                 Err(SendError::Permanent(e)) => {
                     self.metrics.sends.with_label_values(&[channel, "bounced"]).inc();
-                    self.finish(&job, attempts, "bounced", Some(&e)).await?;
+                    self.finish(&job, attempts, "bounced", Some(&e)).await;
+                    ended.push(job.delivery_id);
+                }
+                Err(SendError::Unsendable(e)) => {
+                    self.metrics.sends.with_label_values(&[channel, "failed"]).inc();
+                    self.finish(&job, attempts, "failed", Some(&e)).await;
                     ended.push(job.delivery_id);
                 }
                 Err(SendError::Transient(e)) if attempts as u32 >= self.max_attempts => {
                     self.metrics.sends.with_label_values(&[channel, "failed"]).inc();
                     let detail = format!("{e} (after {attempts} tries)");
-                    self.finish(&job, attempts, "failed", Some(&detail)).await?;
+                    self.finish(&job, attempts, "failed", Some(&detail)).await;
                     ended.push(job.delivery_id);
                 }
                 Err(SendError::Transient(e)) => {
@@ -215,13 +220,13 @@ impl Deliverer {
             .created
             .clone()
             .and_then(|c| serde_json::from_value(c).ok())
-            .ok_or_else(|| SendError::Permanent("the invite's creation is unknown to the dispatcher".into()))?;
+            .ok_or_else(|| SendError::Unsendable("the invite's creation is unknown to the dispatcher".into()))?;
         let templates: Option<MessageTemplates> = job.templates.clone().and_then(|t| serde_json::from_value(t).ok());
         let ctx = context(&self.public_url, &created, &job.target);
         match job.method.as_str() {
             "email" => {
                 let rendered = message::render_email(templates.as_ref(), &ctx)
-                    .map_err(|e| SendError::Permanent(format!("the template does not render: {e}")))?;
+                    .map_err(|e| SendError::Unsendable(format!("the template does not render: {e}")))?;
                 let recipient = created.targets.iter().find(|t| t.value == job.target).and_then(|t| t.name.as_deref());
                 let email = Email {
                     id: job.delivery_id,
@@ -234,28 +239,40 @@ impl Deliverer {
             }
             "sms" => {
                 let Some(sms) = &self.sms else {
-                    return Err(SendError::Permanent("no SMS provider is configured (RSVP_SMS_URL)".into()));
+                    return Err(SendError::Unsendable("no SMS provider is configured (RSVP_SMS_URL)".into()));
                 };
                 let text = message::render_sms(templates.as_ref(), &ctx)
-                    .map_err(|e| SendError::Permanent(format!("the template does not render: {e}")))?;
+                    .map_err(|e| SendError::Unsendable(format!("the template does not render: {e}")))?;
                 sms.send(job.delivery_id, &job.target, &text).await
             }
-            other => Err(SendError::Permanent(format!("nothing sends by {other}"))),
+            other => Err(SendError::Unsendable(format!("nothing sends by {other}"))),
         }
     }
 
-    async fn finish(&self, job: &Job, attempts: i32, state: &str, error: Option<&str>) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE dispatch.deliveries SET state = $2, attempts = $3, last_error = $4, reported = false, \
-             updated_at = now() WHERE delivery_id = $1",
-        )
-        .bind(job.delivery_id)
-        .bind(state)
-        .bind(attempts)
-        .bind(error)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    /// Commits a send's outcome before anything else is sent: a database that fails here is
+    /// waited out, never left behind (the job would stay `sending` and be sent again).
+    async fn finish(&self, job: &Job, attempts: i32, state: &str, error: Option<&str>) {
+        let mut tries = 0u32;
+        loop {
+            let committed = sqlx::query(
+                "UPDATE dispatch.deliveries SET state = $2, attempts = $3, last_error = $4, reported = false, \
+                 updated_at = now() WHERE delivery_id = $1",
+            )
+            .bind(job.delivery_id)
+            .bind(state)
+            .bind(attempts)
+            .bind(error)
+            .execute(&self.pool)
+            .await;
+            match committed {
+                Ok(_) => return,
+                Err(e) => {
+                    tries += 1;
+                    tracing::warn!(error = %e, tries, "cannot record a send's outcome; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(tries.min(25)))).await;
+                }
+            }
+        }
     }
 
     async fn set_state(&self, delivery: Uuid, state: &str, error: Option<&str>) -> anyhow::Result<()> {
@@ -315,6 +332,19 @@ impl Deliverer {
             }
         }
         Ok(())
+    }
+}
+
+/// A send's error without the invite's link token: a server or provider may quote the message back.
+fn without_token(error: SendError, job: &Job) -> SendError {
+    let Some(token) = job.created.as_ref().and_then(|c| c["token"].as_str()).filter(|t| !t.is_empty()) else {
+        return error;
+    };
+    let clean = |e: String| e.replace(token, "[link token]");
+    match error {
+        SendError::Permanent(e) => SendError::Permanent(clean(e)),
+        SendError::Transient(e) => SendError::Transient(clean(e)),
+        SendError::Unsendable(e) => SendError::Unsendable(clean(e)),
     }
 }
 

@@ -64,6 +64,8 @@ pub fn client(timeout: Duration, allow_private: bool) -> anyhow::Result<reqwest:
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve the names itself, past the public-address check.
+        .no_proxy()
         .user_agent("rsvp-webhooks/1")
         .dns_resolver(Arc::new(PublicOnly { allow_private }))
         .build()?)
@@ -206,15 +208,21 @@ impl WebhookSender {
         .bind(if message.resend_requested { "manual" } else { "scheduled" })
         .execute(&mut *tx)
         .await?;
+        // A resend asked for while this try was in flight stands: the message goes again at once.
         sqlx::query(
-            "UPDATE dispatch.webhook_messages SET state = $3, attempts = $4, resend_requested = false, \
-             next_attempt_at = now() + $5 * interval '1 millisecond' WHERE endpoint_id = $1 AND event_id = $2",
+            "UPDATE dispatch.webhook_messages SET \
+             state = CASE WHEN resend_requested AND NOT $6 THEN 'pending' ELSE $3 END, attempts = $4, \
+             next_attempt_at = CASE WHEN resend_requested AND NOT $6 THEN now() \
+               ELSE now() + $5 * interval '1 millisecond' END, \
+             resend_requested = resend_requested AND NOT $6 \
+             WHERE endpoint_id = $1 AND event_id = $2",
         )
         .bind(message.endpoint_id)
         .bind(message.event_id)
         .bind(state)
         .bind(attempts)
         .bind(wait.unwrap_or_default().as_millis() as i64)
+        .bind(message.resend_requested)
         .execute(&mut *tx)
         .await?;
         if succeeded {
@@ -225,6 +233,7 @@ impl WebhookSender {
             .execute(&mut *tx)
             .await?;
         } else {
+            // True only when this failure is the one that disables the endpoint.
             let disabled: Option<bool> = sqlx::query_scalar(
                 "UPDATE dispatch.webhook_endpoints SET failure_streak = failure_streak + 1, \
                  failing_since = coalesce(failing_since, $2), \
@@ -235,7 +244,8 @@ impl WebhookSender {
                    ELSE disabled_reason END, \
                  updated_at = CASE WHEN NOT disabled AND failure_streak + 1 >= $3 \
                    AND coalesce(failing_since, $2) <= $2 - $4 * interval '1 second' THEN $2 ELSE updated_at END \
-                 WHERE endpoint_id = $1 RETURNING disabled",
+                 FROM (SELECT disabled AS was FROM dispatch.webhook_endpoints WHERE endpoint_id = $1) before \
+                 WHERE endpoint_id = $1 RETURNING coalesce(disabled AND NOT before.was, false)",
             )
             .bind(message.endpoint_id)
             .bind(now)
