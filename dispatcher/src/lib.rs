@@ -38,6 +38,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Arc::new(move || watched.following.load(std::sync::atomic::Ordering::Acquire)),
     )?;
 
+    // The health server answers (not ready) while a second dispatcher of the same name stands by.
+    let server = actix_web::rt::spawn(server);
+    // One dispatcher at a time per name: a second (a rolling deploy's overlap) stands by.
+    let lock = single_instance(&config.database_url, &config.name).await?;
+
     let wake = Arc::new(Notify::new());
     let intake = intake::run(
         pool.clone(),
@@ -81,6 +86,42 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         r = intake => r.context("the intake stopped"),
         r = deliverer.run() => r.context("the deliverer stopped"),
         r = sender.run() => r.context("the webhook sender stopped"),
-        r = server => r.context("the health server failed"),
+        r = server => r.context("the health server stopped")?.context("the health server failed"),
+        r = lock => r,
     }
+}
+
+/// Waits until this process holds the dispatcher's PostgreSQL advisory lock (two dispatchers
+/// would each send every job), then returns a future that ends, with an error, if the session
+/// holding it is lost: the process stops rather than run without it.
+async fn single_instance(
+    database_url: &str,
+    name: &str,
+) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(database_url).await.context("cannot connect to PostgreSQL")?;
+    let mut said = false;
+    loop {
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('rsvp-dispatcher:' || $1))")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
+        if held {
+            break;
+        }
+        if !said {
+            tracing::warn!(%name, "another dispatcher of this name is running; standing by");
+            said = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    Ok(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            sqlx::query("SELECT 1")
+                .execute(&mut conn)
+                .await
+                .context("the session holding the dispatcher's lock is lost")?;
+        }
+    })
 }

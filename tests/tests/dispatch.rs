@@ -382,3 +382,32 @@ async fn a_tenant_s_sends_are_limited_to_its_rate_and_another_tenant_s_go_past_t
     assert!(span >= 3_000, "12 sends at 2/s after a burst of 4 took only {span} ms");
     assert!(b.iter().all(|m| at(m) < last_a), "the other tenant's emails did not wait behind the first's");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_dispatcher_stands_by_until_the_first_is_gone_and_no_email_goes_twice() {
+    let system = system().await;
+    let mailpit = Mailpit::start_default().await;
+    let mut first = system.dispatcher(&mailpit, &[]).await;
+    let settings = [
+        ("RSVP_COMMAND_API_URL", system.services.command.url.clone()),
+        ("RSVP_PUBLIC_URL", system.services.command.url.clone()),
+        ("RSVP_SMTP_URL", mailpit.smtp_url()),
+    ];
+    let second = Service::start("dispatcher", &system.env, &settings).await;
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        ids.push(system.invite(&format!("u{n}@example.com"), json!({})).await);
+    }
+    for id in &ids {
+        system.deliveries_when(id, |d| statuses(d) == ["sent"]).await;
+    }
+    let ready = reqwest::get(format!("{}/readyz", second.url)).await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "the second one stands by");
+    first.kill().await;
+    second.wait_ready(Duration::from_secs(30)).await;
+    let later = system.invite("later@example.com", json!({})).await;
+    system.deliveries_when(&later, |d| statuses(d) == ["sent"]).await;
+    let arrived = mailpit.wait_for_count(11, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(mailpit.count().await, 11, "each email once: {}", arrived.len());
+}
