@@ -62,13 +62,62 @@ const DEFAULT_HTML: &str = "<!doctype html>
 </body></html>";
 const DEFAULT_SMS: &str = "{{ inviter_name or 'Someone' }} invited you: {{ link }}";
 
-/// The built-in template of a part.
-fn default_of(part: &str) -> &'static str {
-    match part {
-        "email_subject" => DEFAULT_SUBJECT,
-        "email_text" => DEFAULT_TEXT,
-        "email_html" => DEFAULT_HTML,
-        _ => DEFAULT_SMS,
+/// The parts of a message, each in one place: its request field, the name MiniJinja knows it by
+/// (`.html` turns HTML escaping on), where a definition sets it, and its built-in template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    EmailSubject,
+    EmailText,
+    EmailHtml,
+    SmsText,
+}
+
+impl Part {
+    const ALL: [Part; 4] = [Part::EmailSubject, Part::EmailText, Part::EmailHtml, Part::SmsText];
+
+    fn field(self) -> &'static str {
+        match self {
+            Self::EmailSubject => "templates.email_subject",
+            Self::EmailText => "templates.email_text",
+            Self::EmailHtml => "templates.email_html",
+            Self::SmsText => "templates.sms_text",
+        }
+    }
+
+    fn template_name(self) -> &'static str {
+        match self {
+            Self::EmailSubject => "email_subject",
+            Self::EmailText => "email_text",
+            Self::EmailHtml => "email_html.html",
+            Self::SmsText => "sms_text",
+        }
+    }
+
+    fn given(self, templates: &MessageTemplates) -> Option<&str> {
+        match self {
+            Self::EmailSubject => templates.email_subject.as_deref(),
+            Self::EmailText => templates.email_text.as_deref(),
+            Self::EmailHtml => templates.email_html.as_deref(),
+            Self::SmsText => templates.sms_text.as_deref(),
+        }
+    }
+
+    fn built_in(self) -> &'static str {
+        match self {
+            Self::EmailSubject => DEFAULT_SUBJECT,
+            Self::EmailText => DEFAULT_TEXT,
+            Self::EmailHtml => DEFAULT_HTML,
+            Self::SmsText => DEFAULT_SMS,
+        }
+    }
+
+    /// The most it may render to, in bytes.
+    fn max_output(self) -> usize {
+        if self == Self::EmailSubject {
+            MAX_OUTPUT / 10
+        } else {
+            MAX_OUTPUT
+        }
     }
 }
 
@@ -195,14 +244,6 @@ impl std::io::Write for Bounded {
     }
 }
 
-fn template_name(part: &str) -> String {
-    if part == "email_html" {
-        format!("{part}.html")
-    } else {
-        part.to_owned()
-    }
-}
-
 fn values(ctx: &MessageContext) -> Value {
     let mut map: BTreeMap<String, Value> =
         ctx.template_variables.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
@@ -218,16 +259,15 @@ fn values(ctx: &MessageContext) -> Value {
     Value::from(map)
 }
 
-fn render_part(templates: Option<&MessageTemplates>, part: &str, ctx: &Value) -> Result<String, String> {
-    let source = source_of(templates, part);
+fn render_part(templates: Option<&MessageTemplates>, part: Part, ctx: &Value) -> Result<String, String> {
+    let source = templates.and_then(|t| part.given(t)).unwrap_or_else(|| part.built_in());
     if let Some(op) = growth_operator(source) {
         return Err(format!("the operator `{op}` is not taken in a message template"));
     }
     let mut env = environment();
-    let name = template_name(part);
-    env.add_template_owned(name.clone(), source.to_owned()).map_err(|e| e.to_string())?;
-    let template = env.get_template(&name).map_err(|e| e.to_string())?;
-    let limit = if part == "email_subject" { MAX_OUTPUT / 10 } else { MAX_OUTPUT };
+    env.add_template(part.template_name(), source).map_err(|e| e.to_string())?;
+    let template = env.get_template(part.template_name()).map_err(|e| e.to_string())?;
+    let limit = part.max_output();
     let mut out = Bounded { out: Vec::new(), left: limit, overflowed: false };
     if let Err(e) = template.render_captured_to(ctx, &mut out) {
         return Err(if out.overflowed { format!("it renders to more than {limit} bytes") } else { e.to_string() });
@@ -235,32 +275,22 @@ fn render_part(templates: Option<&MessageTemplates>, part: &str, ctx: &Value) ->
     String::from_utf8(out.out).map_err(|e| e.to_string())
 }
 
-fn source_of<'a>(templates: Option<&'a MessageTemplates>, part: &str) -> &'a str {
-    let given = templates.and_then(|t| match part {
-        "email_subject" => t.email_subject.as_deref(),
-        "email_text" => t.email_text.as_deref(),
-        "email_html" => t.email_html.as_deref(),
-        _ => t.sms_text.as_deref(),
-    });
-    given.unwrap_or_else(|| default_of(part))
-}
-
 /// Renders an email from a definition's templates (or the built-in ones). The subject is one
 /// line: line breaks a template or a value brings in become spaces.
 pub fn render_email(templates: Option<&MessageTemplates>, ctx: &MessageContext) -> Result<RenderedEmail, String> {
     let values = values(ctx);
-    let subject = render_part(templates, "email_subject", &values)?;
+    let subject = render_part(templates, Part::EmailSubject, &values)?;
     let subject = subject.split(|c: char| c.is_control()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
     Ok(RenderedEmail {
         subject: subject.trim().to_owned(),
-        text: render_part(templates, "email_text", &values)?,
-        html: render_part(templates, "email_html", &values)?,
+        text: render_part(templates, Part::EmailText, &values)?,
+        html: render_part(templates, Part::EmailHtml, &values)?,
     })
 }
 
 /// Renders the SMS text.
 pub fn render_sms(templates: Option<&MessageTemplates>, ctx: &MessageContext) -> Result<String, String> {
-    render_part(templates, "sms_text", &values(ctx)).map(|s| s.trim().to_owned())
+    render_part(templates, Part::SmsText, &values(ctx)).map(|s| s.trim().to_owned())
 }
 
 /// A sample invitation every template must render against when saved (with and without its
@@ -286,24 +316,12 @@ pub fn check(templates: &MessageTemplates) -> Result<(), Rejection> {
     // A full invitation, and one with nothing optional: both branches of the usual `if`s.
     let full = values(&sample());
     let bare = values(&MessageContext { link: sample().link, target: sample().target, ..MessageContext::default() });
-    for part in ["email_subject", "email_text", "email_html", "sms_text"] {
-        let given = match part {
-            "email_subject" => &templates.email_subject,
-            "email_text" => &templates.email_text,
-            "email_html" => &templates.email_html,
-            _ => &templates.sms_text,
-        };
-        let Some(source) = given else { continue };
-        let field = match part {
-            "email_subject" => "templates.email_subject",
-            "email_text" => "templates.email_text",
-            "email_html" => "templates.email_html",
-            _ => "templates.sms_text",
-        };
-        validate::text(field, source, MAX_TEMPLATE)?;
+    for part in Part::ALL {
+        let Some(source) = part.given(templates) else { continue };
+        validate::text(part.field(), source, MAX_TEMPLATE)?;
         for sample in [&full, &bare] {
             render_part(Some(templates), part, sample)
-                .map_err(|e| Rejection::invalid(field, format!("is not a template that renders: {e}")))?;
+                .map_err(|e| Rejection::invalid(part.field(), format!("is not a template that renders: {e}")))?;
         }
     }
     Ok(())
