@@ -155,27 +155,12 @@ impl Deliverer {
             let result = self.send(&job).await.map_err(|e| without_token(e, &job));
             let attempts = job.attempts + 1;
             let channel = if job.method == "sms" { "sms" } else { "email" };
-            match result {
-                Ok(()) => {
-                    self.metrics.sends.with_label_values(&[channel, "sent"]).inc();
-                    self.finish(&job, attempts, "sent", None).await;
-                    ended.push(job.delivery_id);
-                }
-                Err(SendError::Permanent(e)) => {
-                    self.metrics.sends.with_label_values(&[channel, "bounced"]).inc();
-                    self.finish(&job, attempts, "bounced", Some(&e)).await;
-                    ended.push(job.delivery_id);
-                }
-                Err(SendError::Unsendable(e)) => {
-                    self.metrics.sends.with_label_values(&[channel, "failed"]).inc();
-                    self.finish(&job, attempts, "failed", Some(&e)).await;
-                    ended.push(job.delivery_id);
-                }
+            let (state, detail) = match result {
+                Ok(()) => ("sent", None),
+                Err(SendError::Permanent(e)) => ("bounced", Some(e)),
+                Err(SendError::Unsendable(e)) => ("failed", Some(e)),
                 Err(SendError::Transient(e)) if attempts as u32 >= self.max_attempts => {
-                    self.metrics.sends.with_label_values(&[channel, "failed"]).inc();
-                    let detail = format!("{e} (after {attempts} tries)");
-                    self.finish(&job, attempts, "failed", Some(&detail)).await;
-                    ended.push(job.delivery_id);
+                    ("failed", Some(format!("{e} (after {attempts} tries)")))
                 }
                 Err(SendError::Transient(e)) => {
                     self.metrics.sends.with_label_values(&[channel, "retry"]).inc();
@@ -194,23 +179,14 @@ impl Deliverer {
                     // The server is likely down for the others too: they wait as long, untried.
                     break;
                 }
-            }
+            };
+            self.metrics.sends.with_label_values(&[channel, state]).inc();
+            ended.push(self.finish(job, attempts, state, detail).await);
         }
         for job in iter {
             self.postpone(job.delivery_id, self.retry).await?;
         }
-        let outcomes: Vec<Job> = if ended.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query_as(
-                "SELECT d.delivery_id, d.tenant_id, d.method, d.target, d.state, d.attempts, d.last_error, \
-                 NULL::jsonb AS created, NULL::jsonb AS templates FROM dispatch.deliveries d WHERE d.delivery_id = ANY($1)",
-            )
-            .bind(&ended)
-            .fetch_all(&self.pool)
-            .await?
-        };
-        self.report_outcomes(outcomes).await?;
+        self.report_outcomes(ended).await?;
         Ok(taken)
     }
 
@@ -250,8 +226,9 @@ impl Deliverer {
     }
 
     /// Commits a send's outcome before anything else is sent: a database that fails here is
-    /// waited out, never left behind (the job would stay `sending` and be sent again).
-    async fn finish(&self, job: &Job, attempts: i32, state: &str, error: Option<&str>) {
+    /// waited out, never left behind (the job would stay `sending` and be sent again). Returns the
+    /// job as it now stands, to be reported.
+    async fn finish(&self, mut job: Job, attempts: i32, state: &str, error: Option<String>) -> Job {
         let mut tries = 0u32;
         loop {
             let committed = sqlx::query(
@@ -261,11 +238,11 @@ impl Deliverer {
             .bind(job.delivery_id)
             .bind(state)
             .bind(attempts)
-            .bind(error)
+            .bind(&error)
             .execute(&self.pool)
             .await;
             match committed {
-                Ok(_) => return,
+                Ok(_) => break,
                 Err(e) => {
                     tries += 1;
                     tracing::warn!(error = %e, tries, "cannot record a send's outcome; trying again");
@@ -273,6 +250,10 @@ impl Deliverer {
                 }
             }
         }
+        job.state = state.to_owned();
+        job.attempts = attempts;
+        job.last_error = error;
+        job
     }
 
     async fn set_state(&self, delivery: Uuid, state: &str, error: Option<&str>) -> anyhow::Result<()> {
