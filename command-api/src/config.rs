@@ -59,4 +59,7 @@ pub struct Config {
     /// CORS, rate limits, the authentication cache and the `/metrics` token.
     #[command(flatten)]
     pub edge: service_kit::edge::EdgeConfig,
+
+    #[command(flatten)]
+    pub vault: service_kit::vault::VaultConfig,
 }

@@ -8,6 +8,7 @@ pub mod rebuild;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod vault;
 pub mod writer;
 
 pub use config::Config;

@@ -14,14 +14,19 @@ const CHUNK: usize = 2048;
 
 /// Reads the whole log (read_committed) and folds it. An event this version cannot read is a bug
 /// to fix, not something to skip: the state would be wrong, so the writer refuses to start.
-pub fn read_state(brokers: &str, topic: &str) -> anyhow::Result<WriterState> {
+pub fn read_state(brokers: &str, topic: &str, secrets: &events::Secrets) -> anyhow::Result<WriterState> {
+    let secrets = secrets.clone();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Envelope>>(16);
     let folder = std::thread::Builder::new()
         .name("rsvp-writer-fold".into())
         .spawn(move || {
             let mut state = WriterState::default();
             for chunk in rx {
-                for envelope in chunk {
+                for mut envelope in chunk {
+                    // Invites from before blind indexes match like every other.
+                    if let events::DomainEvent::Invite(event) = &mut envelope.event {
+                        events::personal::index_legacy(event, &secrets);
+                    }
                     state.apply_owned(envelope);
                 }
             }

@@ -22,7 +22,10 @@ impl Application {
     /// Connects to PostgreSQL, becomes the writer (fencing any earlier one, reading the log to its
     /// end) and binds the port. The server runs once [`Application::run_until_stopped`] is awaited.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let master = config.vault.master()?;
         let pool = service_kit::db::connect(&config.database_url, 8).await?;
+        // The writer reads the key store when it starts: its schema must be there.
+        service_kit::db::migrate(&pool).await?;
         let registry = prometheus::Registry::new();
         let writer_metrics = WriterMetrics::register(&registry)?;
         let writer = writer::start(
@@ -31,6 +34,9 @@ impl Application {
                 topic: config.kafka_topic.clone(),
                 transactional_id: config.writer_id.clone(),
                 lease_timeout: std::time::Duration::from_millis(config.writer_lease_timeout_ms),
+                master: master.clone(),
+                pool: pool.clone(),
+                runtime: tokio::runtime::Handle::current(),
             },
             writer_metrics,
         )
@@ -40,15 +46,17 @@ impl Application {
         let addr = listener.local_addr()?;
         let auth = web::Data::new(Authenticator::configured(pool.clone(), &config.edge));
         let (cors_origins, metrics_token) = (config.edge.cors_origins(), config.edge.metrics.token());
+        let unsealer = web::Data::new(service_kit::vault::Unsealer::new(master.clone(), pool.clone()));
         let handle = writer.clone();
         let writer = web::Data::new(writer);
         let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
         let state = web::Data::new(AppState {
             query_api_url: config.query_api_url.trim_end_matches('/').to_owned(),
             public_url: public_url.trim_end_matches('/').to_owned(),
-            pool,
+            pool: pool.clone(),
             webhook_allow_private: config.webhook_allow_private,
             webhook_secret_overlap: std::time::Duration::from_secs(config.webhook_secret_overlap_seconds),
+            unsealer: service_kit::vault::Unsealer::new(master.clone(), pool.clone()),
         });
         let dispatcher_token =
             web::Data::new(routes::DispatcherToken(config.dispatcher_token.clone().filter(|t| !t.is_empty())));
@@ -58,12 +66,14 @@ impl Application {
             // The last `wrap` is the outermost: CORS answers preflights before anything else, the
             // access log sees every final status, the guard keeps `/metrics` for the operator.
             App::new()
+                .wrap(from_fn(service_kit::vault::unseal_answers))
                 .wrap(http_metrics.clone())
                 .wrap(from_fn(edge::guard_metrics))
                 .wrap(from_fn(edge::access_log))
                 .wrap(edge::cors(&cors_origins))
                 .app_data(metrics_token.clone())
                 .app_data(auth.clone())
+                .app_data(unsealer.clone())
                 .app_data(writer.clone())
                 .app_data(state.clone())
                 .app_data(dispatcher_token.clone())

@@ -1,7 +1,7 @@
 //! What the writer knows: every tenant's aggregate, the public link tokens across tenants, and
 //! the idempotency records. All of it is folded from the log, so a restart rebuilds it exactly.
 
-use events::{Envelope, InviteEvent, LinkToken, StreamId, Tenant, TenantId};
+use events::{Envelope, InviteEvent, InviteId, LinkToken, Secrets, StreamId, Tenant, TenantId};
 use std::collections::HashMap;
 
 /// One stream's change made by a command: enough to answer the command again.
@@ -22,8 +22,11 @@ pub struct IdempotencyRecord {
 #[derive(Default)]
 pub struct WriterState {
     pub tenants: HashMap<TenantId, Tenant>,
-    /// Public links are followed without credentials: the token alone names the tenant.
+    /// Public links are followed without credentials: the token alone names the tenant. The
+    /// recorded tokens of invites from before tokens were derived.
     pub tokens: HashMap<LinkToken, TenantId>,
+    /// Every invite's tenant: a derived token names its invite.
+    pub invite_tenants: HashMap<InviteId, TenantId>,
     pub idempotency: HashMap<(TenantId, String), IdempotencyRecord>,
     pub events: u64,
 }
@@ -31,6 +34,15 @@ pub struct WriterState {
 impl WriterState {
     pub fn tenant(&self, id: TenantId) -> Option<&Tenant> {
         self.tenants.get(&id)
+    }
+
+    /// The tenant of the invite a public link token names, if the token holds.
+    pub fn tenant_of_token(&self, token: &LinkToken, secrets: &Secrets) -> Option<TenantId> {
+        if let Some(tenant) = self.tokens.get(token) {
+            return Some(*tenant);
+        }
+        let tenant = *self.invite_tenants.get(&secrets.invite_of_token(token.as_str())?)?;
+        self.tenant(tenant)?.invite_by_token(token, secrets).map(|_| tenant)
     }
 
     /// Folds one committed (or just decided) event in.
@@ -41,8 +53,11 @@ impl WriterState {
     /// [`WriterState::apply`] taking the envelope by value (a replay moves it in).
     pub fn apply_owned(&mut self, envelope: Envelope) {
         let meta = &envelope.meta;
-        if let Some((_, InviteEvent::Created(created))) = envelope.invite_event() {
-            self.tokens.insert(created.token.clone(), meta.tenant_id);
+        if let Some((id, InviteEvent::Created(created))) = envelope.invite_event() {
+            if let Some(token) = &created.token {
+                self.tokens.insert(token.clone(), meta.tenant_id);
+            }
+            self.invite_tenants.insert(id, meta.tenant_id);
         }
         if let Some(key) = &meta.idempotency_key {
             let record = self.idempotency.entry((meta.tenant_id, key.clone())).or_default();

@@ -17,16 +17,17 @@
 use crate::lease::Lease;
 use crate::metrics::WriterMetrics;
 use crate::state::{ChangeRef, WriterState};
+use crate::vault::Vault;
 use anyhow::Context as _;
 use chrono::{SubsecRound, Utc};
 use events::{
     Actor, Context, DeliveryId, Envelope, EventMeta, InviteCommand, InviteId, InviteStatus, LinkToken, Rejection,
     StreamId, TenantCommand, TenantId,
 };
-use rand::RngCore;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use service_kit::vault::{KeyChange, MasterKey};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
@@ -50,6 +51,11 @@ pub struct WriterConfig {
     pub transactional_id: String,
     /// The lease's session timeout: how long a crashed leader keeps the lease.
     pub lease_timeout: Duration,
+    /// Seals personal data; the data keys live in PostgreSQL (see [`crate::vault`]).
+    pub master: MasterKey,
+    pub pool: sqlx::PgPool,
+    /// Where the committer runs its key-store statements.
+    pub runtime: tokio::runtime::Handle,
 }
 
 /// Everything about a command that is not the command itself.
@@ -311,6 +317,8 @@ enum Answer {
 #[derive(Default)]
 struct Decided {
     records: Vec<Record>,
+    /// Data keys made or destroyed for these records: stored before they are appended.
+    keys: Vec<KeyChange>,
     answers: Vec<Answer>,
     /// Commands with events among `answers`.
     commands: usize,
@@ -319,6 +327,7 @@ struct Decided {
 impl Decided {
     fn append(&mut self, mut other: Decided) {
         self.records.append(&mut other.records);
+        self.keys.append(&mut other.keys);
         self.answers.append(&mut other.answers);
         self.commands += other.commands;
     }
@@ -416,6 +425,7 @@ fn refuse(a: Answer, metrics: &WriterMetrics) {
 
 struct Writer {
     state: WriterState,
+    vault: Vault,
     handover: Arc<Handover>,
     committer: std::thread::JoinHandle<Result<(), KafkaError>>,
     metrics: WriterMetrics,
@@ -438,17 +448,30 @@ impl Writer {
         // read below sees everything that will ever be committed before us.
         producer.init_transactions(TX_TIMEOUT).context("cannot initialise transactions")?;
         let started = Instant::now();
-        let state = crate::rebuild::read_state(&config.brokers, &config.topic)?;
+        let secrets = config.master.secrets();
+        // The keys first: any key made before the log's end is in the store by then.
+        let vault = Vault::load(config.master.clone(), &config.pool, &config.runtime)?;
+        let state = crate::rebuild::read_state(&config.brokers, &config.topic, &secrets)?;
         tracing::info!(events = state.events, tenants = state.tenants.len(), elapsed = ?started.elapsed(), "state rebuilt from the log");
         let handover = Arc::new(Handover::default());
         let committer = {
             let (handover, metrics) = (handover.clone(), metrics.clone());
             std::thread::Builder::new()
                 .name("rsvp-committer".into())
-                .spawn(move || Committer { producer, topic: config.topic, handover, metrics }.run())
+                .spawn(move || {
+                    Committer {
+                        producer,
+                        topic: config.topic,
+                        handover,
+                        metrics,
+                        pool: config.pool,
+                        runtime: config.runtime,
+                    }
+                    .run()
+                })
                 .context("cannot start the committer thread")?
         };
-        Ok(Self { state, handover, committer, metrics })
+        Ok(Self { state, vault, handover, committer, metrics })
     }
 
     /// Decides until the writer must stop, then lets the committer finish what was decided.
@@ -495,7 +518,7 @@ impl Writer {
             Request::Read(f) => decided.answers.push(Answer::Read(f(&self.state))),
             Request::Write { command, meta, reply } => {
                 let before = decided.records.len();
-                let result = self.decide_and_apply(&command, &meta, now, &mut decided.records);
+                let result = self.decide_and_apply(&command, &meta, now, &mut decided.records, &mut decided.keys);
                 if decided.records.len() > before {
                     decided.commands += 1;
                 }
@@ -511,6 +534,7 @@ impl Writer {
         meta: &CommandMeta,
         now: chrono::DateTime<Utc>,
         records: &mut Vec<Record>,
+        keys: &mut Vec<KeyChange>,
     ) -> Result<Committed, WriteError> {
         // An inviter's key reaches its own invites only, also when replaying a key of another.
         let tenant = self.state.tenants.entry(meta.tenant_id).or_default();
@@ -541,6 +565,7 @@ impl Writer {
                     .definition(*definition_id)
                     .map_or(Target::Missing, |d| Target::Versioned("definition", d.version)),
                 TenantCommand::EngageByToken { .. } => Target::Missing,
+                TenantCommand::ErasePersonalData { .. } => Target::Collection,
             };
             let holds = match (condition, target) {
                 (_, Target::Missing) | (IfMatch::Any, _) => true,
@@ -558,11 +583,19 @@ impl Writer {
         }
         let ctx = Context {
             now,
-            new_token: new_link_token(),
+            secrets: self.vault.secrets().clone(),
             new_delivery_id: DeliveryId::from_uuid(Uuid::now_v7()),
             rules: None,
         };
-        let changes = tenant.decide(command, &ctx).map_err(WriteError::Rejected)?;
+        let mut changes = tenant.decide(command, &ctx).map_err(WriteError::Rejected)?;
+        // Personal data never reaches the log in clear: sealed under its subject's key here.
+        for change in &mut changes {
+            self.vault.seal(meta.tenant_id, tenant, change, keys);
+        }
+        // An erasure destroys the keys; its events say so.
+        if let TenantCommand::ErasePersonalData { address } = command {
+            self.vault.destroy(meta.tenant_id, address.as_ref(), keys);
+        }
         let command_id = Uuid::now_v7();
         let mut refs = Vec::with_capacity(changes.len());
         for change in changes {
@@ -600,7 +633,9 @@ impl Writer {
         match command {
             TenantCommand::Invite { invite_id, .. } => Some(*invite_id),
             TenantCommand::ReportDelivery { delivery_id, .. } => tenant.invite_of_delivery(*delivery_id),
-            TenantCommand::EngageByToken { token, .. } => tenant.invite_by_token(token).map(|(id, _)| id),
+            TenantCommand::EngageByToken { token, .. } => {
+                tenant.invite_by_token(token, self.vault.secrets()).map(|(id, _)| id)
+            }
             _ => None,
         }
     }
@@ -613,7 +648,7 @@ impl Writer {
             id,
             version: invite.version,
             status: invite.status_at(now),
-            token: invite.created.token.clone(),
+            token: events::personal::link_token_of(id, &invite.created, self.vault.secrets()),
         })
     }
 }
@@ -624,6 +659,8 @@ struct Committer {
     topic: String,
     handover: Arc<Handover>,
     metrics: WriterMetrics,
+    pool: sqlx::PgPool,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Committer {
@@ -631,12 +668,24 @@ impl Committer {
     /// decided since the last good commit has been refused).
     fn run(self) -> Result<(), KafkaError> {
         while let Some(batch) = self.handover.take() {
-            if !batch.records.is_empty() {
+            if !batch.records.is_empty() || !batch.keys.is_empty() {
                 let (events, started) = (batch.records.len(), Instant::now());
                 // For a post-mortem (`RUST_LOG=command_api=trace`): which streams each commit holds.
                 let keys = tracing::enabled!(tracing::Level::TRACE)
                     .then(|| batch.records.iter().map(|r| r.key.clone()).collect::<Vec<_>>());
-                if let Err(e) = self.commit(batch.records) {
+                // The keys the events are sealed under are durable before the events are: an event
+                // in the log always opens (until its key is destroyed).
+                if !batch.keys.is_empty() {
+                    if let Err(e) = self.runtime.block_on(service_kit::vault::store::apply(&self.pool, &batch.keys)) {
+                        tracing::error!(error = ?e, events, "the key store refused; nothing appended");
+                        let rest = self.handover.fail();
+                        for a in batch.answers.into_iter().chain(rest.answers) {
+                            refuse(a, &self.metrics);
+                        }
+                        return Err(KafkaError::Canceled);
+                    }
+                }
+                if let Err(e) = if batch.records.is_empty() { Ok(()) } else { self.commit(batch.records) } {
                     tracing::error!(error = %e, events, "append failed; transaction aborted");
                     let rest = self.handover.fail();
                     for a in batch.answers.into_iter().chain(rest.answers) {
@@ -735,43 +784,6 @@ fn is_fenced(e: &KafkaError) -> bool {
                 )
         }
         _ => false,
-    }
-}
-
-/// 192 random bits, URL-safe: unguessable, and unrelated to the invite id.
-fn new_link_token() -> LinkToken {
-    let mut bytes = [0u8; 24];
-    rand::rng().fill_bytes(&mut bytes);
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let token: String = bytes
-        .chunks(3)
-        .flat_map(|c| {
-            let n = (c[0] as u32) << 16 | (c[1] as u32) << 8 | c[2] as u32;
-            (0..4).rev().map(move |i| ALPHABET[((n >> (6 * i)) & 63) as usize] as char)
-        })
-        .collect();
-    LinkToken::new(token)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::new_link_token;
-    use std::collections::HashSet;
-
-    #[test]
-    fn link_tokens_carry_192_random_bits_in_url_safe_characters_and_never_repeat() {
-        let tokens: Vec<String> = (0..10_000).map(|_| new_link_token().as_str().to_owned()).collect();
-        for t in &tokens {
-            // 32 characters of a 64-letter alphabet: 192 bits, above the 128 the design asks for.
-            assert_eq!(t.len(), 32, "{t}");
-            assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{t}");
-        }
-        assert_eq!(tokens.iter().collect::<HashSet<_>>().len(), tokens.len());
-        // Every position takes many values: nothing fixed, nothing derived from an id.
-        for i in 0..32 {
-            let seen: HashSet<u8> = tokens.iter().map(|t| t.as_bytes()[i]).collect();
-            assert!(seen.len() > 50, "position {i} takes only {} values", seen.len());
-        }
     }
 }
 

@@ -95,6 +95,11 @@ ensure_token() {
 # ensure_metrics_token: RSVP_METRICS_TOKEN, the operator token `/metrics` requires (metrics-token).
 ensure_metrics_token() { ensure_token RSVP_METRICS_TOKEN metrics-token; }
 
+# ensure_master_key: RSVP_MASTER_KEY, the root secret of personal-data encryption, blind indexes
+# and link tokens (master-key). Losing it loses every sealed value: keep it with the database's
+# backups' secrets, apart from them.
+ensure_master_key() { ensure_token RSVP_MASTER_KEY master-key; }
+
 # ensure_dispatcher_token: RSVP_DISPATCHER_TOKEN, the token between the dispatcher and the command
 # API's internal routes (dispatcher-token).
 ensure_dispatcher_token() { ensure_token RSVP_DISPATCHER_TOKEN dispatcher-token; }

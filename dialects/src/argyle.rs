@@ -262,10 +262,10 @@ pub fn create_command(request: CreateRequest, inviter: Inviter) -> Result<Create
     let name = full.clone().or_else(|| Some(format!("{} {}", first.clone()?, last.clone()?)));
     let mut targets = Vec::new();
     if let Some(email) = given(&request.email) {
-        targets.push(Target { kind: TargetKind::Email, value: email, name: name.clone() });
+        targets.push(Target { kind: TargetKind::Email, value: email, name: name.clone(), index: None });
     }
     if let Some(phone) = given(&request.phone_number) {
-        targets.push(Target { kind: TargetKind::Phone, value: phone, name: name.clone() });
+        targets.push(Target { kind: TargetKind::Phone, value: phone, name: name.clone(), index: None });
     }
     let send = match targets.first().map(|t| t.kind) {
         Some(TargetKind::Email) => DeliveryMethod::Email,
@@ -296,6 +296,7 @@ pub fn create_command(request: CreateRequest, inviter: Inviter) -> Result<Create
         scopes: request.group_id.into_iter().map(|id| Scope { kind: GROUP_SCOPE.to_owned(), id, name: None }).collect(),
         reply_to,
         metadata,
+        personal_metadata: vec![],
         template_variables,
         widget_id: None,
         flow_id: request.flow_id,
@@ -531,7 +532,8 @@ mod tests {
             "invite_template_id": "t1", "override_invite_template": {"email": {"reply_to": ["a@example.com"]}},
         }))
         .unwrap();
-        let c = create_command(request, Inviter { id: "k1".into(), name: None, email: None }).unwrap();
+        let c =
+            create_command(request, Inviter { id: "k1".into(), name: None, email: None, email_index: None }).unwrap();
         assert_eq!(c.send, Some(DeliveryMethod::Email));
         assert_eq!(c.targets.iter().map(|t| t.kind).collect::<Vec<_>>(), [TargetKind::Email, TargetKind::Phone]);
         assert_eq!(c.recipient_names, ["Sarah Longfield"]);
@@ -543,14 +545,14 @@ mod tests {
         let sms: CreateRequest =
             serde_json::from_value(json!({"full_name": "Bob Jones", "phone_number": "212-867-5309"})).unwrap();
         assert_eq!(
-            create_command(sms, Inviter { id: "k".into(), name: None, email: None }).unwrap().send,
+            create_command(sms, Inviter { id: "k".into(), name: None, email: None, email_index: None }).unwrap().send,
             Some(DeliveryMethod::Sms)
         );
     }
 
     #[test]
     fn a_create_without_a_name_or_an_address_names_the_field() {
-        let inviter = || Inviter { id: "k".into(), name: None, email: None };
+        let inviter = || Inviter { id: "k".into(), name: None, email: None, email_index: None };
         let field = |v: Value| create_command(serde_json::from_value(v).unwrap(), inviter()).unwrap_err().field;
         assert_eq!(field(json!({"email": "a@example.com"})), "first_name");
         assert_eq!(field(json!({"first_name": "A", "email": "a@example.com"})), "last_name");

@@ -279,11 +279,12 @@ pub fn create_command(body: &Value, definition: Option<DefinitionId>) -> Result<
         _ => return Err(Error::invalid("recipient_email", "The recipient email field is required.")),
     };
     Ok(CreateInvite {
-        targets: vec![Target { kind: TargetKind::Email, value: email, name: first_name }],
+        targets: vec![Target { kind: TargetKind::Email, value: email, name: first_name, index: None }],
         message,
         definition_id: definition,
         send: Some(DeliveryMethod::Email),
         metadata: BTreeMap::new(),
+        personal_metadata: vec![],
         ..CreateInvite::default()
     })
 }
@@ -446,7 +447,12 @@ mod tests {
         let c = create_command(&body, Some(definition)).unwrap();
         assert_eq!(
             c.targets,
-            [Target { kind: TargetKind::Email, value: "alex@example.org".into(), name: Some("Alex".into()) }]
+            [Target {
+                kind: TargetKind::Email,
+                value: "alex@example.org".into(),
+                name: Some("Alex".into()),
+                index: None
+            }]
         );
         assert_eq!(c.message.as_deref(), Some("Hey Alex, thought you'd like this!"));
         assert_eq!((c.definition_id, c.send), (Some(definition), Some(DeliveryMethod::Email)));

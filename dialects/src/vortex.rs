@@ -158,7 +158,13 @@ fn stage_reached(s: &Source) -> InviteStatus {
     let mut facts = Vec::new();
     if s.send_count > 0 {
         let method = events::DeliveryMethod::Email;
-        facts.push(InviteEvent::Sent(InviteSent { delivery_id, method, target: String::new(), resend: false }));
+        facts.push(InviteEvent::Sent(InviteSent {
+            delivery_id,
+            method,
+            target: String::new(),
+            target_index: None,
+            resend: false,
+        }));
     }
     for status in &s.delivery_statuses {
         if let Ok(status) = serde_json::from_value(Value::String(status.clone())) {
@@ -340,11 +346,17 @@ pub fn create_command(r: CreateRequest, key_inviter: Option<&str>) -> Result<Cre
         CreateTargetKind::Internal => TargetKind::Internal,
     };
     Ok(CreateInvite {
-        inviter: Some(Inviter { id: r.inviter.user_id, name: r.inviter.name, email: r.inviter.user_email }),
+        inviter: Some(Inviter {
+            id: r.inviter.user_id,
+            name: r.inviter.name,
+            email: r.inviter.user_email,
+            email_index: None,
+        }),
         recipient_names: r.target.name.iter().cloned().collect(),
-        targets: vec![Target { kind, value: r.target.value, name: r.target.name }],
+        targets: vec![Target { kind, value: r.target.value, name: r.target.name, index: None }],
         scopes: r.groups.into_iter().map(|g| Scope { kind: g.kind, id: g.group_id, name: g.name }).collect(),
         metadata: r.metadata,
+        personal_metadata: vec![],
         template_variables: r.template_variables,
         widget_id: Some(r.widget_configuration_id),
         source: r.source,

@@ -84,6 +84,9 @@ pub struct Config {
     pub webhook_concurrency: usize,
     #[command(flatten)]
     pub metrics: service_kit::edge::MetricsConfig,
+
+    #[command(flatten)]
+    pub vault: service_kit::vault::VaultConfig,
 }
 
 /// The waits between tries.

@@ -28,6 +28,8 @@ use uuid::Uuid;
 
 pub struct Deliverer {
     pub pool: PgPool,
+    /// Opens the invite's personal data (sealed in the log and in `dispatch.invites`) to send.
+    pub unsealer: service_kit::vault::Unsealer,
     pub reporter: Reporter,
     pub smtp: Smtp,
     pub sms: Option<HttpSms>,
@@ -50,6 +52,7 @@ pub fn tenant_limiter(per_second: u32) -> DefaultKeyedRateLimiter<Uuid> {
 struct Job {
     delivery_id: Uuid,
     tenant_id: Uuid,
+    invite_id: Uuid,
     method: String,
     target: String,
     state: String,
@@ -80,7 +83,7 @@ impl Deliverer {
     /// One round over the due jobs; returns how many it took.
     async fn round(&self) -> anyhow::Result<usize> {
         let jobs: Vec<Job> = sqlx::query_as(
-            "SELECT d.delivery_id, d.tenant_id, d.method, d.target, d.state, d.attempts, d.last_error, \
+            "SELECT d.delivery_id, d.tenant_id, d.invite_id, d.method, d.target, d.state, d.attempts, d.last_error, \
              i.created, def.templates \
              FROM dispatch.deliveries d \
              LEFT JOIN dispatch.invites i ON i.invite_id = d.invite_id \
@@ -152,7 +155,7 @@ impl Deliverer {
         let mut ended = Vec::new();
         let mut iter = to_send.into_iter();
         for job in iter.by_ref() {
-            let result = self.send(&job).await.map_err(|e| without_token(e, &job));
+            let result = self.send(&job).await.map_err(|e| without_token(e, &self.link_token(&job)));
             let attempts = job.attempts + 1;
             let channel = if job.method == "sms" { "sms" } else { "email" };
             let (state, detail) = match result {
@@ -190,23 +193,43 @@ impl Deliverer {
         Ok(taken)
     }
 
+    /// The invite's link token, as its link in the message carries it.
+    fn link_token(&self, job: &Job) -> String {
+        let id = events::InviteId::from_uuid(job.invite_id);
+        let recorded = job.created.as_ref().and_then(|c| c["token"].as_str()).filter(|t| !t.is_empty());
+        recorded.map_or_else(|| self.unsealer.master().secrets().link_token(id).as_str().to_owned(), str::to_owned)
+    }
+
     /// Renders and sends one delivery.
     async fn send(&self, job: &Job) -> Result<(), SendError> {
-        let created: InviteCreated = job
-            .created
-            .clone()
-            .and_then(|c| serde_json::from_value(c).ok())
-            .ok_or_else(|| SendError::Unsendable("the invite's creation is unknown to the dispatcher".into()))?;
+        // Opened together, so the target and the invite's targets compare as clear values.
+        let mut doc = serde_json::json!({ "created": job.created, "target": job.target });
+        self.unsealer
+            .unseal(events::TenantId::from_uuid(job.tenant_id), &mut doc)
+            .await
+            .map_err(|e| SendError::Transient(format!("the personal data cannot be read right now: {e}")))?;
+        let target = doc["target"].as_str().unwrap_or_default().to_owned();
+        if target == events::personal::ERASED {
+            return Err(SendError::Unsendable("not sent: the recipient's personal data was erased".into()));
+        }
+        let created: InviteCreated = serde_json::from_value(doc["created"].take())
+            .map_err(|_| SendError::Unsendable("the invite's creation is unknown to the dispatcher".into()))?;
         let templates: Option<MessageTemplates> = job.templates.clone().and_then(|t| serde_json::from_value(t).ok());
-        let ctx = context(&self.public_url, &created, &job.target);
+        let link = events::personal::link_token_of(
+            events::InviteId::from_uuid(job.invite_id),
+            &created,
+            &self.unsealer.master().secrets(),
+        )
+        .link(&self.public_url);
+        let ctx = context(link, &created, &target);
         match job.method.as_str() {
             "email" => {
                 let rendered = message::render_email(templates.as_ref(), &ctx)
                     .map_err(|e| SendError::Unsendable(format!("the template does not render: {e}")))?;
-                let recipient = created.targets.iter().find(|t| t.value == job.target).and_then(|t| t.name.as_deref());
+                let recipient = created.targets.iter().find(|t| t.value == target).and_then(|t| t.name.as_deref());
                 let email = Email {
                     id: job.delivery_id,
-                    to: &job.target,
+                    to: &target,
                     to_name: recipient,
                     reply_to: created.reply_to.first().map(String::as_str),
                     rendered: &rendered,
@@ -219,7 +242,7 @@ impl Deliverer {
                 };
                 let text = message::render_sms(templates.as_ref(), &ctx)
                     .map_err(|e| SendError::Unsendable(format!("the template does not render: {e}")))?;
-                sms.send(job.delivery_id, &job.target, &text).await
+                sms.send(job.delivery_id, &target, &text).await
             }
             other => Err(SendError::Unsendable(format!("nothing sends by {other}"))),
         }
@@ -317,10 +340,7 @@ impl Deliverer {
 }
 
 /// A send's error without the invite's link token: a server or provider may quote the message back.
-fn without_token(error: SendError, job: &Job) -> SendError {
-    let Some(token) = job.created.as_ref().and_then(|c| c["token"].as_str()).filter(|t| !t.is_empty()) else {
-        return error;
-    };
+fn without_token(error: SendError, token: &str) -> SendError {
     let clean = |e: String| e.replace(token, "[link token]");
     match error {
         SendError::Permanent(e) => SendError::Permanent(clean(e)),
@@ -336,13 +356,13 @@ fn backoff(base: Duration, attempts: u32) -> Duration {
 }
 
 /// What the templates see of an invite and the address it goes to.
-pub fn context(public_url: &str, created: &InviteCreated, target: &str) -> MessageContext {
+pub fn context(link: String, created: &InviteCreated, target: &str) -> MessageContext {
     let recipient = created.targets.iter().position(|t| t.value == target);
     let recipient_name = recipient
         .and_then(|i| created.targets[i].name.clone().or_else(|| created.recipient_names.get(i).cloned()))
         .or_else(|| created.recipient_names.first().cloned());
     MessageContext {
-        link: created.token.link(public_url),
+        link,
         inviter_name: created.inviter.name.clone(),
         inviter_email: created.inviter.email.clone(),
         recipient_name,

@@ -59,8 +59,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(url) if !url.is_empty() => Some(channels::HttpSms::new(url.clone(), config.sms_token.clone())?),
         _ => None,
     };
+    let unsealer = service_kit::vault::Unsealer::new(config.vault.master()?, pool.clone());
     let deliverer = deliveries::Deliverer {
         pool: pool.clone(),
+        unsealer: unsealer.clone(),
         reporter: report::Reporter::new(&config.command_api_url, config.dispatcher_token.clone())?,
         smtp: channels::Smtp::new(&config.smtp_url, &config.mail_from)?,
         sms,
@@ -73,6 +75,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let sender = webhooks::WebhookSender {
         pool,
+        unsealer,
         client: webhooks::client(config.webhook_timeout(), config.webhook_allow_private)?,
         schedule: config.webhook_retry_schedule.clone(),
         disable_after_failures: config.webhook_disable_after_failures,

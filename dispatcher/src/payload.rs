@@ -39,7 +39,7 @@ pub fn vortex_type(event: &DomainEvent, method: Option<DeliveryMethod>) -> Optio
             EngagementKind::Share => "invitation.shared",
             EngagementKind::Unfurl => return None,
         },
-        InviteEvent::Sent(_) => return None,
+        InviteEvent::Sent(_) | InviteEvent::PersonalDataErased(_) => return None,
         InviteEvent::DeliveryStatusChanged(c) => match (method?, c.status) {
             (DeliveryMethod::Email, DeliveryStatus::Sent) => "invitation.email.sent",
             (DeliveryMethod::Email, DeliveryStatus::Delivered) => "invitation.email.delivered",
@@ -110,7 +110,11 @@ mod tests {
     fn every_vortex_name_is_in_the_vocabulary_endpoints_filter_on() {
         let id = events::DeliveryId::from_uuid(uuid::Uuid::nil());
         let mut events = vec![
-            InviteEvent::Accepted(events::event::InviteAccepted { accepted_by: None, target: None }),
+            InviteEvent::Accepted(events::event::InviteAccepted {
+                accepted_by: None,
+                target: None,
+                target_index: None,
+            }),
             InviteEvent::Declined(events::event::InviteClosed { reason: None }),
             InviteEvent::Revoked(events::event::InviteClosed { reason: None }),
             InviteEvent::Expired(events::event::InviteClosed { reason: None }),

@@ -34,11 +34,14 @@ pub struct WebhookSender {
     pub concurrency: usize,
     pub wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    /// Opens the personal data a body carries sealed, when it is sent.
+    pub unsealer: service_kit::vault::Unsealer,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct Due {
     endpoint_id: Uuid,
+    tenant_id: Uuid,
     event_id: Uuid,
     body: String,
     attempts: i32,
@@ -156,9 +159,9 @@ impl WebhookSender {
     async fn due(&self, limit: usize) -> Result<Vec<Due>, sqlx::Error> {
         // At most a few per endpoint: a backlog at one endpoint never fills the list.
         sqlx::query_as(
-            "SELECT endpoint_id, event_id, body, attempts, resend_requested, url, format, secret, previous_secret, \
+            "SELECT endpoint_id, tenant_id, event_id, body, attempts, resend_requested, url, format, secret, previous_secret, \
              previous_secret_expires_at FROM ( \
-               SELECT m.endpoint_id, m.event_id, m.body, m.attempts, m.resend_requested, e.url, e.format, e.secret, \
+               SELECT m.endpoint_id, m.tenant_id, m.event_id, m.body, m.attempts, m.resend_requested, e.url, e.format, e.secret, \
                e.previous_secret, e.previous_secret_expires_at, m.next_attempt_at, m.stream_version, \
                row_number() OVER (PARTITION BY m.endpoint_id ORDER BY m.next_attempt_at, m.stream_version) AS turn \
                FROM dispatch.webhook_messages m JOIN dispatch.webhook_endpoints e USING (endpoint_id) \
@@ -263,6 +266,15 @@ impl WebhookSender {
     }
 
     /// Sends the message, signed; never follows a redirect.
+    /// The body as sent: its sealed values opened for the endpoint's tenant.
+    async fn opened(&self, message: &Due) -> anyhow::Result<String> {
+        if !service_kit::vault::holds_sealed(message.body.as_bytes()) {
+            return Ok(message.body.clone());
+        }
+        let tenant = events::TenantId::from_uuid(message.tenant_id);
+        Ok(String::from_utf8(self.unsealer.unseal_text(tenant, message.body.as_bytes()).await?)?)
+    }
+
     async fn deliver(&self, message: &Due, now: DateTime<Utc>) -> Attempt {
         let started = Instant::now();
         let failed =
@@ -280,6 +292,12 @@ impl WebhookSender {
         if literal.is_some_and(|ip| !self.allow_private && !is_public(ip)) {
             return failed(None, "the address is not public (RSVP_WEBHOOK_ALLOW_PRIVATE allows it)".into());
         }
+        // The stored body keeps personal data sealed; it is opened for this send (and reads as
+        // erased once its subject's key is destroyed, retries included).
+        let body = match self.opened(message).await {
+            Ok(body) => body,
+            Err(e) => return failed(None, format!("the personal data cannot be read right now: {e}")),
+        };
         let id = message.event_id.to_string();
         let timestamp = now.timestamp();
         let mut request = self
@@ -290,8 +308,8 @@ impl WebhookSender {
             .header("webhook-timestamp", timestamp.to_string());
         match Format::parse(&message.format) {
             Some(Format::Vortex) => {
-                request = request
-                    .header("x-vortex-signature", signing::vortex_signature(&message.secret, message.body.as_bytes()));
+                request =
+                    request.header("x-vortex-signature", signing::vortex_signature(&message.secret, body.as_bytes()));
             }
             _ => {
                 let mut secrets = vec![message.secret.as_str()];
@@ -300,13 +318,13 @@ impl WebhookSender {
                         secrets.push(previous);
                     }
                 }
-                match signing::standard_header(&secrets, &id, timestamp, message.body.as_bytes()) {
+                match signing::standard_header(&secrets, &id, timestamp, body.as_bytes()) {
                     Ok(signature) => request = request.header("webhook-signature", signature),
                     Err(e) => return failed(None, e),
                 }
             }
         }
-        match request.body(message.body.clone()).send().await {
+        match request.body(body).send().await {
             Ok(response) => {
                 let status = response.status();
                 // The answer is not read beyond its status: a body is no concern of ours.

@@ -18,6 +18,9 @@ pub struct Inviter {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The blind index of `email` (see [`crate::personal`]); absent in events from before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_index: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -50,6 +53,10 @@ pub struct Target {
     pub value: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// For an email address or phone number: its blind index, what rules match on (see
+    /// [`crate::personal`]). Absent for other kinds, and in events from before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
 }
 
 impl Target {
@@ -57,6 +64,20 @@ impl Target {
     /// (and a leading `+`).
     pub fn normalized(&self) -> String {
         normalize_target(self.kind, &self.value)
+    }
+
+    /// What rules match this target on: its blind index, or for a kind that has none (an
+    /// internal user id) its normalized value.
+    pub fn match_key(&self) -> String {
+        self.index.clone().unwrap_or_else(|| self.normalized())
+    }
+
+    /// Whether a value a command names is this target.
+    pub fn is(&self, value: &str, secrets: &crate::personal::Secrets) -> bool {
+        match &self.index {
+            Some(index) => *index == secrets.blind_index(self.kind, value),
+            None => self.normalized() == normalize_target(self.kind, value),
+        }
     }
 }
 
@@ -96,8 +117,10 @@ pub enum InvitationType {
     },
 }
 
-/// An invitation came into being. Holds everything the client said about it.
-/// Schema v2; v1 lacked `recipient_names` (see [`upcast`]).
+/// An invitation came into being. Holds everything the client said about it, its personal
+/// data sealed (see [`crate::personal`]).
+/// Schema v3: `token` became optional (new invites' tokens are derived, never recorded); v1
+/// lacked `recipient_names` (see [`upcast`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InviteCreated {
     pub inviter: Inviter,
@@ -113,8 +136,15 @@ pub struct InviteCreated {
     pub scopes: Vec<Scope>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reply_to: Vec<String>,
+    /// The blind index of each `reply_to` address, in order (what the reply-to filter matches).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reply_to_index: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, serde_json::Value>,
+    /// The `metadata` keys whose values are personal data (sealed like the rest of it); the
+    /// others are the client's ids and settings, kept as they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub personal_metadata: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub template_variables: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,7 +157,10 @@ pub struct InviteCreated {
     pub landing_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition_id: Option<DefinitionId>,
-    pub token: LinkToken,
+    /// The public link token of an invite created before tokens were derived (schema v2 and
+    /// older). Never set now: see [`crate::personal::Secrets::link_token`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<LinkToken>,
     /// Where in the client's product the invitation was made (Vortex's `source`); added as
     /// optional, so events from before it load without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,6 +244,9 @@ pub struct InviteSent {
     pub method: DeliveryMethod,
     /// The target value it goes to.
     pub target: String,
+    /// The target's blind index, when it is an address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_index: Option<String>,
     /// True for every delivery after the first.
     pub resend: bool,
 }
@@ -261,15 +297,42 @@ pub struct InviteAccepted {
     /// The user in the client's system who accepted, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_by: Option<String>,
-    /// The (normalized) target value it was accepted as, if given.
+    /// The target value it was accepted as, if given (normalized in events from before
+    /// `target_index`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The target's blind index, when it is an address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_index: Option<String>,
 }
 
 /// Another invite for the same target and scope was accepted: this one is no longer needed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InviteAcceptedElsewhere {
     pub accepted_invite_id: InviteId,
+}
+
+/// Why personal data was erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErasureReason {
+    /// The data subject asked (GDPR article 17 and its equivalents).
+    Request,
+    /// The tenant left: every subject of it was erased.
+    TenantOffboarded,
+}
+
+/// The keys of some of the invite's personal data were destroyed: what was erased and why, never
+/// the data. Every field sealed under them reads as [`crate::personal::ERASED`] from now on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonalDataErased {
+    /// The blind indexes of the erased addresses; empty when `all`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+    /// Every subject of the invite.
+    #[serde(default)]
+    pub all: bool,
+    pub reason: ErasureReason,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -290,6 +353,7 @@ pub enum InviteEvent {
     Declined(InviteClosed),
     Revoked(InviteClosed),
     Expired(InviteClosed),
+    PersonalDataErased(PersonalDataErased),
 }
 
 /// The rules of a definition (campaign), as set when created or last updated.
@@ -333,7 +397,7 @@ pub enum DomainEvent {
 
 /// (event type, current schema version) of every event this code writes.
 pub const EVENT_TYPES: &[(&str, u32)] = &[
-    ("InviteCreated", 2),
+    ("InviteCreated", 3),
     ("InviteSent", 1),
     ("DeliveryStatusChanged", 1),
     ("InviteEngaged", 1),
@@ -342,6 +406,7 @@ pub const EVENT_TYPES: &[(&str, u32)] = &[
     ("InviteDeclined", 1),
     ("InviteRevoked", 1),
     ("InviteExpired", 1),
+    ("InvitePersonalDataErased", 1),
     ("DefinitionCreated", 1),
     ("DefinitionUpdated", 1),
 ];
@@ -360,6 +425,7 @@ impl DomainEvent {
                 InviteEvent::Declined(_) => "InviteDeclined",
                 InviteEvent::Revoked(_) => "InviteRevoked",
                 InviteEvent::Expired(_) => "InviteExpired",
+                InviteEvent::PersonalDataErased(_) => "InvitePersonalDataErased",
             },
             Self::Definition(DefinitionEvent::Created(_)) => "DefinitionCreated",
             Self::Definition(DefinitionEvent::Updated(_)) => "DefinitionUpdated",
@@ -384,6 +450,7 @@ impl DomainEvent {
                 InviteEvent::Accepted(e) => to_value(e),
                 InviteEvent::AcceptedElsewhere(e) => to_value(e),
                 InviteEvent::Declined(e) | InviteEvent::Revoked(e) | InviteEvent::Expired(e) => to_value(e),
+                InviteEvent::PersonalDataErased(e) => to_value(e),
             },
             Self::Definition(DefinitionEvent::Created(r) | DefinitionEvent::Updated(r)) => to_value(r),
         };
@@ -433,6 +500,7 @@ impl DomainEvent {
             "InviteDeclined" => Self::Invite(InviteEvent::Declined(data.parse()?)),
             "InviteRevoked" => Self::Invite(InviteEvent::Revoked(data.parse()?)),
             "InviteExpired" => Self::Invite(InviteEvent::Expired(data.parse()?)),
+            "InvitePersonalDataErased" => Self::Invite(InviteEvent::PersonalDataErased(data.parse()?)),
             "DefinitionCreated" => Self::Definition(DefinitionEvent::Created(data.parse()?)),
             "DefinitionUpdated" => Self::Definition(DefinitionEvent::Updated(data.parse()?)),
             other => return Err(crate::DecodeError::UnknownType(other.to_owned())),
@@ -480,6 +548,8 @@ fn upcast_once(event_type: &str, version: u32, data: &mut serde_json::Value) -> 
             }
             Some(2)
         }
+        // v3 made `token` optional: a v2 event keeps its token, as the invite's legacy token.
+        ("InviteCreated", 2) => Some(3),
         _ => None,
     }
 }

@@ -13,7 +13,7 @@
 //! ```
 
 use crate::event::*;
-use crate::ids::{DefinitionId, DeliveryId, LinkToken};
+use crate::ids::{DefinitionId, DeliveryId};
 use crate::rejection::Rejection;
 use crate::status::InviteStatus;
 use crate::validate::{self, MAX_ADDRESS, MAX_NAME, MAX_TEXT};
@@ -21,12 +21,12 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 
 /// What the caller knows that the domain may not compute itself: the time, fresh ids and
-/// randomness, and the rules of the invite's definition.
+/// randomness, the server's secrets, and the rules of the invite's definition.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub now: DateTime<Utc>,
-    /// A fresh link token, used when the command creates an invite.
-    pub new_token: LinkToken,
+    /// The keys of blind indexes and link tokens.
+    pub secrets: crate::personal::Secrets,
     /// A fresh delivery id, used when the command sends.
     pub new_delivery_id: DeliveryId,
     /// The rules of the definition the invite draws from, if any.
@@ -47,6 +47,8 @@ pub struct CreateInvite {
     pub scopes: Vec<Scope>,
     pub reply_to: Vec<String>,
     pub metadata: BTreeMap<String, serde_json::Value>,
+    /// The `metadata` keys whose values are personal data.
+    pub personal_metadata: Vec<String>,
     pub template_variables: BTreeMap<String, String>,
     pub widget_id: Option<String>,
     pub flow_id: Option<String>,
@@ -149,9 +151,22 @@ pub struct Invite {
     pub deliveries: Vec<Delivery>,
     pub accepts: Vec<Accept>,
     pub counters: Counters,
+    /// Whose personal data was erased (blind indexes), or everyone's.
+    pub erased: Erased,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Erased {
+    pub all: bool,
+    pub subjects: std::collections::BTreeSet<String>,
 }
 
 impl Invite {
+    /// Whether a target's personal data was erased: nothing can be sent to it any more.
+    pub fn is_erased(&self, target: &Target) -> bool {
+        self.erased.all || target.index.as_ref().is_some_and(|i| self.erased.subjects.contains(i))
+    }
+
     /// The status its events alone give (the furthest stage, or how it closed; a multi-use
     /// invite accepted and still open: accepted), and whether it is still open: what the read
     /// model stores, and what [`crate::derived`] reads the status at a time from.
@@ -190,10 +205,6 @@ impl Invite {
             InvitationType::SingleUse => Some(1),
             InvitationType::MultiUse { max_accepts } => max_accepts,
         }
-    }
-
-    pub fn has_target(&self, normalized: &str) -> bool {
-        self.created.targets.iter().any(|t| t.normalized() == normalized)
     }
 }
 
@@ -272,16 +283,21 @@ pub fn decide(state: &InviteState, command: &InviteCommand, ctx: &Context) -> Re
                 }
             }
             let target = match target {
-                None => invite.created.targets[0].value.clone(),
-                Some(t) => invite
-                    .created
-                    .targets
-                    .iter()
-                    .find(|x| x.value == *t || x.normalized() == normalize_target(x.kind, t))
-                    .map(|x| x.value.clone())
-                    .ok_or(Rejection::TargetNotOnInvite)?,
+                None => &invite.created.targets[0],
+                Some(t) => {
+                    invite.created.targets.iter().find(|x| x.is(t, &ctx.secrets)).ok_or(Rejection::TargetNotOnInvite)?
+                }
             };
-            InviteEvent::Sent(InviteSent { delivery_id: ctx.new_delivery_id, method: *method, target, resend })
+            if invite.is_erased(target) {
+                return Err(Rejection::PersonalDataErased);
+            }
+            InviteEvent::Sent(InviteSent {
+                delivery_id: ctx.new_delivery_id,
+                method: *method,
+                target: target.value.clone(),
+                target_index: target.index.clone(),
+                resend,
+            })
         }
         Engage { kind, source } => InviteEvent::Engaged(InviteEngaged { kind: *kind, source: source.clone() }),
         Accept { accepted_by, target } => {
@@ -292,12 +308,21 @@ pub fn decide(state: &InviteState, command: &InviteCommand, ctx: &Context) -> Re
             }
             let target = match target {
                 None => None,
-                Some(t) => {
-                    let found = invite.created.targets.iter().find(|x| x.normalized() == normalize_target(x.kind, t));
-                    Some(found.ok_or(Rejection::TargetNotOnInvite)?.normalized())
-                }
+                Some(t) => Some(
+                    invite
+                        .created
+                        .targets
+                        .iter()
+                        .find(|x| x.is(t, &ctx.secrets))
+                        .ok_or(Rejection::TargetNotOnInvite)?,
+                ),
             };
-            InviteEvent::Accepted(InviteAccepted { accepted_by: accepted_by.clone(), target })
+            InviteEvent::Accepted(InviteAccepted {
+                accepted_by: accepted_by.clone(),
+                // An address as the invite holds it (sealed); another kind normalized, as before.
+                target: target.map(|t| if t.index.is_some() { t.value.clone() } else { t.normalized() }),
+                target_index: target.and_then(|t| t.index.clone()),
+            })
         }
         MarkAcceptedElsewhere { accepted_invite_id } => {
             InviteEvent::AcceptedElsewhere(InviteAcceptedElsewhere { accepted_invite_id: *accepted_invite_id })
@@ -356,6 +381,7 @@ pub fn evolve_owned(state: InviteState, event: InviteEvent) -> InviteState {
                 deliveries: Vec::new(),
                 accepts: Vec::new(),
                 counters: Counters::default(),
+                erased: Erased::default(),
             }));
         }
         (InviteState::Absent, _) => return InviteState::Absent,
@@ -405,6 +431,10 @@ pub fn evolve_owned(state: InviteState, event: InviteEvent) -> InviteState {
         InviteEvent::Declined(_) => invite.lifecycle = Lifecycle::Declined,
         InviteEvent::Revoked(_) => invite.lifecycle = Lifecycle::Revoked,
         InviteEvent::Expired(_) => invite.lifecycle = Lifecycle::Expired,
+        InviteEvent::PersonalDataErased(e) => {
+            invite.erased.all |= e.all;
+            invite.erased.subjects.extend(e.subjects.iter().cloned());
+        }
     }
     InviteState::Live(invite)
 }
@@ -475,6 +505,7 @@ fn create(c: &CreateInvite, ctx: &Context) -> Result<InviteEvent, Rejection> {
         ("scopes", c.scopes.len()),
         ("reply_to", c.reply_to.len()),
         ("metadata", c.metadata.len()),
+        ("personal_metadata", c.personal_metadata.len()),
         ("template_variables", c.template_variables.len()),
     ] {
         if n > MAX_ITEMS {
@@ -496,6 +527,11 @@ fn create(c: &CreateInvite, ctx: &Context) -> Result<InviteEvent, Rejection> {
         validate::key("metadata", key)?;
         validate::json(&format!("metadata.{key}"), value)?;
     }
+    for (i, key) in c.personal_metadata.iter().enumerate() {
+        if !c.metadata.contains_key(key) {
+            return Err(invalid(format!("personal_metadata[{i}]"), "names no key of metadata"));
+        }
+    }
     for (key, value) in &c.template_variables {
         validate::key("template_variables", key)?;
         validate::text(&format!("template_variables.{key}"), value, MAX_TEXT)?;
@@ -508,23 +544,42 @@ fn create(c: &CreateInvite, ctx: &Context) -> Result<InviteEvent, Rejection> {
     if let Some(url) = &c.landing_url {
         validate::landing_url("landing_url", url)?;
     }
+    let inviter = Inviter {
+        email_index: inviter.email.as_deref().map(|e| ctx.secrets.blind_index(TargetKind::Email, e)),
+        ..inviter
+    };
     Ok(InviteEvent::Created(Box::new(InviteCreated {
         inviter,
-        targets: c.targets.clone(),
+        targets: c
+            .targets
+            .iter()
+            .map(|t| Target {
+                index: matches!(t.kind, TargetKind::Email | TargetKind::Phone)
+                    .then(|| ctx.secrets.blind_index(t.kind, &t.value)),
+                ..t.clone()
+            })
+            .collect(),
         recipient_names: c.recipient_names.clone(),
         message: c.message.clone(),
         invitation_type,
         expires_at,
         scopes: c.scopes.clone(),
         reply_to: c.reply_to.iter().map(|a| a.trim().to_lowercase()).collect(),
+        reply_to_index: c.reply_to.iter().map(|a| ctx.secrets.blind_index(TargetKind::Email, a)).collect(),
         metadata: c.metadata.clone(),
+        personal_metadata: {
+            let mut keys = c.personal_metadata.clone();
+            keys.sort();
+            keys.dedup();
+            keys
+        },
         template_variables: c.template_variables.clone(),
         widget_id: c.widget_id.clone(),
         flow_id: c.flow_id.clone(),
         template_id: c.template_id.clone(),
         landing_url: c.landing_url.clone(),
         definition_id: c.definition_id,
-        token: ctx.new_token.clone(),
+        token: None,
         source: c.source.clone(),
         subtype: c.subtype.clone(),
     })))
@@ -544,22 +599,25 @@ fn check_email(field: &str, value: &str) -> Result<(), Rejection> {
 }
 
 fn check_target(i: usize, t: &Target) -> Result<(), Rejection> {
-    let field = format!("targets[{i}].value");
-    if t.value.trim().is_empty() {
+    validate::opt_line(&format!("targets[{i}].name"), &t.name, MAX_NAME)?;
+    check_address(&format!("targets[{i}].value"), t.kind, &t.value)
+}
+
+/// A target value of its kind: an email address, a phone number, or any one-line id.
+pub(crate) fn check_address(field: &str, kind: TargetKind, value: &str) -> Result<(), Rejection> {
+    if value.trim().is_empty() {
         return Err(Rejection::invalid(field, format!("must be 1 to {MAX_ADDRESS} characters")));
     }
-    validate::line(&field, &t.value, MAX_ADDRESS)?;
-    validate::opt_line(&format!("targets[{i}].name"), &t.name, MAX_NAME)?;
-    match t.kind {
-        TargetKind::Email => check_email(&field, &t.value),
+    validate::line(field, value, MAX_ADDRESS)?;
+    match kind {
+        TargetKind::Email => check_email(field, value),
         TargetKind::Phone => {
-            let allowed = t
-                .value
+            let allowed = value
                 .trim()
                 .chars()
                 .enumerate()
                 .all(|(i, c)| c.is_ascii_digit() || " -().".contains(c) || (c == '+' && i == 0));
-            let digits = t.value.chars().filter(char::is_ascii_digit).count();
+            let digits = value.chars().filter(char::is_ascii_digit).count();
             if allowed && (7..=15).contains(&digits) {
                 Ok(())
             } else {

@@ -8,6 +8,7 @@
 //! - [`status`]: the canonical status set and the vendors' status vocabularies mapped onto it.
 //! - [`event`]: the events, their JSON, and the upcasters that keep old events readable.
 //! - [`envelope`]: the metadata around each event and its CloudEvents 1.0 form.
+//! - [`personal`]: which fields are personal data and whose, blind indexes, link tokens.
 //! - [`rejection`]: why a command is refused, with stable codes.
 //! - [`validate`]: what a command's strings, counts and URLs may be, so that every read model
 //!   takes every event `decide` produces.
@@ -18,6 +19,7 @@ pub mod event;
 pub mod ids;
 pub mod invite;
 pub mod message;
+pub mod personal;
 pub mod rejection;
 pub mod status;
 pub mod tenant;
@@ -26,11 +28,12 @@ pub mod validate;
 pub use envelope::{Actor, ActorKind, DecodeError, Envelope, EventMeta};
 pub use event::{
     normalize_target, DefinitionEvent, DefinitionRules, DeliveryMethod, DeliveryStatus, DomainEvent, EngagementKind,
-    InvitationType, InviteCreated, InviteEvent, Inviter, Scope, Target, TargetKind,
+    ErasureReason, InvitationType, InviteCreated, InviteEvent, Inviter, PersonalDataErased, Scope, Target, TargetKind,
 };
 pub use ids::{DefinitionId, DeliveryId, InviteId, LinkToken, StreamId, TenantId};
 pub use invite::{decide, evolve, evolve_owned, Context, CreateInvite, Invite, InviteCommand, InviteState, Lifecycle};
 pub use message::MessageTemplates;
+pub use personal::Secrets;
 pub use rejection::{Rejection, RejectionClass};
 pub use status::{InviteStatus, Vendor};
 pub use tenant::{Change, Definition, Tenant, TenantCommand};

@@ -58,6 +58,8 @@ pub enum Rejection {
         to: &'static str,
     },
     TargetNotOnInvite,
+    /// The target's personal data was erased: nothing more is sent to it.
+    PersonalDataErased,
     /// A batch refused as a whole, with the reason for each invite that failed.
     BatchRefused {
         failures: Vec<(InviteId, Rejection)>,
@@ -91,6 +93,7 @@ impl Rejection {
             Self::OutsideActiveWindow => "outside-active-window",
             Self::InvalidDeliveryTransition { .. } => "invalid-delivery-transition",
             Self::TargetNotOnInvite => "target-not-on-invite",
+            Self::PersonalDataErased => "personal-data-erased",
             Self::BatchRefused { .. } => "batch-refused",
         }
     }
@@ -143,6 +146,7 @@ impl fmt::Display for Rejection {
             Self::OutsideActiveWindow => f.write_str("the definition is not active at this time"),
             Self::InvalidDeliveryTransition { from, to } => write!(f, "a delivery cannot go from {from} to {to}"),
             Self::TargetNotOnInvite => f.write_str("the target is not one of the invite's targets"),
+            Self::PersonalDataErased => f.write_str("the target's personal data was erased"),
             Self::BatchRefused { failures } => {
                 write!(f, "{} of the invites cannot be accepted; none was", failures.len())
             }

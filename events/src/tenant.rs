@@ -67,6 +67,12 @@ pub enum TenantCommand {
         kind: EngagementKind,
         source: Option<String>,
     },
+    /// Erase an address's personal data (`None`: every subject of the tenant, when it leaves).
+    /// The keys themselves are the writer's to destroy; this decides the record of it, one
+    /// `InvitePersonalDataErased` on every invite that held the address's data.
+    ErasePersonalData {
+        address: Option<(TargetKind, String)>,
+    },
     CreateDefinition {
         definition_id: DefinitionId,
         rules: DefinitionRules,
@@ -97,6 +103,8 @@ impl TenantCommand {
             Self::RevokeByScope { .. } => "revoke_by_scope",
             Self::ReportDelivery { .. } => "report_delivery",
             Self::EngageByToken { .. } => "engage_by_token",
+            Self::ErasePersonalData { address: Some(_) } => "erase_personal_data",
+            Self::ErasePersonalData { address: None } => "offboard_tenant",
             Self::CreateDefinition { .. } => "create_definition",
             Self::UpdateDefinition { .. } => "update_definition",
         }
@@ -124,6 +132,7 @@ pub struct Tenant {
     /// How many invites each inviter created, per definition (`None`: without one).
     created_per_inviter: HashMap<(Option<DefinitionId>, String), u32>,
     deliveries: HashMap<DeliveryId, InviteId>,
+    /// The recorded link tokens of invites from before tokens were derived.
     tokens: HashMap<LinkToken, InviteId>,
 }
 
@@ -137,8 +146,17 @@ impl Tenant {
         self.invites.get(&id).unwrap_or(&ABSENT)
     }
 
-    pub fn invite_by_token(&self, token: &LinkToken) -> Option<(InviteId, &Invite)> {
-        let id = *self.tokens.get(token)?;
+    /// The invite a public link token names: a derived token of this tenant's, or the recorded
+    /// token of an invite from before tokens were derived.
+    pub fn invite_by_token(
+        &self,
+        token: &LinkToken,
+        secrets: &crate::personal::Secrets,
+    ) -> Option<(InviteId, &Invite)> {
+        let id = match self.tokens.get(token) {
+            Some(id) => *id,
+            None => secrets.invite_of_token(token.as_str()).filter(|id| self.tokens_derived(*id))?,
+        };
         Some((id, self.invite(id)?))
     }
 
@@ -227,9 +245,15 @@ impl Tenant {
                 self.decide_for_invite(invite_id, &command, ctx)
             }
             TenantCommand::EngageByToken { token, kind, source } => {
-                let invite_id = *self.tokens.get(token).ok_or(Rejection::TokenNotFound)?;
+                let (invite_id, _) = self.invite_by_token(token, &ctx.secrets).ok_or(Rejection::TokenNotFound)?;
                 let command = InviteCommand::Engage { kind: *kind, source: source.clone() };
                 self.decide_for_invite(invite_id, &command, ctx)
+            }
+            TenantCommand::ErasePersonalData { address } => {
+                if let Some((kind, value)) = address {
+                    crate::invite::check_address("address", *kind, value)?;
+                }
+                Ok(self.erase(address.as_ref(), &ctx.secrets))
             }
             TenantCommand::AcceptMany { target, invite_ids, accepted_by } => {
                 self.accept_many(target, invite_ids, accepted_by, ctx)
@@ -323,13 +347,13 @@ impl Tenant {
         if let InviteCommand::Accept { target, .. } = command {
             let invite = self.invite(id).expect("an accepted invite exists");
             let targets = match target {
-                Some(t) => vec![self.normalize_for(invite, t)],
+                Some(t) => vec![self.normalize_for(invite, t, &ctx.secrets)],
                 None => invite
                     .created
                     .targets
                     .iter()
                     .filter(|t| t.kind != TargetKind::Share)
-                    .map(Target::normalized)
+                    .map(Target::match_key)
                     .collect(),
             };
             changes.extend(self.accepted_elsewhere(invite, id, &targets, &BTreeSet::from([id]), ctx.now));
@@ -352,13 +376,57 @@ impl Tenant {
         Ok(())
     }
 
-    fn normalize_for(&self, invite: &Invite, target: &str) -> String {
+    /// The match key of the invite's target that a command names.
+    fn normalize_for(&self, invite: &Invite, target: &str, secrets: &crate::personal::Secrets) -> String {
         invite
             .created
             .targets
             .iter()
-            .find(|t| t.normalized() == normalize_target(t.kind, target))
-            .map_or_else(|| target.trim().to_lowercase(), Target::normalized)
+            .find(|t| t.is(target, secrets))
+            .map_or_else(|| target.trim().to_lowercase(), Target::match_key)
+    }
+
+    /// Whether the invite's link token is derived (it was created without a recorded one).
+    fn tokens_derived(&self, id: InviteId) -> bool {
+        self.invite(id).is_some_and(|i| i.created.token.is_none())
+    }
+
+    /// An `InvitePersonalDataErased` on every invite holding the address's data (every invite,
+    /// for `None`) that does not record that erasure yet.
+    fn erase(&self, address: Option<&(TargetKind, String)>, secrets: &crate::personal::Secrets) -> Vec<Change> {
+        let index = address.map(|(kind, value)| secrets.blind_index(*kind, value));
+        let mut ids: Vec<InviteId> = self
+            .invites
+            .iter()
+            .filter_map(|(id, state)| Some((*id, state.live()?)))
+            .filter(|(_, invite)| match &index {
+                None => !invite.erased.all,
+                Some(index) => {
+                    let c = &invite.created;
+                    let holds = c.targets.iter().any(|t| t.index.as_ref() == Some(index))
+                        || c.inviter.email_index.as_ref() == Some(index)
+                        || c.reply_to_index.contains(index);
+                    holds && !invite.erased.all && !invite.erased.subjects.contains(index)
+                }
+            })
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort();
+        let (subjects, all, reason) = match index {
+            Some(index) => (vec![index], false, ErasureReason::Request),
+            None => (vec![], true, ErasureReason::TenantOffboarded),
+        };
+        ids.into_iter()
+            .map(|id| Change {
+                stream: StreamId::Invite(id),
+                version: self.invite_state(id).version() + 1,
+                event: DomainEvent::Invite(InviteEvent::PersonalDataErased(PersonalDataErased {
+                    subjects: subjects.clone(),
+                    all,
+                    reason,
+                })),
+            })
+            .collect()
     }
 
     /// `InviteAcceptedElsewhere` for every other open invite of the same targets and scopes.
@@ -415,7 +483,7 @@ impl Tenant {
             match decide_invite(state, &command, &Context { rules: self.rules_of(id, None), ..ctx.clone() }) {
                 Ok(events) => {
                     let invite = self.invite(id).expect("accepted invites exist");
-                    targets.insert(self.normalize_for(invite, target));
+                    targets.insert(self.normalize_for(invite, target, &ctx.secrets));
                     changes.extend(numbered(StreamId::Invite(id), state.version(), events));
                 }
                 Err(e) => failures.push((id, e)),
@@ -521,7 +589,7 @@ impl Tenant {
                     .targets
                     .iter()
                     .filter(|t| t.kind != TargetKind::Share)
-                    .map(Target::normalized)
+                    .map(Target::match_key)
                     .collect();
                 match_keys(&targets, &invite.created.scopes)
             };
@@ -531,7 +599,9 @@ impl Tenant {
                     self.open_by_match.entry(key).or_default().insert(id);
                 }
                 *self.created_per_inviter.entry((c.definition_id, c.inviter.id.clone())).or_default() += 1;
-                self.tokens.insert(c.token.clone(), id);
+                if let Some(token) = &c.token {
+                    self.tokens.insert(token.clone(), id);
+                }
             }
             if let Some(delivery) = sent {
                 self.deliveries.insert(delivery, id);

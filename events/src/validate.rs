@@ -41,6 +41,10 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<(), Rejection> {
 }
 
 fn check(field: &str, value: &str, max: usize, bad: impl Fn(char) -> bool, what: &str) -> Result<(), Rejection> {
+    // A sealed value is the writer's to make: taken from a client, it would read as another.
+    if crate::personal::is_sealed(value.trim_start()) {
+        return Err(Rejection::invalid(field, format!("must not start with {:?}", crate::personal::SEALED_PREFIX)));
+    }
     if value.chars().any(bad) {
         return Err(Rejection::invalid(field, format!("must not contain {what}")));
     }

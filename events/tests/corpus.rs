@@ -42,8 +42,14 @@ fn samples() -> Vec<Envelope> {
             id: "creator-12345".into(),
             name: Some("Ann".into()),
             email: Some("ann@example.com".into()),
+            email_index: None,
         },
-        targets: vec![Target { kind: TargetKind::Email, value: "alex@example.org".into(), name: Some("Alex".into()) }],
+        targets: vec![Target {
+            kind: TargetKind::Email,
+            value: "alex@example.org".into(),
+            name: Some("Alex".into()),
+            index: Some("l2f9pmx4bqVQy3bP9vN0Jc8Vq4rFzv7w2cJgq7h3N1M".into()),
+        }],
         recipient_names: vec!["Alex".into()],
         message: Some("Hey Alex, thought you'd like this!".into()),
         invitation_type: InvitationType::MultiUse { max_accepts: Some(5) },
@@ -54,14 +60,16 @@ fn samples() -> Vec<Envelope> {
             name: Some("Development Team".into()),
         }],
         reply_to: vec!["help@example.org".into()],
+        reply_to_index: vec!["hY0oN8k1sNDyWQ0mIXv7hb9eSbyHclY4bU06DXhTiQI".into()],
         metadata: BTreeMap::from([("plan".to_owned(), serde_json::json!({ "tier": "gold" }))]),
+        personal_metadata: vec![],
         template_variables: BTreeMap::from([("first_name".to_owned(), "Alex".to_owned())]),
         widget_id: Some("widget-12345".into()),
         flow_id: Some("8DRRA4XC".into()),
         template_id: None,
         landing_url: Some("https://app.example.org/join".into()),
         definition_id: Some(definition),
-        token: LinkToken::new("WdxS8RS1in1g02wM15D7aDqT5p_v3hn9"),
+        token: None,
         source: None,
         subtype: None,
     };
@@ -72,6 +80,7 @@ fn samples() -> Vec<Envelope> {
             delivery_id: delivery,
             method: DeliveryMethod::Email,
             target: "alex@example.org".into(),
+            target_index: Some("l2f9pmx4bqVQy3bP9vN0Jc8Vq4rFzv7w2cJgq7h3N1M".into()),
             resend: false,
         }),
         InviteEvent::DeliveryStatusChanged(DeliveryStatusChanged {
@@ -83,6 +92,7 @@ fn samples() -> Vec<Envelope> {
         InviteEvent::Accepted(InviteAccepted {
             accepted_by: Some("user-9".into()),
             target: Some("alex@example.org".into()),
+            target_index: Some("l2f9pmx4bqVQy3bP9vN0Jc8Vq4rFzv7w2cJgq7h3N1M".into()),
         }),
         InviteEvent::AcceptedElsewhere(InviteAcceptedElsewhere {
             accepted_invite_id: InviteId::from_uuid(Uuid::from_u128(2)),
@@ -90,6 +100,11 @@ fn samples() -> Vec<Envelope> {
         InviteEvent::Declined(closed.clone()),
         InviteEvent::Revoked(closed.clone()),
         InviteEvent::Expired(closed),
+        InviteEvent::PersonalDataErased(PersonalDataErased {
+            subjects: vec!["l2f9pmx4bqVQy3bP9vN0Jc8Vq4rFzv7w2cJgq7h3N1M".into()],
+            all: false,
+            reason: ErasureReason::Request,
+        }),
     ];
     let mut all: Vec<(StreamId, DomainEvent)> =
         invite_events.into_iter().map(|e| (invite, DomainEvent::Invite(e))).collect();
@@ -190,9 +205,13 @@ fn a_kafka_record_of_the_first_release_is_upcast_to_the_current_invite_created()
     assert_eq!(created.inviter.id, "user-1");
     assert_eq!(created.targets[0].value, "bob@example.com");
     assert_eq!(created.recipient_names, Vec::<String>::new(), "the v1 → v2 upcaster filled the new field");
-    assert_eq!(created.token.as_str(), "WdxS8RS1in1g02wM15D7aDqT5p_v3hn9");
-    // Written again, it is a current (v2) event.
-    assert_eq!(envelope.cloudevents_type(), "dev.rsvp.invite.InviteCreated.v2");
+    assert_eq!(
+        created.token.as_ref().map(LinkToken::as_str),
+        Some("WdxS8RS1in1g02wM15D7aDqT5p_v3hn9"),
+        "its legacy token"
+    );
+    // Written again, it is a current (v3) event.
+    assert_eq!(envelope.cloudevents_type(), "dev.rsvp.invite.InviteCreated.v3");
 }
 
 /// Found by the `event_decoding` fuzz target: a document's time is read leniently (`-026-11-23`
@@ -214,7 +233,7 @@ fn a_document_whose_time_rfc_3339_cannot_write_is_refused_not_decoded() {
 fn unknown_types_and_versions_from_the_future_are_refused_not_guessed() {
     let data = serde_json::json!({});
     assert!(matches!(DomainEvent::from_data("InviteTeleported", 1, data.clone()), Err(DecodeError::UnknownType(_))));
-    assert!(matches!(DomainEvent::from_data("InviteCreated", 3, data), Err(DecodeError::UnknownVersion(_, 3))));
+    assert!(matches!(DomainEvent::from_data("InviteCreated", 4, data), Err(DecodeError::UnknownVersion(_, 4))));
 }
 
 #[test]
@@ -222,7 +241,7 @@ fn a_v1_invite_created_document_gets_its_recipient_names_from_the_targets() {
     let envelope = Envelope::from_json(read("InviteCreated.v1.json")).unwrap();
     let Some((_, InviteEvent::Created(created))) = envelope.invite_event() else { panic!("not an InviteCreated") };
     assert_eq!(created.recipient_names, ["Alex"]);
-    assert_eq!(envelope.event.schema_version(), 2);
+    assert_eq!(envelope.event.schema_version(), 3);
 }
 
 #[test]

@@ -64,9 +64,14 @@ fn creating_an_invite_records_every_fact_and_the_link_token_from_the_context() {
     assert_eq!(event_types(&changes), ["InviteCreated"]);
     assert_eq!(changes[0].version, 1);
     let DomainEvent::Invite(InviteEvent::Created(created)) = &changes[0].event else { panic!() };
-    assert_eq!(created.token, ctx.new_token);
+    assert_eq!(created.token, None, "a link token is derived, never recorded");
     assert_eq!(created.inviter, c.inviter.unwrap());
-    assert_eq!(created.targets, c.targets);
+    let indexed: Vec<Target> = c
+        .targets
+        .iter()
+        .map(|t| Target { index: Some(secrets().blind_index(t.kind, &t.value)), ..t.clone() })
+        .collect();
+    assert_eq!(created.targets, indexed, "each address with its blind index");
     assert_eq!(created.recipient_names, ["Bob"]);
     assert_eq!(created.message.as_deref(), Some("join us"));
     assert_eq!(created.scopes, c.scopes);
@@ -104,7 +109,7 @@ fn an_invite_needs_an_inviter_and_at_least_one_valid_target() {
     assert_eq!(rejection.field(), Some("targets[1].value"));
     assert_eq!(rejection.class(), RejectionClass::Invalid);
     let mut bad_phone = create_for("a@example.com");
-    bad_phone.targets = vec![Target { kind: TargetKind::Phone, value: "12ab".into(), name: None }];
+    bad_phone.targets = vec![Target { kind: TargetKind::Phone, value: "12ab".into(), name: None, index: None }];
     assert_eq!(world.when(create_cmd(new_id(), bad_phone)).unwrap_err().field(), Some("targets[0].value"));
 }
 
@@ -113,9 +118,9 @@ fn phone_and_internal_and_share_targets_are_accepted() {
     let world = World::new();
     let mut c = create_for("a@example.com");
     c.targets = vec![
-        Target { kind: TargetKind::Phone, value: "+1 (212) 555-5555".into(), name: None },
-        Target { kind: TargetKind::Internal, value: "user-7".into(), name: Some("Sam".into()) },
-        Target { kind: TargetKind::Share, value: "link".into(), name: None },
+        Target { kind: TargetKind::Phone, value: "+1 (212) 555-5555".into(), name: None, index: None },
+        Target { kind: TargetKind::Internal, value: "user-7".into(), name: Some("Sam".into()), index: None },
+        Target { kind: TargetKind::Share, value: "link".into(), name: None, index: None },
     ];
     assert!(world.when(create_cmd(new_id(), c)).is_ok());
 }
@@ -174,7 +179,7 @@ fn creating_past_an_inviters_quota_is_refused_and_the_remaining_quota_is_derivab
     assert_eq!(world.tenant.remaining_quota(def, "ann"), Some(0));
     assert_eq!(world.when(create_cmd(new_id(), c.clone())), Err(Rejection::QuotaExhausted { max: 2 }));
     // Another inviter has a quota of their own.
-    c.inviter = Some(Inviter { id: "bea".into(), name: None, email: None });
+    c.inviter = Some(Inviter { id: "bea".into(), name: None, email: None, email_index: None });
     assert!(world.when(create_cmd(new_id(), c)).is_ok());
 }
 
@@ -364,7 +369,7 @@ fn a_report_for_an_unknown_delivery_is_not_found() {
 fn views_clicks_shares_and_unfurls_are_counted_and_move_the_status_forward() {
     let mut world = World::new();
     let id = world.create(create_for("bob@example.com"));
-    let token = world.invite(id).created.token.clone();
+    let token = secrets().link_token(id);
     for kind in [EngagementKind::View, EngagementKind::View, EngagementKind::Click, EngagementKind::Unfurl] {
         world.given(TenantCommand::EngageByToken { token: token.clone(), kind, source: None });
     }
@@ -399,7 +404,7 @@ fn a_single_use_invite_is_accepted_once() {
 fn a_multi_use_invite_records_each_accept_until_its_maximum() {
     let mut world = World::new();
     let mut c = create_for("team@example.com");
-    c.targets = vec![Target { kind: TargetKind::Share, value: "link".into(), name: None }];
+    c.targets = vec![Target { kind: TargetKind::Share, value: "link".into(), name: None, index: None }];
     c.multi_use = true;
     c.max_accepts = Some(2);
     let id = world.create(c);
@@ -496,7 +501,7 @@ fn decline_revoke_and_expire_are_terminal_and_nothing_but_reads_follow() {
 fn a_revoked_invite_is_gone_for_its_link() {
     let mut world = World::new();
     let id = world.create(create_for("bob@example.com"));
-    let token = world.invite(id).created.token.clone();
+    let token = secrets().link_token(id);
     world.given(on(id, InviteCommand::Revoke { reason: None }));
     let click = TenantCommand::EngageByToken { token, kind: EngagementKind::Click, source: None };
     let rejection = world.when(click).unwrap_err();
@@ -666,7 +671,9 @@ fn a_nul_in_any_string_a_create_carries_is_refused_naming_the_field() {
         ("targets[0].value", Box::new(|c| c.targets[0].value = "bob\u{0}@example.com".into())),
         (
             "targets[1].value",
-            Box::new(|c| c.targets.push(Target { kind: TargetKind::Internal, value: NUL.into(), name: None })),
+            Box::new(|c| {
+                c.targets.push(Target { kind: TargetKind::Internal, value: NUL.into(), name: None, index: None })
+            }),
         ),
         ("targets[0].name", Box::new(|c| c.targets[0].name = Some(NUL.into()))),
         ("recipient_names[0]", Box::new(|c| c.recipient_names = vec![NUL.into()])),
@@ -706,7 +713,7 @@ fn a_nul_in_the_strings_of_every_other_command_is_refused_naming_the_field() {
     let id = world.create(create_for("bob@example.com"));
     let sent = world.given(on(id, InviteCommand::Send { method: DeliveryMethod::Email, target: None }));
     let DomainEvent::Invite(InviteEvent::Sent(sent)) = &sent[0].event else { panic!() };
-    let token = world.invite(id).created.token.clone();
+    let token = secrets().link_token(id);
     let delivery_id = sent.delivery_id;
     let text = || Some(NUL.to_owned());
     let cases = [
@@ -924,7 +931,7 @@ fn revoking_a_scope_for_an_inviter_leaves_the_other_inviters_invites_and_refuses
     ann.scopes = vec![scope("ws-1")];
     let anns = world.create(ann.clone());
     let mut eve = ann.clone();
-    eve.inviter = Some(Inviter { id: "eve".into(), name: None, email: None });
+    eve.inviter = Some(Inviter { id: "eve".into(), name: None, email: None, email_index: None });
     let eves = world.create(eve);
     let changes = world.given(revoke_scope("ws-1", Some("ann")));
     assert_eq!(changes.len(), 1);
@@ -949,4 +956,79 @@ fn a_scope_to_revoke_must_be_named() {
     };
     assert_eq!(world.when(bad).unwrap_err().field(), Some("scope_id"));
     assert_eq!(world.when(revoke_scope(" ", None)).unwrap_err().field(), Some("scope_id"));
+}
+
+// --- personal data ---
+
+fn erase(address: &str) -> TenantCommand {
+    TenantCommand::ErasePersonalData { address: Some((TargetKind::Email, address.into())) }
+}
+
+#[test]
+fn an_erasure_is_recorded_on_every_invite_holding_the_address_once_and_nothing_more_is_sent_to_it() {
+    let mut world = World::new();
+    let bob = world.create(create_for("bob@example.com"));
+    let mut with_inviter = create_for("carl@example.com");
+    with_inviter.inviter.as_mut().unwrap().email = Some("Bob@Example.com".into());
+    let bobs_own = world.create(with_inviter);
+    let other = world.create(create_for("dora@example.com"));
+    let changes = world.given(erase(" BOB@example.com"));
+    let erased: Vec<StreamId> = changes.iter().map(|c| c.stream).collect();
+    let mut expected = vec![StreamId::Invite(bob), StreamId::Invite(bobs_own)];
+    expected.sort();
+    assert_eq!(erased, expected, "the invite to bob and the invite bob sent; not dora's");
+    let DomainEvent::Invite(InviteEvent::PersonalDataErased(e)) = &changes[0].event else { panic!() };
+    assert_eq!(e.subjects, [secrets().blind_index(TargetKind::Email, "bob@example.com")]);
+    assert_eq!((e.all, e.reason), (false, ErasureReason::Request));
+    assert_eq!(changes[0].version, 2);
+    assert!(world.when(erase("bob@example.com")).unwrap().is_empty(), "erased once");
+    let send = InviteCommand::Send { method: DeliveryMethod::Email, target: None };
+    assert_eq!(world.when(on(bob, send.clone())), Err(Rejection::PersonalDataErased));
+    assert!(world.when(on(bobs_own, send.clone())).is_ok(), "carl's address was not erased");
+    assert!(world.when(on(other, send)).is_ok());
+    // The invite stays, and can still be accepted or revoked.
+    assert!(world.when(on(bob, InviteCommand::Revoke { reason: None })).is_ok());
+}
+
+#[test]
+fn offboarding_erases_every_invite_of_the_tenant() {
+    let mut world = World::new();
+    let ids = [world.create(create_for("a@example.com")), world.create(create_for("b@example.com"))];
+    let changes = world.given(TenantCommand::ErasePersonalData { address: None });
+    assert_eq!(changes.len(), 2);
+    assert!(changes.iter().all(|c| matches!(&c.event,
+        DomainEvent::Invite(InviteEvent::PersonalDataErased(e)) if e.all && e.reason == ErasureReason::TenantOffboarded)));
+    for id in ids {
+        assert!(world.invite(id).erased.all);
+    }
+    assert!(world.when(TenantCommand::ErasePersonalData { address: None }).unwrap().is_empty());
+}
+
+#[test]
+fn an_erasure_names_a_bad_address_as_the_field() {
+    let world = World::new();
+    assert_eq!(world.when(erase("not an address")).unwrap_err().field(), Some("address"));
+}
+
+#[test]
+fn targets_match_by_blind_index_whatever_the_spelling_and_events_never_carry_the_match_key_in_clear() {
+    let mut world = World::new();
+    let id = world.create(create_for("Bob@Example.com"));
+    let changes =
+        world.given(on(id, InviteCommand::Accept { accepted_by: None, target: Some(" bob@EXAMPLE.com".into()) }));
+    let DomainEvent::Invite(InviteEvent::Accepted(a)) = &changes[0].event else { panic!() };
+    assert_eq!(a.target_index, Some(secrets().blind_index(TargetKind::Email, "bob@example.com")));
+    assert_eq!(
+        a.target.as_deref(),
+        Some("Bob@Example.com"),
+        "the target as the invite holds it (sealed, by the writer)"
+    );
+}
+
+#[test]
+fn a_sealed_value_is_refused_from_a_client() {
+    let world = World::new();
+    let mut c = create_for("bob@example.com");
+    c.message = Some(format!("{}v1:abc:def", personal::SEALED_PREFIX));
+    assert_eq!(world.when(create_cmd(new_id(), c)).unwrap_err().field(), Some("message"));
 }

@@ -43,8 +43,14 @@ impl Times {
     }
 }
 
-/// Folds every event that occurred at or before `at` and renders the subject as JSON.
-pub fn as_of(brokers: &str, topic: &str, at: DateTime<Utc>, subject: Subject) -> anyhow::Result<Value> {
+/// Folds every event that occurred at or before `at` and renders the subject as JSON, with the
+/// tenant it belongs to (its personal data is sealed, and opens with that tenant's keys).
+pub fn as_of(
+    brokers: &str,
+    topic: &str,
+    at: DateTime<Utc>,
+    subject: Subject,
+) -> anyhow::Result<(Value, Option<TenantId>)> {
     let mut tenants: HashMap<TenantId, Tenant> = HashMap::new();
     let mut owner: HashMap<InviteId, TenantId> = HashMap::new();
     let mut times: HashMap<InviteId, Times> = HashMap::new();
@@ -72,7 +78,7 @@ pub fn as_of(brokers: &str, topic: &str, at: DateTime<Utc>, subject: Subject) ->
     Ok(match subject {
         Subject::Invite(id) => {
             let invite = owner.get(&id).and_then(|t| tenants.get(t)).and_then(|t| t.invite(id));
-            invite.map_or(Value::Null, |i| render(id, i, &times[&id], at))
+            (invite.map_or(Value::Null, |i| render(id, i, &times[&id], at)), owner.get(&id).copied())
         }
         Subject::Tenant(t) => {
             let tenant = tenants.remove(&t).unwrap_or_default();
@@ -81,7 +87,7 @@ pub fn as_of(brokers: &str, topic: &str, at: DateTime<Utc>, subject: Subject) ->
                 .filter(|(_, owner)| **owner == t)
                 .filter_map(|(id, _)| Some((id.to_string(), render(*id, tenant.invite(*id)?, &times[id], at))))
                 .collect();
-            json!({ "tenant_id": t, "as_of": at, "invites": invites.into_values().collect::<Vec<_>>() })
+            (json!({ "tenant_id": t, "as_of": at, "invites": invites.into_values().collect::<Vec<_>>() }), Some(t))
         }
     })
 }

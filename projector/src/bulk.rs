@@ -114,7 +114,8 @@ pub async fn insert_created(
     .bind(column!(|(_, c)| c.widget_id.clone()))
     .bind(column!(|(_, c)| c.flow_id.clone()))
     .bind(column!(|(_, c)| c.template_id.clone()))
-    .bind(column!(|(_, c)| c.token.as_str().to_owned()))
+    // Link tokens are derived, never kept: older invites' recorded tokens are not stored either.
+    .bind(column!(|_| None::<String>))
     .bind(column!(|(_, c)| c.expires_at))
     .bind(column!(|(m, _)| m.occurred_at))
     .bind(column!(|(m, _)| m.version as i64))
@@ -136,7 +137,7 @@ pub async fn insert_created(
             t.2.push(tenant);
             t.3.push(target.kind.as_str().to_owned());
             t.4.push(target.value.clone());
-            t.5.push(target.normalized());
+            t.5.push(target.match_key());
             t.6.push(target.name.clone());
         }
         for (i, scope) in c.scopes.iter().enumerate() {
@@ -151,7 +152,8 @@ pub async fn insert_created(
             r.0.push(id);
             r.1.push(i as i32);
             r.2.push(tenant);
-            r.3.push(address.clone());
+            // What the reply-to filter matches: the blind index (an older invite: the address).
+            r.3.push(c.reply_to_index.get(i).unwrap_or(address).clone());
         }
         let definition = c.definition_id.map_or(Uuid::nil(), |d| *d.as_uuid());
         *counters.entry((tenant, definition, c.inviter.id.clone())).or_default() += 1;
@@ -245,6 +247,8 @@ fn change(event: &InviteEvent) -> (&'static str, Option<&'static str>) {
         InviteEvent::Declined(_) => "declined",
         InviteEvent::Revoked(_) => "revoked",
         InviteEvent::Expired(_) => "expired",
+        // The data is sealed in the rows already: its key is gone, so it reads as erased.
+        InviteEvent::PersonalDataErased(_) => "erased",
     };
     (kind, events::derived::stage_of(event).map(|s| s.as_str()))
 }

@@ -14,6 +14,10 @@ use std::net::TcpListener;
 pub struct Cli {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
+    /// Opens the sealed personal data `as-of` prints (see `RSVP_MASTER_KEY`); the projector
+    /// itself never needs it: the read models keep the data sealed.
+    #[arg(long = "master-key", env = "RSVP_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
     #[arg(long, env = "RSVP_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub kafka_brokers: String,
     #[arg(long, env = "RSVP_KAFKA_TOPIC", default_value = "rsvp.invite-events")]
@@ -183,8 +187,15 @@ impl Cli {
                     (None, None) => unreachable!("clap requires one"),
                 };
                 let (brokers, topic) = (self.kafka_brokers.clone(), self.kafka_topic.clone());
-                let state =
+                let (mut state, tenant) =
                     tokio::task::spawn_blocking(move || as_of::as_of(&brokers, &topic, timestamp, subject)).await??;
+                // Personal data opens with the master key; without it, it stays sealed. What was
+                // erased reads as erased either way.
+                if let (Some(secret), Some(tenant)) = (&self.master_key, tenant) {
+                    let pool = service_kit::db::connect(&self.database_url, 2).await?;
+                    let master = service_kit::vault::MasterKey::new(secret)?;
+                    service_kit::vault::Unsealer::new(master, pool).unseal(tenant, &mut state).await?;
+                }
                 println!("{}", serde_json::to_string_pretty(&state)?);
                 Ok(())
             }

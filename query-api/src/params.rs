@@ -4,7 +4,7 @@
 //! never read as "no filter" or passed on to the database.
 
 use chrono::{DateTime, Utc};
-use events::{normalize_target, InviteStatus, TargetKind};
+use events::{InviteStatus, TargetKind};
 use service_kit::Problem;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -129,8 +129,9 @@ fn checked<'a>(name: &str, value: &'a str) -> Result<&'a str, Problem> {
 #[derive(Debug, Default)]
 pub struct Filters {
     pub statuses: Vec<InviteStatus>,
-    /// A target value, normalized as the read model stores it.
+    /// A target as the read model matches it: an address's blind index, an id normalized.
     pub target: Option<String>,
+    /// A reply-to address's blind index.
     pub reply_to: Option<String>,
     pub inviter: Option<String>,
     /// Each alone or both: invites with a scope of that type, with that id, or that scope.
@@ -156,7 +157,7 @@ pub const FILTERS: [&str; 10] = [
 ];
 
 impl Filters {
-    pub fn parse(p: &Pairs) -> Result<Self, Problem> {
+    pub fn parse(p: &Pairs, secrets: &events::Secrets) -> Result<Self, Problem> {
         let statuses = p
             .all("status")?
             .into_iter()
@@ -172,12 +173,12 @@ impl Filters {
             } else {
                 TargetKind::Internal
             };
-            normalize_target(kind, t)
+            secrets.match_key(kind, t)
         });
         Ok(Self {
             statuses,
             target,
-            reply_to: p.one("reply_to")?.map(|r| r.trim().to_lowercase()),
+            reply_to: p.one("reply_to")?.map(|r| secrets.blind_index(TargetKind::Email, r)),
             inviter: p.one("inviter")?.map(str::to_owned),
             scope_type: p.one("scope_type")?.map(str::to_owned),
             scope_id: p.one("scope_id")?.map(str::to_owned),

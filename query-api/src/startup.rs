@@ -23,6 +23,8 @@ pub struct AppState {
     pub cursors: CursorCodec,
     pub public_url: String,
     pub read_your_writes_timeout: std::time::Duration,
+    /// The blind-index key: filters on an address match its index.
+    pub secrets: events::Secrets,
 }
 
 pub struct Application {
@@ -38,6 +40,9 @@ impl Application {
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let addr = listener.local_addr()?;
         let auth = web::Data::new(Authenticator::configured(pool.clone(), &config.edge));
+        let master = config.vault.master()?;
+        let secrets = master.secrets();
+        let unsealer = web::Data::new(service_kit::vault::Unsealer::new(master, lookups.clone()));
         let (cors_origins, metrics_token) = (config.edge.cors_origins(), config.edge.metrics.token());
         let state = web::Data::new(AppState {
             pool,
@@ -50,6 +55,7 @@ impl Application {
                 .trim_end_matches('/')
                 .to_owned(),
             read_your_writes_timeout: std::time::Duration::from_millis(config.read_your_writes_timeout_ms),
+            secrets,
         });
         let registry = prometheus::Registry::new();
         let http_metrics = service_kit::metrics::http_metrics("query-api", registry.clone());
@@ -57,12 +63,14 @@ impl Application {
             // The last `wrap` is the outermost: CORS answers preflights before anything else, the
             // access log sees every final status, the guard keeps `/metrics` for the operator.
             App::new()
+                .wrap(from_fn(service_kit::vault::unseal_answers))
                 .wrap(http_metrics.clone())
                 .wrap(from_fn(edge::guard_metrics))
                 .wrap(from_fn(edge::access_log))
                 .wrap(edge::cors(&cors_origins))
                 .app_data(metrics_token.clone())
                 .app_data(auth.clone())
+                .app_data(unsealer.clone())
                 .app_data(state.clone())
                 .app_data(problem::query_config())
                 .app_data(problem::path_config())

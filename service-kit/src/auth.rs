@@ -178,7 +178,7 @@ impl Authenticator {
             .and_then(|v| v.to_str().ok())
             .and_then(crate::credential::bearer_token)
             .ok_or_else(Problem::unauthorized)?;
-        self.admit(token).await
+        self.admit(token).await.inspect(|a| remember(req, a))
     }
 
     /// Reads the credential as the Vortex dialect presents it, `x-api-key: <key>`, and only so:
@@ -190,7 +190,7 @@ impl Authenticator {
             .and_then(|v| v.to_str().ok())
             .and_then(crate::credential::api_key_header)
             .ok_or_else(|| Problem::unauthorized().with_detail("send the key as `x-api-key: <key>`"))?;
-        self.admit(token).await
+        self.admit(token).await.inspect(|a| remember(req, a))
     }
 
     /// Reads an HTTP Basic credential, as the Argyle dialect presents the key: username = key
@@ -203,7 +203,7 @@ impl Authenticator {
             .and_then(|v| v.to_str().ok())
             .and_then(crate::credential::basic_api_key)
             .ok_or_else(Problem::unauthorized)?;
-        self.admit(&token).await
+        self.admit(&token).await.inspect(|a| remember(req, a))
     }
 
     /// Verifies a presented key and passes it through its rate limit.
@@ -220,6 +220,12 @@ impl Authenticator {
             }
         }
     }
+}
+
+/// For what runs after the handler: the answer's sealed values open for this tenant (see
+/// [`crate::vault::unseal_answers`]).
+fn remember(req: &HttpRequest, auth: &Authenticated) {
+    actix_web::HttpMessage::extensions_mut(req).insert(crate::vault::AnswerTenant(auth.tenant_id));
 }
 
 impl FromRequest for Authenticated {

@@ -12,6 +12,7 @@ pub mod omneo;
 pub mod problem;
 pub mod secrets;
 pub mod telemetry;
+pub mod vault;
 pub mod webhooks;
 pub mod whole;
 

@@ -118,14 +118,25 @@ impl TestEnv {
 
     /// The first target of every invite created in the log, in per-partition order: which
     /// creates were committed.
-    pub fn created_targets(&self) -> Vec<String> {
-        self.read_log()
+    /// The values are sealed in the log; they are opened with the test's key store.
+    pub async fn created_targets(&self) -> Vec<String> {
+        let sealed: Vec<String> = self
+            .read_log()
             .iter()
             .filter_map(|e| match e.invite_event() {
                 Some((_, events::InviteEvent::Created(c))) => Some(c.targets[0].value.clone()),
                 _ => None,
             })
-            .collect()
+            .collect();
+        let mut doc = serde_json::json!(sealed);
+        self.unsealer().unseal(self.tenant, &mut doc).await.expect("cannot open the targets");
+        serde_json::from_value(doc).expect("strings")
+    }
+
+    /// Opens sealed personal data as the services do, with the harness's master key.
+    pub fn unsealer(&self) -> service_kit::vault::Unsealer {
+        let master = service_kit::vault::MasterKey::new(crate::MASTER_KEY).expect("a valid master key");
+        service_kit::vault::Unsealer::new(master, self.pool.clone())
     }
 
     /// Appends records to the test's topic as they are (no transaction), acknowledged by the broker.

@@ -28,6 +28,9 @@ pub use services::{command_api, dispatcher, run_command, run_command_split, Serv
 
 use std::future::Future;
 
+/// The master key (`RSVP_MASTER_KEY`) every service and command started by the harness gets.
+pub const MASTER_KEY: &str = "rsvp-test-master-key-of-at-least-32-characters";
+
 /// The operator token (`RSVP_METRICS_TOKEN`) every service started by the harness gets.
 pub const METRICS_TOKEN: &str = "rsvp-test-metrics-token";
 /// The token between the dispatcher and the command API in every test.

@@ -6,7 +6,7 @@ use chrono::Utc;
 use events::event::{DeliveryStatusChanged, InviteAccepted, InviteClosed, InviteSent};
 use events::{
     Actor, ActorKind, DeliveryId, DeliveryMethod, DeliveryStatus, DomainEvent, Envelope, EventMeta, InvitationType,
-    InviteCreated, InviteEvent, InviteId, Inviter, LinkToken, StreamId, Target, TargetKind, TenantId,
+    InviteCreated, InviteEvent, InviteId, Inviter, StreamId, Target, TargetKind, TenantId,
 };
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use std::sync::Arc;
@@ -68,6 +68,7 @@ fn life_event(
             delivery_id: delivery,
             method: DeliveryMethod::Email,
             target: format!("person{i}@example.com"),
+            target_index: None,
             resend: false,
         }),
         2 => status(DeliveryStatus::Sent),
@@ -76,6 +77,7 @@ fn life_event(
         5 if i % 10 < 3 => InviteEvent::Accepted(InviteAccepted {
             accepted_by: Some(format!("user-{i}")),
             target: Some(format!("person{i}@example.com")),
+            target_index: None,
         }),
         5 if i % 10 == 3 => InviteEvent::Revoked(InviteClosed { reason: Some("bench".into()) }),
         _ => return None,
@@ -148,11 +150,13 @@ fn sample(i: usize) -> InviteCreated {
             id: format!("inviter-{}", i % 97),
             name: Some("Ann Inviter".into()),
             email: Some("ann@example.com".into()),
+            email_index: None,
         },
         targets: vec![Target {
             kind: TargetKind::Email,
             value: format!("person{i}@example.com"),
             name: Some("Bob".into()),
+            index: None,
         }],
         recipient_names: vec![],
         message: Some("join us".into()),
@@ -160,14 +164,16 @@ fn sample(i: usize) -> InviteCreated {
         expires_at: None,
         scopes: vec![],
         reply_to: vec![],
+        reply_to_index: vec![],
         metadata: Default::default(),
+        personal_metadata: vec![],
         template_variables: Default::default(),
         widget_id: None,
         flow_id: None,
         template_id: None,
         landing_url: None,
         definition_id: None,
-        token: LinkToken::new(format!("token-{i}")),
+        token: None,
         source: None,
         subtype: None,
     }
@@ -254,6 +260,7 @@ impl Lifecycles {
                 delivery_id: life.delivery,
                 method: events::event::DeliveryMethod::Email,
                 target: "person@example.com".into(),
+                target_index: None,
                 resend: false,
             }),
             Step::Status(status) => InviteEvent::DeliveryStatusChanged(events::event::DeliveryStatusChanged {
@@ -262,7 +269,11 @@ impl Lifecycles {
                 detail: None,
             }),
             Step::Engage(kind) => InviteEvent::Engaged(events::event::InviteEngaged { kind, source: None }),
-            Step::Accept => InviteEvent::Accepted(events::event::InviteAccepted { accepted_by: None, target: None }),
+            Step::Accept => InviteEvent::Accepted(events::event::InviteAccepted {
+                accepted_by: None,
+                target: None,
+                target_index: None,
+            }),
             Step::Revoke => InviteEvent::Revoked(events::event::InviteClosed { reason: None }),
         };
         let envelope = Envelope {

@@ -38,7 +38,8 @@ impl Service {
             .env("DISPATCHER_PORT", "0")
             .env("RSVP_DISPATCHER_NAME", format!("dispatcher-{}", env.topic))
             .env("RSVP_DISPATCHER_TOKEN", crate::DISPATCHER_TOKEN)
-            .env("RSVP_METRICS_TOKEN", crate::METRICS_TOKEN);
+            .env("RSVP_METRICS_TOKEN", crate::METRICS_TOKEN)
+            .env("RSVP_MASTER_KEY", crate::MASTER_KEY);
         for (k, v) in extra {
             command.env(k, v);
         }
@@ -161,6 +162,7 @@ pub async fn run_command_split(binary: &str, env: &TestEnv, args: &[&str]) -> (i
         .env("RSVP_KAFKA_TOPIC", &env.topic)
         .env("DATABASE_URL", &env.database_url)
         .env("RSVP_PROJECTOR_NAME", format!("projector-{}", env.topic))
+        .env("RSVP_MASTER_KEY", crate::MASTER_KEY)
         .stdin(Stdio::null())
         .output()
         .await

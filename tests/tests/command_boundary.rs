@@ -246,22 +246,29 @@ async fn the_public_link_adds_the_invitation_id_to_the_query_and_keeps_the_landi
 /// An `InviteCreated` as a writer before the landing URL rule could have written it.
 fn legacy_invite(env: &TestEnv, landing_url: &str, token: &str) -> events::Envelope {
     let created = events::InviteCreated {
-        inviter: events::Inviter { id: "ann".into(), name: None, email: None },
-        targets: vec![events::Target { kind: events::TargetKind::Email, value: "bob@example.com".into(), name: None }],
+        inviter: events::Inviter { id: "ann".into(), name: None, email: None, email_index: None },
+        targets: vec![events::Target {
+            kind: events::TargetKind::Email,
+            value: "bob@example.com".into(),
+            name: None,
+            index: None,
+        }],
         recipient_names: vec![],
         message: None,
         invitation_type: events::InvitationType::SingleUse,
         expires_at: None,
         scopes: vec![],
         reply_to: vec![],
+        reply_to_index: vec![],
         metadata: Default::default(),
+        personal_metadata: vec![],
         template_variables: Default::default(),
         widget_id: None,
         flow_id: None,
         template_id: None,
         landing_url: Some(landing_url.into()),
         definition_id: None,
-        token: events::LinkToken::new(token),
+        token: Some(events::LinkToken::new(token)),
         source: None,
         subtype: None,
     };

@@ -185,7 +185,7 @@ async fn an_idempotency_key_matches_the_same_json_whatever_its_key_order_and_spa
     )
     .await;
     assert_problem(&other, StatusCode::UNPROCESSABLE_ENTITY, "Idempotency-Key", "another body");
-    assert_eq!(w.env.created_targets(), ["bob@example.com"], "one invite created");
+    assert_eq!(w.env.created_targets().await, ["bob@example.com"], "one invite created");
     let r = w.post_with("/v1/invites", &invite_for("cy@example.com"), &[("idempotency-key", "")]).await;
     assert_problem(&r, StatusCode::BAD_REQUEST, "Idempotency-Key", "an empty key");
     // Not ASCII: refused, not silently taken for no key.
@@ -200,7 +200,7 @@ async fn an_idempotency_key_matches_the_same_json_whatever_its_key_order_and_spa
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST, "a key that is not ASCII");
-    assert_eq!(w.env.created_targets(), ["bob@example.com"], "still one invite");
+    assert_eq!(w.env.created_targets().await, ["bob@example.com"], "still one invite");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -46,7 +46,7 @@ async fn a_kafka_outage_refuses_writes_with_503_and_everything_resumes_when_the_
     eventually(Duration::from_secs(60), "the running projector to catch up", || listed(2)).await;
     assert!(services.projector.is_running());
 
-    let targets = env.created_targets();
+    let targets = env.created_targets().await;
     assert_eq!(targets.len(), 2, "only the acknowledged writes: {targets:?}");
     assert!(!targets.iter().any(|t| t.starts_with("during")), "{targets:?}");
 }

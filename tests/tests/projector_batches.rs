@@ -87,6 +87,7 @@ async fn a_change_that_skips_a_version_is_parked_alone_and_the_rest_of_its_batch
             delivery_id: DeliveryId::from_uuid(Uuid::now_v7()),
             method: DeliveryMethod::Email,
             target: "someone@example.com".into(),
+            target_index: None,
             resend: false,
         })),
     };

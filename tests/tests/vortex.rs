@@ -366,7 +366,12 @@ async fn a_create_answers_id_short_link_status_and_time_and_records_every_field(
     assert_eq!(log[0].meta.correlation_id, log[1].meta.correlation_id);
     let Some((_, events::InviteEvent::Created(created))) = log[0].invite_event() else { panic!() };
     assert_eq!((created.source.as_deref(), created.subtype.as_deref()), (Some("email-share"), Some("referral")));
-    assert_eq!(created.inviter.email.as_deref(), Some("ann@example.com"));
+    // Personal data is sealed in the log, and opens with the tenant's key.
+    let email = created.inviter.email.clone().unwrap();
+    assert!(email.starts_with("rsvp-sealed:"), "{email}");
+    let mut opened = serde_json::json!(email);
+    s.env.unsealer().unseal(s.env.tenant, &mut opened).await.unwrap();
+    assert_eq!(opened, "ann@example.com");
     assert_eq!(created.metadata["plan"], "gold");
     // The link works through the gateway, as the native one does.
     let followed = reqwest::Client::builder()

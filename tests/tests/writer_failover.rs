@@ -69,7 +69,7 @@ async fn a_paused_leader_is_fenced_by_its_successor_and_writes_nothing_after_wak
     }
     assert_eq!(create(&http, &new.url, &env.key, "still@example.com").await.status(), StatusCode::CREATED);
 
-    let targets = env.created_targets();
+    let targets = env.created_targets().await;
     assert_eq!(targets.len(), 3, "{targets:?}");
     assert!(targets.iter().all(|t| !t.starts_with("zombie")), "{targets:?}");
     // The old instance does not take the lease back either.

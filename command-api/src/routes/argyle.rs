@@ -48,8 +48,12 @@ pub async fn create(
     let caller = writer_of(&req, &auth).await?;
     let request: argyle::CreateRequest = service_kit::problem::parse_json(&req, &body).map_err(argyle_error)?;
     // Argyle has no inviter: an invite is the API key's own, unless the key acts as an inviter.
-    let inviter =
-        Inviter { id: caller.inviter_id.clone().unwrap_or_else(|| caller.key_id.clone()), name: None, email: None };
+    let inviter = Inviter {
+        id: caller.inviter_id.clone().unwrap_or_else(|| caller.key_id.clone()),
+        name: None,
+        email: None,
+        email_index: None,
+    };
     let asked = request.clone();
     let command =
         argyle::create_command(request, inviter).map_err(|e| argyle_error(Problem::bad_request(e.field, e.message)))?;

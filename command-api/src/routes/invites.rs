@@ -39,6 +39,9 @@ pub struct CreateInviteRequest {
     reply_to: Vec<String>,
     #[serde(default)]
     metadata: BTreeMap<String, Value>,
+    /// The metadata keys whose values are personal data (sealed, erasable).
+    #[serde(default)]
+    personal_metadata: Vec<String>,
     #[serde(default)]
     template_variables: BTreeMap<String, String>,
     widget_id: Option<String>,
@@ -68,6 +71,7 @@ impl CreateInviteRequest {
                 id: id.clone(),
                 name: given.as_ref().and_then(|g| g.name.clone()),
                 email: given.and_then(|g| g.email),
+                email_index: None,
             }),
             (None, given) => given,
         };
@@ -84,6 +88,7 @@ impl CreateInviteRequest {
             reply_to: self.reply_to,
             metadata: self.metadata,
             template_variables: self.template_variables,
+            personal_metadata: self.personal_metadata,
             widget_id: self.widget_id,
             flow_id: self.flow_id,
             template_id: self.template_id,

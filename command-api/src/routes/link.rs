@@ -24,8 +24,8 @@ pub async fn follow(
     token: web::Path<String>,
 ) -> HttpResponse {
     let token = LinkToken::new(token.into_inner());
-    let lookup = token.clone();
-    let found = match writer.read(move |s| s.tokens.get(&lookup).copied()).await {
+    let (lookup, secrets) = (token.clone(), state.unsealer.master().secrets());
+    let found = match writer.read(move |s| s.tenant_of_token(&lookup, &secrets)).await {
         Ok(found) => found,
         Err(_) => {
             return page(StatusCode::SERVICE_UNAVAILABLE, "Try again shortly", "This link cannot be opened right now.")
@@ -51,10 +51,11 @@ pub async fn follow(
     match writer.submit(command, meta).await {
         Ok(committed) => {
             let id = events::InviteId::from_uuid(committed.changes[0].stream.as_uuid().to_owned());
+            let secrets = state.unsealer.master().secrets();
             let landing = writer
                 .read(move |s| {
                     s.tenant(tenant)
-                        .and_then(|t| t.invite_by_token(&token))
+                        .and_then(|t| t.invite_by_token(&token, &secrets))
                         .and_then(|(_, i)| i.created.landing_url.clone())
                 })
                 .await

@@ -8,6 +8,7 @@ mod internal;
 mod invites;
 mod link;
 mod omneo;
+mod privacy;
 mod vortex;
 mod webhooks;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub webhook_allow_private: bool,
     /// How long a rotated-out webhook secret keeps signing (`RSVP_WEBHOOK_SECRET_OVERLAP_SECONDS`).
     pub webhook_secret_overlap: std::time::Duration,
+    /// Opens sealed personal data for the tenant's own answers (see `service_kit::vault`).
+    pub unsealer: service_kit::vault::Unsealer,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -71,7 +74,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(webhooks::rotate_secret)
         .service(webhooks::list_attempts)
         .service(webhooks::list_messages)
-        .service(webhooks::resend);
+        .service(webhooks::resend)
+        .service(privacy::erase)
+        .service(privacy::offboard);
 }
 
 /// Who sends the command, its correlation id, its idempotency key with the request's

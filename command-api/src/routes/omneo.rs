@@ -74,7 +74,7 @@ pub async fn create(
         Ok(c) => c,
         Err(e) => return respond(e),
     };
-    command.inviter = Some(Inviter { id: inviter.clone(), name: None, email: None });
+    command.inviter = Some(Inviter { id: inviter.clone(), name: None, email: None, email_index: None });
     let meta = match command_meta(&req, &auth, &body) {
         Ok(m) => m,
         Err(p) => return respond_problem(p),

@@ -10,12 +10,12 @@ pub fn t0() -> DateTime<Utc> {
 }
 
 pub fn ctx_at(now: DateTime<Utc>) -> Context {
-    Context {
-        now,
-        new_token: LinkToken::new(Uuid::new_v4().simple().to_string()),
-        new_delivery_id: DeliveryId::from_uuid(Uuid::new_v4()),
-        rules: None,
-    }
+    Context { now, secrets: secrets(), new_delivery_id: DeliveryId::from_uuid(Uuid::new_v4()), rules: None }
+}
+
+/// The server secrets every test world uses.
+pub fn secrets() -> Secrets {
+    Secrets::new([3; 32], [5; 32])
 }
 
 pub fn ctx() -> Context {
@@ -27,7 +27,7 @@ pub fn later(days: i64) -> DateTime<Utc> {
 }
 
 pub fn email(value: &str) -> Target {
-    Target { kind: TargetKind::Email, value: value.into(), name: None }
+    Target { kind: TargetKind::Email, value: value.into(), name: None, index: None }
 }
 
 pub fn scope(id: &str) -> Scope {
@@ -36,7 +36,7 @@ pub fn scope(id: &str) -> Scope {
 
 pub fn create_for(target: &str) -> CreateInvite {
     CreateInvite {
-        inviter: Some(Inviter { id: "ann".into(), name: Some("Ann".into()), email: None }),
+        inviter: Some(Inviter { id: "ann".into(), name: Some("Ann".into()), email: None, email_index: None }),
         targets: vec![email(target)],
         ..CreateInvite::default()
     }

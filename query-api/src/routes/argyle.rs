@@ -9,6 +9,7 @@ use crate::startup::AppState;
 use actix_web::{route, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use dialects::argyle;
+use events::TargetKind;
 use service_kit::problem::DialectError;
 use service_kit::{Authenticator, Problem, Scope};
 use sqlx::types::Json;
@@ -56,7 +57,7 @@ pub async fn list(
     let words = pairs.all("status").map_err(argyle_error)?;
     let filters = Filters {
         statuses: argyle::statuses(&words).map_err(field_error)?,
-        reply_to: pairs.one("reply_to").map_err(argyle_error)?.map(|r| r.trim().to_lowercase()),
+        reply_to: pairs.one("reply_to").map_err(argyle_error)?.map(|r| state.secrets.blind_index(TargetKind::Email, r)),
         ..Filters::default()
     };
     let limit = argyle::limit(pairs.one("limit").map_err(argyle_error)?).map_err(field_error)?;

@@ -157,7 +157,7 @@ pub async fn list(req: HttpRequest, auth: Authenticated, state: web::Data<AppSta
     let mut known = FILTERS.to_vec();
     known.extend(["limit", "order", "cursor"]);
     pairs.only(&known)?;
-    let filters = Filters::parse(&pairs)?;
+    let filters = Filters::parse(&pairs, &state.secrets)?;
     let limit = pairs.number("limit")?.unwrap_or(DEFAULT_LIMIT as u64);
     if !(1..=MAX_LIMIT as u64).contains(&limit) {
         return Err(Problem::bad_request("limit", format!("must be between 1 and {MAX_LIMIT}")));

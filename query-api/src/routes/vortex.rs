@@ -11,7 +11,7 @@ use crate::startup::AppState;
 use actix_web::{route, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use dialects::vortex::{self, Source};
-use events::{normalize_target, InviteStatus};
+use events::InviteStatus;
 use serde_json::Value;
 use service_kit::{Authenticated, Authenticator, Problem, Scope};
 use sqlx::{FromRow, Postgres, QueryBuilder};
@@ -206,7 +206,7 @@ async fn by_target_inner(req: &HttpRequest, auth: &Authenticator, state: &AppSta
     let kind = vortex::target_type(kind)
         .ok_or_else(|| Problem::bad_request("targetType", "email, phoneNumber or username"))?;
     let value = pairs.one("targetValue")?.ok_or_else(|| Problem::bad_request("targetValue", "is required"))?;
-    let filter = Filter::Target { kind: kind.as_str(), normalized: normalize_target(kind, value) };
+    let filter = Filter::Target { kind: kind.as_str(), normalized: state.secrets.match_key(kind, value) };
     Ok(list(fetch(state, &caller, &filter).await?))
 }
 

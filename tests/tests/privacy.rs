@@ -1,0 +1,266 @@
+//! Personal data in an immutable log, end to end on real Kafka and PostgreSQL: what the topic's
+//! bytes hold, what the APIs show, and erasure by crypto-shredding (issue 14).
+
+use reqwest::StatusCode;
+use rsvp_tests::{eventually, run_command_split, Services, TestEnv};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const BOB: &str = "Bob.Erasable@Example.com";
+
+/// Bob's personal values on the invite to him (the invite-wide ones are his: he is its first
+/// address), each distinct enough to be found in any bytes. Alice's, the inviter's, are hers.
+const SECRETS: [&str; 5] =
+    ["bob.erasable@example.com", "Bob Erasable", "zq-message-7731", "zq-var-4412", "zq-meta-9090"];
+
+struct World {
+    env: TestEnv,
+    services: Services,
+    http: reqwest::Client,
+}
+
+impl World {
+    async fn new() -> Self {
+        let env = TestEnv::new().await;
+        let services = Services::start(&env).await;
+        Self { env, services, http: reqwest::Client::new() }
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.services.command.url))
+            .bearer_auth(&self.env.key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn query(&self, path: &str) -> (StatusCode, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.services.query.url))
+            .bearer_auth(&self.env.key)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    async fn query_json(&self, path: &str) -> Value {
+        let (status, text) = self.query(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Every byte of the topic: keys, header values and record values.
+    fn topic_bytes(&self) -> String {
+        self.env
+            .read_raw(&self.env.topic)
+            .into_iter()
+            .map(|r| {
+                let headers: Vec<String> = r.headers.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("{:?} {} {}\n", r.key, headers.join(" "), String::from_utf8_lossy(&r.payload))
+            })
+            .collect()
+    }
+
+    /// Creates the invite to Bob (sent by email at once) and one to Carol; their ids and Bob's link.
+    async fn invite_bob_and_carol(&self) -> (String, String, String) {
+        let (status, bob) = self
+            .post(
+                "/v1/invites",
+                &json!({
+                    "inviter": { "id": "alice", "name": "Alice Inviterson", "email": "alice@example.com" },
+                    "targets": [{ "type": "email", "value": BOB, "name": "Bob Erasable" }],
+                    "message": "hello zq-message-7731",
+                    "template_variables": { "nick": "zq-var-4412" },
+                    "metadata": { "phone_alt": "zq-meta-9090", "plan": "gold" },
+                    "personal_metadata": ["phone_alt"],
+                    "scopes": [{ "type": "workspace", "id": "ws-1" }],
+                    "send": "email"
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{bob}");
+        let (status, carol) = self
+            .post(
+                "/v1/invites",
+                &json!({
+                    "inviter": { "id": "alice" },
+                    "targets": [{ "type": "email", "value": "carol@example.com", "name": "Carol Keeps" }],
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{carol}");
+        let link = bob["link_url"].as_str().expect("the creator gets the link").to_owned();
+        (bob["id"].as_str().unwrap().to_owned(), carol["id"].as_str().unwrap().to_owned(), link)
+    }
+
+    async fn detail(&self, id: &str) -> Value {
+        eventually(Duration::from_secs(30), "the invite to be projected", || async {
+            let (status, text) = self.query(&format!("/v1/invites/{id}")).await;
+            (status == StatusCode::OK).then(|| serde_json::from_str(&text).unwrap())
+        })
+        .await
+    }
+}
+
+fn token_of(link: &str) -> &str {
+    link.rsplit('/').next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_topic_holds_no_personal_data_nor_link_token_in_clear_and_the_apis_show_them_opened() {
+    let w = World::new().await;
+    let (bob, _carol, link) = w.invite_bob_and_carol().await;
+    let bytes = w.topic_bytes();
+    for secret in SECRETS.iter().chain([&"Alice Inviterson", &"alice@example.com", &"Carol Keeps", &token_of(&link)]) {
+        assert!(!bytes.to_lowercase().contains(&secret.to_lowercase()), "{secret} is in the topic's bytes");
+    }
+    assert!(bytes.contains("rsvp-sealed:v1:"), "the values are there, sealed");
+    assert!(bytes.contains("gold"), "metadata not marked personal stays as it is");
+
+    // The tenant's own reads show them opened.
+    let detail = w.detail(&bob).await;
+    assert_eq!(detail["targets"][0]["value"], BOB);
+    assert_eq!(detail["targets"][0]["name"], "Bob Erasable");
+    assert_eq!(detail["message"], "hello zq-message-7731");
+    assert_eq!(detail["inviter"]["name"], "Alice Inviterson");
+    assert_eq!(detail["metadata"]["phone_alt"], "zq-meta-9090");
+    assert_eq!(detail["template_variables"]["nick"], "zq-var-4412");
+    // A filter on the address matches it in any spelling, through its blind index.
+    let page = w.query_json("/v1/invites?target=bob.erasable%40EXAMPLE.com").await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    assert_eq!(page["data"][0]["id"], bob.as_str());
+    // The derived link token opens the invite (and clicks it).
+    let anonymous = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = anonymous.get(&link).send().await.unwrap();
+    assert!(r.status().is_success() || r.status().is_redirection(), "{}", r.status());
+    let mut forged = token_of(&link).to_owned();
+    forged.replace_range(40..41, if &forged[40..41] == "A" { "B" } else { "A" });
+    let r = anonymous.get(format!("{}/i/{forged}", w.services.command.url)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "a token whose MAC does not hold");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_erased_address_is_gone_from_every_read_and_replay_while_the_invite_its_history_and_counts_stay() {
+    let w = World::new().await;
+    let (bob, carol, _link) = w.invite_bob_and_carol().await;
+    w.detail(&bob).await;
+    w.detail(&carol).await;
+    let stats_before = w.query_json("/v1/stats").await;
+
+    // An inviter's key cannot erase; a bad address is a 422 naming it.
+    let inviter_key = w.env.key_with(&[service_kit::Scope::InvitesWrite], Some("alice")).await;
+    let r = w
+        .http
+        .post(format!("{}/v1/personal-data/erasures", w.services.command.url))
+        .bearer_auth(inviter_key)
+        .json(&json!({ "address": BOB }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (status, problem) = w.post("/v1/personal-data/erasures", &json!({ "address": "not-an-address" })).await;
+    assert_eq!((status, problem["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("address")), "{problem}");
+
+    let (status, erased) =
+        w.post("/v1/personal-data/erasures", &json!({ "address": " bob.erasable@example.COM" })).await;
+    assert_eq!(status, StatusCode::OK, "{erased}");
+    assert_eq!(erased["erased_from_invites"], 1);
+    assert_eq!(erased["invites"][0], bob.as_str());
+
+    // The read models show the marker at once: the key is gone, nothing waits for a projection.
+    let (_, text) = w.query(&format!("/v1/invites/{bob}")).await;
+    let detail: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(detail["targets"][0]["value"], "[erased]");
+    assert_eq!(detail["message"], "[erased]");
+    assert_eq!(detail["metadata"]["phone_alt"], "[erased]");
+    assert_eq!(detail["metadata"]["plan"], "gold");
+    assert_eq!(detail["scopes"][0]["id"], "ws-1", "what is not personal stays");
+    // Everything that reads it, the erasure recorded in its history: no secret anywhere.
+    let history = eventually(Duration::from_secs(30), "the erasure in the history", || async {
+        let (_, text) = w.query(&format!("/v1/invites/{bob}/events")).await;
+        text.contains("InvitePersonalDataErased").then_some(text)
+    })
+    .await;
+    let list = w.query(&format!("/v1/invites?limit=100")).await.1;
+    let vortex = w
+        .http
+        .get(format!("{}/api/v1/invitations/{bob}", w.services.query.url))
+        .header("x-api-key", &w.env.key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(vortex.contains("[erased]"), "{vortex}");
+    for (what, text) in [("detail", &text), ("history", &history), ("list", &list), ("vortex", &vortex)] {
+        for secret in SECRETS {
+            assert!(!text.to_lowercase().contains(&secret.to_lowercase()), "{secret} in the {what}: {text}");
+        }
+    }
+    assert!(list.contains("Carol Keeps"), "carol's data is not erased");
+    assert!(text.contains("Alice Inviterson"), "nor the inviter's: {text}");
+    // Counts stay whole.
+    let stats_after = w.query_json("/v1/stats").await;
+    assert_eq!(stats_after["total"], stats_before["total"], "{stats_before} {stats_after}");
+    // Nothing more is sent to it.
+    let (status, refused) = w.post(&format!("/v1/invites/{bob}/resend"), &json!({ "method": "email" })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["code"], "personal-data-erased");
+
+    // Replays: `as-of`, `rebuild` and `verify` read the same log and find the marker.
+    let now = chrono::Utc::now().to_rfc3339();
+    let (code, out, err) = run_command_split("projector", &w.env, &["as-of", &now, "--invite", &bob]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, rebuilt, err) = run_command_split("projector", &w.env, &["rebuild"]).await;
+    assert_eq!(code, 0, "{rebuilt}{err}");
+    let (code, verified, err) = run_command_split("projector", &w.env, &["verify"]).await;
+    assert_eq!(code, 0, "{verified}{err}");
+    for (what, text) in [("as-of", &out), ("rebuild", &rebuilt), ("verify", &verified)] {
+        for secret in SECRETS {
+            assert!(!text.to_lowercase().contains(&secret.to_lowercase()), "{secret} in {what}: {text}");
+        }
+    }
+    let (_, text) = w.query(&format!("/v1/invites/{bob}")).await;
+    assert!(text.contains("[erased]") && !text.contains("Bob Erasable"), "after the rebuild: {text}");
+    let (_, carol_now) = w.query(&format!("/v1/invites/{carol}")).await;
+    assert!(carol_now.contains("Carol Keeps"), "{carol_now}");
+    // The topic, read again, holds nothing that opens: the key is gone from the store.
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM vault.subject_keys").fetch_one(&w.env.pool).await.unwrap();
+    assert!(keys >= 1, "carol's key stays");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offboarding_a_tenant_erases_every_subject_and_keeps_every_invite() {
+    let w = World::new().await;
+    let (bob, carol, _link) = w.invite_bob_and_carol().await;
+    w.detail(&carol).await;
+    let (status, body) = w.post("/v1/tenant/offboarding", &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["erased_from_invites"], 2);
+    for id in [&bob, &carol] {
+        let (status, text) = w.query(&format!("/v1/invites/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!text.contains("Carol Keeps") && !text.contains("Bob Erasable") && text.contains("[erased]"), "{text}");
+    }
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM vault.subject_keys WHERE tenant_id = $1")
+        .bind(w.env.tenant.as_uuid())
+        .fetch_one(&w.env.pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, 0);
+    // A new invite after it has a key of its own again.
+    let (status, _) = w
+        .post(
+            "/v1/invites",
+            &json!({ "inviter": { "id": "a" }, "targets": [{ "type": "email", "value": "dan@example.com" }] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
