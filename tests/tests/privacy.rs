@@ -264,3 +264,25 @@ async fn offboarding_a_tenant_erases_every_subject_and_keeps_every_invite() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_erases_an_address_with_rsvp_admin_and_its_one_call_key_is_revoked_after() {
+    let w = World::new().await;
+    let (bob, _carol, _link) = w.invite_bob_and_carol().await;
+    w.detail(&bob).await;
+    let api = w.services.command.url.clone();
+    let (code, out, err) =
+        run_command_split("rsvp-admin", &w.env, &["erase", "--tenant", "tenant-a", "--api-url", &api, BOB]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let answer: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(answer["erased_from_invites"], 1, "{answer}");
+    let (_, text) = w.query(&format!("/v1/invites/{bob}")).await;
+    assert!(text.contains("[erased]") && !text.contains("Bob Erasable"), "{text}");
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM api_keys WHERE label = 'rsvp-admin (one call)' AND revoked_at IS NULL",
+    )
+    .fetch_one(&w.env.pool)
+    .await
+    .unwrap();
+    assert_eq!(live, 0, "the key made for the call is revoked");
+}
