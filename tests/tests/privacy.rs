@@ -286,3 +286,78 @@ async fn an_operator_erases_an_address_with_rsvp_admin_and_its_one_call_key_is_r
     .unwrap();
     assert_eq!(live, 0, "the key made for the call is revoked");
 }
+
+/// A log from before sealing: the invite's facts in clear, its token recorded.
+fn clear_text_history(env: &TestEnv) -> Vec<events::Envelope> {
+    let id = events::InviteId::from_uuid(uuid::Uuid::now_v7());
+    let meta = |version| events::EventMeta {
+        event_id: uuid::Uuid::now_v7(),
+        stream: events::StreamId::Invite(id),
+        tenant_id: env.tenant,
+        version,
+        occurred_at: chrono::Utc::now(),
+        actor: events::Actor { kind: events::ActorKind::ApiKey, id: "legacy".into() },
+        correlation_id: None,
+        causation_id: None,
+        idempotency_key: None,
+        request_hash: None,
+    };
+    let created: events::InviteCreated = serde_json::from_value(json!({
+        "inviter": { "id": "alice", "name": "Alice Inviterson" },
+        "targets": [{ "type": "email", "value": BOB, "name": "Bob Erasable" }],
+        "recipient_names": [],
+        "message": "hello zq-message-7731",
+        "invitation_type": { "kind": "single_use" },
+        "template_variables": { "nick": "zq-var-4412" },
+        "token": "legacy-token-zq-5151"
+    }))
+    .unwrap();
+    let sent: events::event::InviteSent = serde_json::from_value(json!({
+        "delivery_id": uuid::Uuid::now_v7(), "method": "email", "target": BOB, "resend": false
+    }))
+    .unwrap();
+    vec![
+        events::Envelope::new(meta(1), events::DomainEvent::Invite(events::InviteEvent::Created(Box::new(created)))),
+        events::Envelope::new(meta(2), events::DomainEvent::Invite(events::InviteEvent::Sent(sent))),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rsvp_reseal_copies_a_clear_text_history_into_a_new_topic_sealed_in_the_same_order() {
+    let env = TestEnv::new().await;
+    let history = clear_text_history(&env);
+    env.produce_events(&history).await;
+    let to = format!("{}.sealed", env.topic);
+    let (code, out, err) = run_command_split("rsvp-reseal", &env, &["--from", &env.topic, "--to", &to]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2 events copied"), "{out}");
+    let raw = env.read_raw(&to);
+    let bytes: String = raw.iter().map(|r| String::from_utf8_lossy(&r.payload).into_owned()).collect();
+    for secret in SECRETS {
+        assert!(!bytes.to_lowercase().contains(&secret.to_lowercase()), "{secret} in the new topic: {bytes}");
+    }
+    // Every event, in its order, opens to what it said.
+    let copied: Vec<events::Envelope> = {
+        let mut all = Vec::new();
+        service_kit::kafka::read_to_end(&env.brokers, &to, &Default::default(), Duration::from_secs(60), |_, _, m| {
+            all.push(service_kit::kafka::envelope_of(m)?);
+            Ok(())
+        })
+        .unwrap();
+        all
+    };
+    assert_eq!(
+        copied.iter().map(|e| (e.meta.event_id, e.meta.version)).collect::<Vec<_>>(),
+        history.iter().map(|e| (e.meta.event_id, e.meta.version)).collect::<Vec<_>>()
+    );
+    let mut created = serde_json::to_value(copied[0].event.to_data()).unwrap();
+    assert!(created["targets"][0]["index"].is_string(), "{created}");
+    env.unsealer().unseal(env.tenant, &mut created).await.unwrap();
+    assert_eq!(created["targets"][0]["value"], BOB);
+    assert_eq!(created["message"], "hello zq-message-7731");
+    assert_eq!(created["token"], "legacy-token-zq-5151", "links already sent keep working");
+    // A second run into the same topic is refused: it copies into an empty topic only.
+    let (code, _, err) = run_command_split("rsvp-reseal", &env, &["--from", &env.topic, "--to", &to]).await;
+    assert_ne!(code, 0, "{err}");
+    rsvp_tests::infra::delete_topic(&env.brokers, &to).await;
+}
