@@ -412,7 +412,7 @@ fn visit(doc: &mut Value, f: &mut dyn FnMut(&str) -> Option<Value>) {
 
 /// Whether a document holds any sealed value (cheap: a substring search of its text).
 pub fn holds_sealed(text: &[u8]) -> bool {
-    text.windows(SEALED_PREFIX.len()).any(|w| w == SEALED_PREFIX.as_bytes())
+    memchr::memmem::find(text, SEALED_PREFIX.as_bytes()).is_some()
 }
 
 /// Where the JSON strings that are a sealed value lie in a document's text (without their
@@ -422,7 +422,8 @@ fn sealed_strings(text: &[u8]) -> Vec<(usize, usize)> {
     let prefix = SEALED_PREFIX.as_bytes();
     let mut found = Vec::new();
     let mut i = 0;
-    while let Some(offset) = text[i..].windows(prefix.len()).position(|w| w == prefix) {
+    let finder = memchr::memmem::Finder::new(prefix);
+    while let Some(offset) = finder.find(&text[i..]) {
         let start = i + offset;
         let end = start
             + text[start..].iter().take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':')).count();
