@@ -231,6 +231,23 @@ async fn an_erased_address_is_gone_from_every_read_and_replay_while_the_invite_i
     assert!(text.contains("[erased]") && !text.contains("Bob Erasable"), "after the rebuild: {text}");
     let (_, carol_now) = w.query(&format!("/v1/invites/{carol}")).await;
     assert!(carol_now.contains("Carol Keeps"), "{carol_now}");
+    // The read models' rows, every table of them, hold none of it (they keep it sealed).
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'read_model'")
+            .fetch_all(&w.env.pool)
+            .await
+            .unwrap();
+    assert!(tables.len() >= 8, "{tables:?}");
+    for table in tables {
+        let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT t::text FROM read_model.{table} t"))
+            .fetch_all(&w.env.pool)
+            .await
+            .unwrap();
+        let rows = rows.join("\n").to_lowercase();
+        for secret in SECRETS {
+            assert!(!rows.contains(&secret.to_lowercase()), "{secret} in read_model.{table}");
+        }
+    }
     // The topic, read again, holds nothing that opens: the key is gone from the store.
     let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM vault.subject_keys").fetch_one(&w.env.pool).await.unwrap();
     assert!(keys >= 1, "carol's key stays");
