@@ -107,6 +107,11 @@ pub fn json(field: &str, value: &Value) -> Result<(), Rejection> {
 /// A key of a client's map (metadata, template variables). A bad key is reported on the map:
 /// the key itself cannot name the field.
 pub fn key(map: &str, key: &str) -> Result<(), Rejection> {
+    // A key is served as it is, in a document whose sealed strings are opened: a sealed value
+    // taken as a key would open there, for whoever wrote it.
+    if crate::personal::is_sealed(key.trim_start()) {
+        return Err(Rejection::invalid(map, format!("a key must not start with {:?}", crate::personal::SEALED_PREFIX)));
+    }
     if key.chars().any(char::is_control) {
         return Err(Rejection::invalid(map, "a key must not contain a control character"));
     }

@@ -1032,3 +1032,24 @@ fn a_sealed_value_is_refused_from_a_client() {
     c.message = Some(format!("{}v1:abc:def", personal::SEALED_PREFIX));
     assert_eq!(world.when(create_cmd(new_id(), c)).unwrap_err().field(), Some("message"));
 }
+
+#[test]
+fn a_sealed_value_is_refused_from_a_client_as_a_key_or_an_email_address_too() {
+    // An email address passes its own check, a key had none: both were taken, and a sealed
+    // string as a metadata key was opened in the answer for whoever planted it (found by review).
+    let world = World::new();
+    let sealed = format!("{}v1:abc:def", personal::SEALED_PREFIX);
+    let refused = |c: CreateInvite| world.when(create_cmd(new_id(), c)).unwrap_err().field().map(str::to_owned);
+    let mut c = create_for("bob@example.com");
+    c.metadata.insert(sealed.clone(), serde_json::json!(1));
+    assert_eq!(refused(c).as_deref(), Some("metadata"));
+    let mut c = create_for("bob@example.com");
+    c.template_variables.insert(sealed.clone(), "v".into());
+    assert_eq!(refused(c).as_deref(), Some("template_variables"));
+    let mut c = create_for("bob@example.com");
+    c.inviter.as_mut().unwrap().email = Some(format!("{}x@example.com", personal::SEALED_PREFIX));
+    assert_eq!(refused(c).as_deref(), Some("inviter.email"));
+    let mut c = create_for("bob@example.com");
+    c.reply_to = vec![format!(" {}x@example.com", personal::SEALED_PREFIX)];
+    assert_eq!(refused(c).as_deref(), Some("reply_to[0]"));
+}
