@@ -193,8 +193,11 @@ pub fn for_each(
             text(f, &inviter, &mut c.inviter.name);
             text(f, &inviter, &mut c.inviter.email);
             text(f, &primary, &mut c.message);
-            for address in &mut c.reply_to {
-                f(&primary, Field::Text(address));
+            // A reply-to address is an address like a target: its own subject, so erasing it
+            // erases it (the invite's first address's key held it, and kept it, before).
+            for (i, address) in c.reply_to.iter_mut().enumerate() {
+                let subject = c.reply_to_index.get(i).cloned().map_or_else(|| primary.clone(), Subject::Address);
+                f(&subject, Field::Text(address));
             }
             for value in c.template_variables.values_mut() {
                 f(&primary, Field::Text(value));
@@ -302,7 +305,7 @@ mod tests {
             expires_at: None,
             scopes: vec![],
             reply_to: vec!["help@example.com".into()],
-            reply_to_index: vec![],
+            reply_to_index: vec![s.blind_index(TargetKind::Email, "help@example.com")],
             metadata: [("plan".to_owned(), serde_json::json!({"n": 1})), ("flow".to_owned(), serde_json::json!("f-1"))]
                 .into(),
             personal_metadata: vec!["plan".into()],
@@ -343,9 +346,12 @@ mod tests {
         assert_eq!(of("Alice"), Some(alice.clone()));
         assert_eq!(of("alice@example.com"), Some(alice));
         // The invite-wide fields go with the first address among the targets.
-        for v in ["hi", "help@example.com", "y", "{\"n\":1}", "extra", "Nine", "N"] {
+        for v in ["hi", "y", "{\"n\":1}", "extra", "Nine", "N"] {
             assert_eq!(of(v), Some(bob.clone()), "{v}");
         }
+        // A reply-to address is its own subject, as an address among the targets is.
+        let help = Subject::Address(s.blind_index(TargetKind::Email, "help@example.com"));
+        assert_eq!(of("help@example.com"), Some(help));
         assert_eq!(of("user-9"), None, "an internal user id is the client's id, not personal data");
         assert_eq!(of("\"f-1\""), None, "metadata not marked personal");
         assert_eq!(of("u1"), None);
@@ -371,6 +377,7 @@ mod tests {
             t.index = None;
         }
         c.inviter.email_index = None;
+        c.reply_to_index.clear();
         c.targets[2].value = format!("{SEALED_PREFIX}v1:x:y");
         let mut event = InviteEvent::Created(Box::new(c));
         index_legacy(&mut event, &s);
