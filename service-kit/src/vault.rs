@@ -346,11 +346,27 @@ impl Unsealer {
         .fetch_all(&self.pool)
         .await
         .context("cannot read the key store")?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, subject, wrapped)| Some((id, self.master.unwrap(tenant, &subject, id, &wrapped)?)))
-            .collect())
+        open_keys(&self.master, tenant, rows)
     }
+}
+
+/// The stored keys of a tenant, unwrapped. A stored key that does not unwrap is an error, never
+/// an erasure: it means another master key (a misconfigured service), and reading its values as
+/// erased would have the dispatcher fail every queued delivery for good and send webhooks with
+/// `[erased]` in them, while the APIs answered 200 with every value erased (found by review).
+fn open_keys(
+    master: &MasterKey,
+    tenant: TenantId,
+    rows: Vec<(Uuid, String, Vec<u8>)>,
+) -> anyhow::Result<HashMap<Uuid, DataKey>> {
+    rows.into_iter()
+        .map(|(id, subject, wrapped)| {
+            let key = master.unwrap(tenant, &subject, id, &wrapped).ok_or_else(|| {
+                anyhow::anyhow!("data key {id} does not open with RSVP_MASTER_KEY: is it the right one?")
+            })?;
+            Ok((id, key))
+        })
+        .collect()
 }
 
 /// The tenant an answer is for, set by whoever authenticated the request (the `Authenticated`
@@ -428,7 +444,9 @@ fn sealed_strings(text: &[u8]) -> Vec<(usize, usize)> {
         let end = start
             + text[start..].iter().take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':')).count();
         let quoted = start >= 1 && text[start - 1] == b'"' && (start < 2 || text[start - 2] != b'\\');
-        if quoted && text.get(end) == Some(&b'"') {
+        // An object's key is never opened: only the writer seals, and it seals values.
+        let key = text.get(end + 1..).is_some_and(|rest| rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b':'));
+        if quoted && text.get(end) == Some(&b'"') && !key {
             found.push((start, end));
         }
         i = end.max(start + 1);
@@ -461,9 +479,10 @@ mod tests {
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
         assert_eq!(key.open(tenant, std::str::from_utf8(&tampered).unwrap()), None);
         let json = key.seal_json(tenant, &json!({"tier": "gold", "n": [1, 2]}));
-        let found =
-            sealed_strings(format!(r#"{{"a":"{sealed}","b":"x{sealed}","c":"{json}","d":"\"{sealed}\""}}"#).as_bytes());
-        assert_eq!(found.len(), 2, "the quoted ones only: {found:?}");
+        let found = sealed_strings(
+            format!(r#"{{"a":"{sealed}","b":"x{sealed}","c":"{json}","d":"\"{sealed}\"","{sealed}" : 1}}"#).as_bytes(),
+        );
+        assert_eq!(found.len(), 2, "the quoted values only, not a key: {found:?}");
         assert_eq!(key.open(tenant, &json), Some(json!({"tier": "gold", "n": [1, 2]})));
         assert_eq!(key_id_of(&sealed), Some(key.id));
     }
@@ -479,6 +498,16 @@ mod tests {
         assert!(m.unwrap(TenantId::from_uuid(Uuid::now_v7()), "a:xyz", key.id, &wrapped).is_none());
         let other = MasterKey::new("another master key, also thirty-two characters long").unwrap();
         assert!(other.unwrap(tenant, "a:xyz", key.id, &wrapped).is_none());
+    }
+
+    #[test]
+    fn a_stored_key_that_does_not_unwrap_is_an_error_not_an_erasure() {
+        let (m, tenant, key) = (master(), TenantId::from_uuid(Uuid::now_v7()), DataKey::generate());
+        let rows = vec![(key.id, "a:xyz".to_owned(), m.wrap(tenant, "a:xyz", &key))];
+        assert!(open_keys(&m, tenant, rows.clone()).unwrap().contains_key(&key.id));
+        let other = MasterKey::new("another master key, also thirty-two characters long").unwrap();
+        let e = open_keys(&other, tenant, rows).unwrap_err();
+        assert!(e.to_string().contains("RSVP_MASTER_KEY"), "{e}");
     }
 
     #[test]
