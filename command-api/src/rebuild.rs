@@ -25,7 +25,9 @@ pub fn read_state(brokers: &str, topic: &str, secrets: &events::Secrets) -> anyh
                 for mut envelope in chunk {
                     // Invites from before blind indexes match like every other.
                     if let events::DomainEvent::Invite(event) = &mut envelope.event {
-                        events::personal::index_legacy(event, &secrets);
+                        if events::personal::needs_index(event) {
+                            events::personal::index_legacy(event, &secrets.for_tenant(envelope.meta.tenant_id));
+                        }
                     }
                     state.apply_owned(envelope);
                 }

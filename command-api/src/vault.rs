@@ -75,7 +75,7 @@ impl Vault {
     pub fn destroy(&mut self, tenant: TenantId, address: Option<&(TargetKind, String)>, changes: &mut Vec<KeyChange>) {
         match address {
             Some((kind, value)) => {
-                let subject = Subject::Address(self.secrets.blind_index(*kind, value)).key();
+                let subject = Subject::Address(self.secrets.for_tenant(tenant).blind_index(*kind, value)).key();
                 if let Some(key) = self.keys.remove(&(tenant, subject)) {
                     changes.push(KeyChange::Destroyed { key_id: key.id });
                 }

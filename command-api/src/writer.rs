@@ -583,7 +583,7 @@ impl Writer {
         }
         let ctx = Context {
             now,
-            secrets: self.vault.secrets().clone(),
+            secrets: self.vault.secrets().for_tenant(meta.tenant_id),
             new_delivery_id: DeliveryId::from_uuid(Uuid::now_v7()),
             rules: None,
         };

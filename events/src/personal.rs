@@ -57,6 +57,16 @@ impl Secrets {
         Self { index_key, link_key }
     }
 
+    /// The secrets as one tenant's rules use them: its blind indexes are its own (the same
+    /// address has unrelated indexes in two tenants); link tokens stay global, since a link
+    /// names its invite alone.
+    pub fn for_tenant(&self, tenant: crate::TenantId) -> Secrets {
+        let mut mac = HmacSha256::new_from_slice(&self.index_key).expect("any key length");
+        mac.update(b"rsvp-tenant-index-v1");
+        mac.update(tenant.as_uuid().as_bytes());
+        Secrets { index_key: mac.finalize().into_bytes().into(), link_key: self.link_key }
+    }
+
     /// The blind index of an address: the same for every spelling that matches (case of an
     /// email, punctuation of a phone number), different per kind, unguessable without the key.
     pub fn blind_index(&self, kind: TargetKind, value: &str) -> String {
@@ -222,8 +232,17 @@ pub fn for_each(
     }
 }
 
-/// Gives the addresses of an invite created before blind indexes their index (the writer and
-/// the projector call it on every event they read, so old and new invites match alike).
+/// Whether an invite created before blind indexes lacks some (see [`index_legacy`]).
+pub fn needs_index(event: &InviteEvent) -> bool {
+    let InviteEvent::Created(c) = event else { return false };
+    c.targets.iter().any(|t| t.index.is_none() && matches!(t.kind, TargetKind::Email | TargetKind::Phone))
+        || (c.inviter.email_index.is_none() && c.inviter.email.is_some())
+        || (c.reply_to_index.is_empty() && !c.reply_to.is_empty())
+}
+
+/// Gives the addresses of an invite created before blind indexes their index, with its tenant's
+/// [`Secrets::for_tenant`] (the writer and `rsvp-reseal` call it on what they read, so old and
+/// new invites match alike; the read models of such invites match once `rsvp-reseal` copied them).
 pub fn index_legacy(event: &mut InviteEvent, secrets: &Secrets) {
     let InviteEvent::Created(c) = event else { return };
     for t in &mut c.targets {

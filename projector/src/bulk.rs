@@ -335,6 +335,7 @@ pub async fn update_invites(
     let mut moved = (Vec::new(), Vec::new(), Vec::new());
     let mut history = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut accepts = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut erased: Vec<(Uuid, bool, Vec<String>)> = Vec::new();
     for (m, e) in round {
         let (id, tenant, version, at) = (*m.stream.as_uuid(), *m.tenant_id.as_uuid(), m.version as i64, m.occurred_at);
         match e {
@@ -362,6 +363,7 @@ pub async fn update_invites(
                 history.3.push(d.detail.clone());
                 history.4.push(at);
             }
+            InviteEvent::PersonalDataErased(e) => erased.push((id, e.all, e.subjects.clone())),
             InviteEvent::Accepted(a) => {
                 accepts.0.push(id);
                 accepts.1.push(version);
@@ -371,6 +373,21 @@ pub async fn update_invites(
                 accepts.5.push(at);
             }
             _ => {}
+        }
+    }
+    // An erased address is forgotten by the filters too: its match keys become `erased`, so a
+    // list filtered on it (or on a later invite's same address) no longer finds this invite.
+    for (id, all, subjects) in &erased {
+        for (table, column) in [("invite_targets", "normalized"), ("invite_reply_to", "address")] {
+            sqlx::query(&format!(
+                "UPDATE {table} SET {column} = 'erased' WHERE invite_id = $1 AND ($2 OR {column} = ANY($3))"
+            ))
+            .bind(id)
+            .bind(all)
+            .bind(subjects)
+            .execute(&mut **tx)
+            .await
+            .with_context(|| format!("cannot forget the erased addresses of {table}"))?;
         }
     }
     if !new.0.is_empty() {

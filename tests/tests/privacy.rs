@@ -205,6 +205,20 @@ async fn an_erased_address_is_gone_from_every_read_and_replay_while_the_invite_i
         }
     }
     assert!(list.contains("Carol Keeps"), "carol's data is not erased");
+    // The filters forget it too, and no answer carries a blind index that would tie it to a later
+    // invite of the same address.
+    let found = eventually(Duration::from_secs(30), "the filter to forget the address", || async {
+        let page = w.query_json("/v1/invites?target=bob.erasable%40example.com").await;
+        page["data"].as_array().unwrap().is_empty().then_some(page)
+    })
+    .await;
+    assert!(found["data"].as_array().unwrap().is_empty());
+    for (what, text) in [("detail", &text), ("history", &history), ("list", &list)] {
+        assert!(
+            !text.contains("\"index\"") && !text.contains("email_index") && !text.contains("target_index"),
+            "an index in the {what}: {text}"
+        );
+    }
     assert!(text.contains("Alice Inviterson"), "nor the inviter's: {text}");
     // Counts stay whole.
     let stats_after = w.query_json("/v1/stats").await;

@@ -101,7 +101,9 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("undecodable event at partition {p} offset {o}"))?;
         let tenant_id = envelope.meta.tenant_id;
         if let DomainEvent::Invite(event) = &mut envelope.event {
-            events::personal::index_legacy(event, &secrets);
+            if events::personal::needs_index(event) {
+                events::personal::index_legacy(event, &secrets.for_tenant(tenant_id));
+            }
         }
         let tenant = tenants.entry(tenant_id).or_default();
         let mut change = Change { stream: envelope.meta.stream, version: envelope.meta.version, event: envelope.event };

@@ -57,7 +57,10 @@ pub async fn list(
     let words = pairs.all("status").map_err(argyle_error)?;
     let filters = Filters {
         statuses: argyle::statuses(&words).map_err(field_error)?,
-        reply_to: pairs.one("reply_to").map_err(argyle_error)?.map(|r| state.secrets.blind_index(TargetKind::Email, r)),
+        reply_to: pairs
+            .one("reply_to")
+            .map_err(argyle_error)?
+            .map(|r| state.secrets.for_tenant(auth.tenant_id).blind_index(TargetKind::Email, r)),
         ..Filters::default()
     };
     let limit = argyle::limit(pairs.one("limit").map_err(argyle_error)?).map_err(field_error)?;

@@ -110,12 +110,17 @@ impl InviteRow {
             // The projector writes only canonical statuses; anything else is shown as stored.
             None => (self.status.as_str(), false),
         };
+        // The blind indexes are the read model's to match on, never shown.
+        let mut targets = field("targets", json!([]));
+        if let Some(each) = targets.as_array_mut() {
+            service_kit::secrets::without_indexes(each);
+        }
         json!({
             "id": self.invite_id,
             "status": status,
             "expired": expired,
             "inviter": { "id": self.inviter_id, "name": self.inviter_name, "email": self.inviter_email },
-            "targets": field("targets", json!([])),
+            "targets": targets,
             "invitation_type": self.invitation_type,
             "max_accepts": self.max_accepts,
             "message": self.message,
@@ -157,7 +162,7 @@ pub async fn list(req: HttpRequest, auth: Authenticated, state: web::Data<AppSta
     let mut known = FILTERS.to_vec();
     known.extend(["limit", "order", "cursor"]);
     pairs.only(&known)?;
-    let filters = Filters::parse(&pairs, &state.secrets)?;
+    let filters = Filters::parse(&pairs, &state.secrets.for_tenant(auth.tenant_id))?;
     let limit = pairs.number("limit")?.unwrap_or(DEFAULT_LIMIT as u64);
     if !(1..=MAX_LIMIT as u64).contains(&limit) {
         return Err(Problem::bad_request("limit", format!("must be between 1 and {MAX_LIMIT}")));

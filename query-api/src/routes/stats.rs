@@ -30,7 +30,7 @@ pub async fn stats(req: HttpRequest, auth: Authenticated, state: web::Data<AppSt
     let mut known = FILTERS.to_vec();
     known.extend(["from", "to", "bucket"]);
     pairs.only(&known)?;
-    let mut filters = Filters::parse(&pairs, &state.secrets)?;
+    let mut filters = Filters::parse(&pairs, &state.secrets.for_tenant(auth.tenant_id))?;
     // `from`/`to` are the time range on creation, as in the list's created_after/before.
     filters.created_after = pairs.time("from")?.or(filters.created_after);
     filters.created_before = pairs.time("to")?.or(filters.created_before);

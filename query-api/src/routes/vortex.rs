@@ -206,7 +206,10 @@ async fn by_target_inner(req: &HttpRequest, auth: &Authenticator, state: &AppSta
     let kind = vortex::target_type(kind)
         .ok_or_else(|| Problem::bad_request("targetType", "email, phoneNumber or username"))?;
     let value = pairs.one("targetValue")?.ok_or_else(|| Problem::bad_request("targetValue", "is required"))?;
-    let filter = Filter::Target { kind: kind.as_str(), normalized: state.secrets.match_key(kind, value) };
+    let filter = Filter::Target {
+        kind: kind.as_str(),
+        normalized: state.secrets.for_tenant(caller.tenant_id).match_key(kind, value),
+    };
     Ok(list(fetch(state, &caller, &filter).await?))
 }
 
