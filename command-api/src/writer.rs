@@ -66,6 +66,9 @@ pub struct CommandMeta {
     pub correlation_id: Option<Uuid>,
     /// `Idempotency-Key` and the fingerprint of the request that carried it.
     pub idempotency: Option<(String, String)>,
+    /// The unkeyed fingerprint the same request had before fingerprints were keyed: a key used
+    /// then still matches its retry.
+    pub legacy_request_hash: Option<String>,
     /// `If-Match`: what the command's target must be for it to run.
     pub if_match: Option<IfMatch>,
 }
@@ -541,7 +544,9 @@ impl Writer {
         tenant.authorize(command, &meta.actor).map_err(WriteError::Rejected)?;
         if let Some((key, hash)) = &meta.idempotency {
             if let Some(record) = self.state.idempotency.get(&(meta.tenant_id, key.clone())) {
-                if record.request_hash.as_deref() != Some(hash.as_str()) {
+                let same = record.request_hash.as_deref() == Some(hash.as_str())
+                    || (record.request_hash.is_some() && record.request_hash == meta.legacy_request_hash);
+                if !same {
                     return Err(WriteError::IdempotencyMismatch);
                 }
                 // The invite of the first time: a replayed create names a fresh id of its own.
@@ -653,6 +658,9 @@ impl Writer {
     }
 }
 
+/// The key-store statements of a transaction, running beside it.
+type KeyStore = tokio::task::JoinHandle<anyhow::Result<()>>;
+
 /// Appends what the writer thread decided, one transaction at a time, and answers.
 struct Committer {
     producer: ThreadedProducer<DefaultProducerContext>,
@@ -673,19 +681,14 @@ impl Committer {
                 // For a post-mortem (`RUST_LOG=command_api=trace`): which streams each commit holds.
                 let keys = tracing::enabled!(tracing::Level::TRACE)
                     .then(|| batch.records.iter().map(|r| r.key.clone()).collect::<Vec<_>>());
-                // The keys the events are sealed under are durable before the events are: an event
-                // in the log always opens (until its key is destroyed).
-                if !batch.keys.is_empty() {
-                    if let Err(e) = self.runtime.block_on(service_kit::vault::store::apply(&self.pool, &batch.keys)) {
-                        tracing::error!(error = ?e, events, "the key store refused; nothing appended");
-                        let rest = self.handover.fail();
-                        for a in batch.answers.into_iter().chain(rest.answers) {
-                            refuse(a, &self.metrics);
-                        }
-                        return Err(KafkaError::Canceled);
-                    }
-                }
-                if let Err(e) = if batch.records.is_empty() { Ok(()) } else { self.commit(batch.records) } {
+                // The keys the events are sealed under are durable before the events are (an event
+                // in the log always opens, until its key is destroyed): stored while the records are
+                // sent, and waited for before the transaction commits.
+                let keys_stored = (!batch.keys.is_empty()).then(|| {
+                    let (pool, changes) = (self.pool.clone(), batch.keys);
+                    self.runtime.spawn(async move { service_kit::vault::store::apply(&pool, &changes).await })
+                });
+                if let Err(e) = self.commit(batch.records, keys_stored) {
                     tracing::error!(error = %e, events, "append failed; transaction aborted");
                     let rest = self.handover.fail();
                     for a in batch.answers.into_iter().chain(rest.answers) {
@@ -705,7 +708,20 @@ impl Committer {
         Ok(())
     }
 
-    fn commit(&self, records: Vec<Record>) -> Result<(), KafkaError> {
+    /// One transaction of `records`, committed only once `keys_stored` (the key changes they
+    /// rest on) succeeded; with no records, only the key changes.
+    fn commit(&self, records: Vec<Record>, keys_stored: Option<KeyStore>) -> Result<(), KafkaError> {
+        let stored = |keys_stored: Option<KeyStore>| match keys_stored.map(|h| self.runtime.block_on(h)) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => {
+                tracing::error!(error = ?e, "the key store refused the transaction's keys");
+                Err(KafkaError::Canceled)
+            }
+            Some(Err(_)) => Err(KafkaError::Canceled),
+        };
+        if records.is_empty() {
+            return stored(keys_stored);
+        }
         self.producer.begin_transaction()?;
         let result = (|| {
             for r in records {
@@ -726,6 +742,7 @@ impl Committer {
                 }
             }
             self.wait_for_deliveries()?;
+            stored(keys_stored)?;
             // Fails if any record of the transaction failed.
             let mut committed = self.producer.commit_transaction(TX_TIMEOUT);
             // A commit that timed out (Kafka away) may still complete once the coordinator has it:

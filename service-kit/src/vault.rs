@@ -35,6 +35,7 @@ const VERSION: &str = "v1:";
 pub struct MasterKey {
     kek: [u8; 32],
     secrets: Secrets,
+    fingerprints: [u8; 32],
 }
 
 impl fmt::Debug for MasterKey {
@@ -55,7 +56,14 @@ impl MasterKey {
         Ok(Self {
             kek: derive(b"rsvp key-encryption key v1"),
             secrets: Secrets::new(derive(b"rsvp blind index v1"), derive(b"rsvp link token v1")),
+            fingerprints: derive(b"rsvp request fingerprint v1"),
         })
+    }
+
+    /// The key of request fingerprints (`Idempotency-Key`): recorded in the log, an unkeyed hash
+    /// of a request body would let anyone holding a guess of the body (an address) confirm it.
+    pub fn fingerprint_key(&self) -> &[u8; 32] {
+        &self.fingerprints
     }
 
     /// The blind-index and link-token keys the domain computes with.

@@ -392,3 +392,41 @@ async fn rsvp_reseal_copies_a_clear_text_history_into_a_new_topic_sealed_in_the_
     assert_ne!(code, 0, "{err}");
     rsvp_tests::infra::delete_topic(&env.brokers, &to).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fingerprint_an_idempotency_key_records_is_keyed_so_the_log_never_confirms_a_guessed_body() {
+    use sha2::Digest as _;
+    let w = World::new().await;
+    let body = json!({ "address": "guess.me@example.com" });
+    let post = || {
+        w.http
+            .post(format!("{}/v1/personal-data/erasures", w.services.command.url))
+            .bearer_auth(&w.env.key)
+            .header("Idempotency-Key", "erase-1")
+            .json(&body)
+            .send()
+    };
+    // Nothing holds the address yet: the erasure is recorded on no invite; make one hold it.
+    let (status, _) = w
+        .post(
+            "/v1/invites",
+            &json!({ "inviter": { "id": "a" }, "targets": [{ "type": "email", "value": "guess.me@example.com" }] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let first = post().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let again = post().await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK, "the same request, replayed");
+    let hashes: Vec<String> = w
+        .env
+        .read_raw(&w.env.topic)
+        .into_iter()
+        .filter_map(|r| r.headers.iter().find(|(k, _)| k == "ce_requesthash").map(|(_, v)| v.clone()))
+        .collect();
+    assert_eq!(hashes.len(), 1, "{hashes:?}");
+    let plain = sha2::Sha256::digest(format!("POST/v1/personal-data/erasures{body}").as_bytes());
+    let plain: String = plain[..16].iter().map(|b| format!("{b:02x}")).collect();
+    assert_ne!(hashes[0], plain, "an unkeyed hash would confirm the guess");
+    assert!(hashes[0].starts_with("k1:"), "{}", hashes[0]);
+}

@@ -58,6 +58,7 @@ pub async fn delivery_status(
         actor: Actor { kind: ActorKind::System, id: "dispatcher".to_owned() },
         correlation_id: Some(*delivery_id.as_uuid()),
         idempotency: None,
+        legacy_request_hash: None,
         if_match: None,
     };
     let command = TenantCommand::ReportDelivery { delivery_id, status: report.status, detail: report.detail };

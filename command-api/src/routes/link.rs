@@ -45,6 +45,7 @@ pub async fn follow(
         actor: Actor { kind: ActorKind::Public, id: "link".into() },
         correlation_id: Some(Uuid::now_v7()),
         idempotency: None,
+        legacy_request_hash: None,
         if_match: None,
     };
     let command = TenantCommand::EngageByToken { token: token.clone(), kind: EngagementKind::Click, source };

@@ -91,14 +91,22 @@ pub(crate) fn command_meta(req: &HttpRequest, auth: &Authenticated, body: &[u8])
         Some(k) if k.is_empty() || k.len() > 200 => {
             return Err(Problem::bad_request("Idempotency-Key", "must be 1 to 200 characters"))
         }
-        Some(k) => Some((k.to_owned(), fingerprint(req, auth, body))),
+        Some(k) => Some((k.to_owned(), fingerprint(req, auth, body, true))),
     };
+    let legacy_request_hash = idempotency.as_ref().map(|_| fingerprint(req, auth, body, false));
     let if_match = header(req, "If-Match")?.map(parse_if_match).transpose()?;
     let actor = match &auth.inviter_id {
         Some(inviter) => Actor { kind: ActorKind::Inviter, id: inviter.clone() },
         None => Actor { kind: ActorKind::ApiKey, id: auth.key_id.clone() },
     };
-    Ok(CommandMeta { tenant_id: auth.tenant_id, actor, correlation_id: Some(correlation_id), idempotency, if_match })
+    Ok(CommandMeta {
+        tenant_id: auth.tenant_id,
+        actor,
+        correlation_id: Some(correlation_id),
+        idempotency,
+        legacy_request_hash,
+        if_match,
+    })
 }
 
 /// A request header as text: absent, or printable ASCII (and spaces); anything else is a 400
@@ -119,7 +127,12 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Result<Option<&'a str>, Probl
 /// An inviter's key binds it to that inviter too: keys are per tenant, and another inviter of the
 /// tenant reusing one must never be answered with (or told of) the first inviter's invite. A
 /// tenant-wide key's fingerprint is unchanged, so its records from before keep matching.
-fn fingerprint(req: &HttpRequest, auth: &Authenticated, body: &[u8]) -> String {
+///
+/// It is recorded in the log (`requesthash`), so it is an HMAC under a key derived from the
+/// master key (`keyed`, prefixed `k1:`): a plain hash of a body would let whoever reads the log
+/// confirm a guess of it (the address an erasure named). `keyed: false` gives the plain hash
+/// fingerprints had before, which a retry of a request from then still matches.
+fn fingerprint(req: &HttpRequest, auth: &Authenticated, body: &[u8], keyed: bool) -> String {
     let value: serde_json::Value = if body.is_empty() {
         serde_json::Value::Object(Default::default())
     } else {
@@ -127,15 +140,25 @@ fn fingerprint(req: &HttpRequest, auth: &Authenticated, body: &[u8]) -> String {
     };
     let mut canonical = String::new();
     write_canonical(&value, &mut canonical);
-    let mut hash = Sha256::new();
-    hash.update(req.method().as_str());
-    hash.update(req.path());
-    hash.update(canonical.as_bytes());
+    let mut parts: Vec<&[u8]> = vec![req.method().as_str().as_bytes(), req.path().as_bytes(), canonical.as_bytes()];
     if let Some(inviter) = &auth.inviter_id {
-        hash.update(b"\0inviter:");
-        hash.update(inviter.as_bytes());
+        parts.extend([b"\0inviter:".as_slice(), inviter.as_bytes()]);
     }
-    hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    let hex = |bytes: &[u8]| bytes[..16].iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let key = req.app_data::<web::Data<AppState>>().map(|s| *s.unsealer.master().fingerprint_key());
+    match key.filter(|_| keyed) {
+        Some(key) => {
+            use hmac::Mac as _;
+            let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
+            parts.iter().for_each(|p| mac.update(p));
+            format!("k1:{}", hex(&mac.finalize().into_bytes()))
+        }
+        None => {
+            let mut hash = Sha256::new();
+            parts.iter().for_each(|p| hash.update(p));
+            hex(&hash.finalize())
+        }
+    }
 }
 
 /// JSON with every object's keys in sorted order, whatever order `serde_json::Map` keeps (its
