@@ -36,11 +36,23 @@ async fn main() -> anyhow::Result<()> {
     rsvp_tests::load::invites_created(&brokers, &topic, n).await?;
     println!("loaded {n} events in {:.1?}", started.elapsed());
 
+    // The key store the writer loads at start (empty here: the log's values are sealed by the
+    // loader, whose keys a start never needs).
+    let database_url = std::env::var("RSVP_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://rsvp:rsvp@127.0.0.1:5433/postgres".into());
+    let database = format!("rsvp_bench_restart_{}", Uuid::new_v4().simple());
+    let admin = service_kit::db::connect(&database_url, 1).await?;
+    sqlx::query(&format!("CREATE DATABASE {database}")).execute(&admin).await?;
+    let pool = service_kit::db::connect(&rsvp_tests::infra::with_database(&database_url, &database), 2).await?;
+    service_kit::db::migrate(&pool).await?;
     let config = WriterConfig {
         brokers: brokers.clone(),
         topic: topic.clone(),
         transactional_id: format!("bench-{topic}"),
         lease_timeout: std::time::Duration::from_secs(6),
+        master: service_kit::vault::MasterKey::new(rsvp_tests::MASTER_KEY)?,
+        pool: pool.clone(),
+        runtime: tokio::runtime::Handle::current(),
     };
     let mut seconds = Vec::new();
     for run in ["first start", "restart"] {
@@ -50,6 +62,8 @@ async fn main() -> anyhow::Result<()> {
         drop(handle);
     }
     rsvp_tests::infra::delete_topic(&brokers, &topic).await;
+    pool.close().await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).execute(&admin).await?;
     println!("result: {}", serde_json::json!({ "events": n, "first_start_s": seconds[0], "restart_s": seconds[1] }));
     Ok(())
 }
