@@ -58,3 +58,48 @@ pub fn read_checkpoints(brokers: &str, topic: &str) -> anyhow::Result<Option<Vec
         Err(e) => Err(e),
     }
 }
+
+/// Creates `<topic>.audit` unless it exists: one partition (checkpoints are few), kept forever,
+/// with the main topic's replication factor and `min.insync.replicas`.
+pub async fn ensure_audit_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::error::RDKafkaErrorCode;
+    let admin: AdminClient<DefaultClientContext> =
+        service_kit::kafka::client_config(brokers, "rsvp-admin").create().context("cannot create admin client")?;
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .with_context(|| format!("cannot read metadata of topic {topic}"))?;
+    let replicas = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .and_then(|t| t.partitions().first())
+        .map_or(-1, |p| p.replicas().len() as i32);
+    let mut min_insync = None;
+    let described = admin.describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new()).await;
+    if let Ok(results) = described {
+        for resource in results.into_iter().flatten() {
+            min_insync = resource.get("min.insync.replicas").and_then(|e| e.value.clone());
+        }
+    }
+    let audit = audit_topic(topic);
+    let mut new = NewTopic::new(
+        &audit,
+        1,
+        if replicas > 0 { TopicReplication::Fixed(replicas) } else { TopicReplication::Fixed(-1) },
+    )
+    .set("retention.ms", "-1")
+    .set("retention.bytes", "-1");
+    if let Some(m) = &min_insync {
+        new = new.set("min.insync.replicas", m);
+    }
+    for result in admin.create_topics([&new], &AdminOptions::new()).await.context("cannot create a topic")? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => anyhow::bail!("cannot create topic {t}: {e}"),
+        }
+    }
+    Ok(())
+}

@@ -41,6 +41,10 @@ async fn main() -> anyhow::Result<()> {
         topic: topic.clone(),
         transactional_id: format!("bench-{topic}"),
         lease_timeout: std::time::Duration::from_secs(6),
+        audit: command_api::chains::AuditConfig {
+            key: audit::SigningKey::from_base64_seed(rsvp_tests::AUDIT_SIGNING_KEY)?,
+            interval: std::time::Duration::from_secs(10),
+        },
     };
     let mut seconds = Vec::new();
     for run in ["first start", "restart"] {
