@@ -319,10 +319,15 @@ impl Verifier {
         let mut entries = self.tenants.remove(tenant).unwrap_or_default();
         let mut checkpoints = self.checkpoints.remove(tenant).unwrap_or_default();
         // Each lane holds its events in the order the writer decided them.
+        // A seq that comes twice is an insert, reported below, not a reorder.
+        let mut count: HashMap<u64, usize> = HashMap::new();
+        for e in &entries {
+            *count.entry(e.seq).or_default() += 1;
+        }
         let mut lanes: HashMap<i64, (u64, String)> = HashMap::new();
         for e in &entries {
             if let Some((seq, at)) = lanes.get(&e.lane) {
-                if e.seq < *seq {
+                if e.seq < *seq && count[&e.seq] == 1 {
                     let detail = format!("tenant seq {} comes after seq {seq} (at {at})", e.seq);
                     self.problem(Kind::Reordered, tenant, None, e.at.clone(), detail);
                     continue;
@@ -404,5 +409,91 @@ fn range(v: &[u64]) -> String {
         (Some(a), Some(b)) if a == b => a.to_string(),
         (Some(a), Some(b)) => format!("{a}..{b}"),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::SigningKey;
+    use events::chain::TenantHead;
+
+    const TENANT: &str = "01930000-0000-7000-8000-000000000aaa";
+
+    /// `n` events of one tenant over two streams, chained as the writer chains them, and a
+    /// checkpoint of the last.
+    fn log(n: u64) -> (Vec<Record>, Checkpoint, PublicKey) {
+        let mut heads: HashMap<String, (u64, Hash)> = HashMap::new();
+        let mut tenant = TenantHead::default();
+        let mut records = Vec::new();
+        for i in 0..n {
+            let subject = format!("invites/{}", i % 2);
+            let (version, before) = heads.get(&subject).copied().unwrap_or((0, Hash::ZERO));
+            let mut attributes: Vec<(String, Vec<u8>)> = [
+                ("id", format!("event-{i}")),
+                ("tenantid", TENANT.to_owned()),
+                ("subject", subject.clone()),
+                ("inviteversion", (version + 1).to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into_bytes()))
+            .collect();
+            let value = format!("{{\"n\":{i}}}").into_bytes();
+            let digest = chain::event_digest(&chain::canonical(
+                attributes.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
+                &value,
+            ));
+            let stream_chain = chain::stream_chain(before, digest);
+            heads.insert(subject, (version + 1, stream_chain));
+            tenant = tenant.next(stream_chain);
+            for (k, v) in (Link { stream_chain, tenant_seq: tenant.seq, tenant_chain: tenant.chain }).headers() {
+                attributes.push((k.trim_start_matches("ce_").to_owned(), v.into_bytes()));
+            }
+            records.push(Record { at: format!("offset {i}"), lane: 0, attributes, value });
+        }
+        let key = SigningKey::from_base64_seed("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=").unwrap();
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z").unwrap().to_utc();
+        let checkpoint = key.sign(events::TenantId::parse(TENANT).unwrap(), tenant, at);
+        (records, checkpoint, key.public_key())
+    }
+
+    fn verify(records: &[Record], checkpoint: &Checkpoint, key: &PublicKey) -> Report {
+        let mut v = Verifier::new(key.clone(), Anchors::default());
+        v.checkpoint(checkpoint.clone(), "audit 0".into());
+        for r in records {
+            v.event(r);
+        }
+        v.finish()
+    }
+
+    #[test]
+    fn an_untouched_log_passes_and_an_empty_one_does_not() {
+        let (records, checkpoint, key) = log(6);
+        let report = verify(&records, &checkpoint, &key);
+        assert!(report.ok(), "{}", report.render());
+        assert_eq!((report.events, report.chained, report.checkpoints, report.unsigned), (6, 6, 1, 0));
+        let empty = Verifier::new(key, Anchors::default()).finish();
+        assert!(!empty.ok());
+        assert!(empty.render().starts_with("FAILED: nothing to verify"), "{}", empty.render());
+    }
+
+    #[test]
+    fn a_repeated_record_is_an_insert_and_a_forged_checkpoint_is_refused() {
+        let (mut records, mut checkpoint, key) = log(6);
+        let copy = Record { at: "offset 9".into(), ..clone(&records[2]) };
+        records.push(copy);
+        let report = verify(&records, &checkpoint, &key);
+        let kinds: Vec<Kind> = report.problems.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, [Kind::Inserted, Kind::Inserted], "{}", report.render());
+        assert!(report.problems[0].at.starts_with("offset 9"), "{}", report.render());
+        records.pop();
+        checkpoint.tenant_seq = 5;
+        let report = verify(&records, &checkpoint, &key);
+        assert_eq!(report.problems[0].kind, Kind::BadCheckpoint, "{}", report.render());
+        assert_eq!(report.unsigned, 6);
+    }
+
+    fn clone(r: &Record) -> Record {
+        Record { at: r.at.clone(), lane: r.lane, attributes: r.attributes.clone(), value: r.value.clone() }
     }
 }
