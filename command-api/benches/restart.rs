@@ -53,6 +53,10 @@ async fn main() -> anyhow::Result<()> {
         master: service_kit::vault::MasterKey::new(rsvp_tests::MASTER_KEY)?,
         pool: pool.clone(),
         runtime: tokio::runtime::Handle::current(),
+        audit: command_api::chains::AuditConfig {
+            key: audit::SigningKey::from_base64_seed(rsvp_tests::AUDIT_SIGNING_KEY)?,
+            interval: std::time::Duration::from_secs(10),
+        },
     };
     let mut seconds = Vec::new();
     for run in ["first start", "restart"] {

@@ -56,6 +56,14 @@ pub struct Config {
     /// How long a webhook endpoint's previous secret keeps signing after a rotation, in seconds.
     #[arg(long, env = "RSVP_WEBHOOK_SECRET_OVERLAP_SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(0..=2_592_000))]
     pub webhook_secret_overlap_seconds: u64,
+    /// The key the writer signs the log's checkpoints with (tamper evidence): base64 of a 32-byte
+    /// ed25519 seed, e.g. `head -c 32 /dev/urandom | base64`. Required; keep it secret and stable
+    /// (auditors verify with its public key, `rsvp-audit public-key`).
+    #[arg(long, env = "RSVP_AUDIT_SIGNING_KEY", hide_env_values = true)]
+    pub audit_signing_key: Option<String>,
+    /// How often, at most, a tenant whose events moved gets a signed checkpoint, in milliseconds.
+    #[arg(long, env = "RSVP_AUDIT_CHECKPOINT_INTERVAL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=86_400_000))]
+    pub audit_checkpoint_interval_ms: u64,
     /// CORS, rate limits, the authentication cache and the `/metrics` token.
     #[command(flatten)]
     pub edge: service_kit::edge::EdgeConfig,

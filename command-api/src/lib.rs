@@ -1,6 +1,7 @@
 //! rsvp's command API: takes writes, checks each against the current state of the invites it
 //! touches, appends the resulting events to Kafka, and answers only once they are durable.
 
+pub mod chains;
 pub mod config;
 pub mod lease;
 pub mod metrics;

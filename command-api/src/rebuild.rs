@@ -36,10 +36,12 @@ pub fn read_state(brokers: &str, topic: &str, secrets: &events::Secrets) -> anyh
         })
         .context("cannot start the folding thread")?;
     let mut chunk = Vec::with_capacity(CHUNK);
+    let mut chains = crate::chains::Chains::default();
     let read =
         service_kit::kafka::read_to_end(brokers, topic, &HashMap::new(), Duration::from_secs(1800), |p, o, message| {
             let envelope = service_kit::kafka::envelope_of(message)
                 .with_context(|| format!("undecodable event at partition {p} offset {o}"))?;
+            chains.observe(&envelope.meta, observed(message));
             chunk.push(envelope);
             if chunk.len() >= CHUNK {
                 tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
@@ -51,7 +53,15 @@ pub fn read_state(brokers: &str, topic: &str, secrets: &events::Secrets) -> anyh
         tx.send(chunk).context("the folding thread stopped")?;
     }
     drop(tx);
-    let state = folder.join().map_err(|_| anyhow::anyhow!("the folding thread panicked"))?;
+    let mut state = folder.join().map_err(|_| anyhow::anyhow!("the folding thread panicked"))?;
     read?;
+    state.chains = chains;
     Ok(state)
+}
+
+fn observed(message: &rdkafka::message::BorrowedMessage<'_>) -> crate::chains::Observed {
+    use rdkafka::message::{Headers as _, Message as _};
+    let headers: Vec<(&str, &[u8])> =
+        message.headers().map(|h| h.iter().map(|h| (h.key, h.value.unwrap_or_default())).collect()).unwrap_or_default();
+    crate::chains::Observed::of_record(headers.iter().copied(), message.payload().unwrap_or_default())
 }

@@ -23,6 +23,11 @@ impl Application {
     /// end) and binds the port. The server runs once [`Application::run_until_stopped`] is awaited.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let master = config.vault.master()?;
+        let audit = crate::chains::AuditConfig {
+            key: signing_key(&config)?,
+            interval: std::time::Duration::from_millis(config.audit_checkpoint_interval_ms),
+        };
+        let public_key = web::Data::new(audit.key.public_key());
         let pool = service_kit::db::connect(&config.database_url, 8).await?;
         // The writer reads the key store when it starts: its schema must be there.
         service_kit::db::migrate(&pool).await?;
@@ -37,6 +42,7 @@ impl Application {
                 master: master.clone(),
                 pool: pool.clone(),
                 runtime: tokio::runtime::Handle::current(),
+                audit,
             },
             writer_metrics,
         )
@@ -77,6 +83,7 @@ impl Application {
                 .app_data(writer.clone())
                 .app_data(state.clone())
                 .app_data(dispatcher_token.clone())
+                .app_data(public_key.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .app_data(problem::query_config())
                 .app_data(problem::path_config())
@@ -102,6 +109,19 @@ impl Application {
         tracing::info!("writer lease handed over");
         served
     }
+}
+
+/// The checkpoints' signing key: required, since a log without signed checkpoints cannot show that
+/// it was not changed.
+fn signing_key(config: &Config) -> anyhow::Result<audit::SigningKey> {
+    let seed = config.audit_signing_key.as_deref().filter(|k| !k.trim().is_empty()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "RSVP_AUDIT_SIGNING_KEY is not set: the writer signs checkpoints of the log's hash chains with it; \
+             give it base64 of a 32-byte ed25519 seed (e.g. `head -c 32 /dev/urandom | base64`), kept secret and \
+             stable across restarts"
+        )
+    })?;
+    audit::SigningKey::from_base64_seed(seed).context("RSVP_AUDIT_SIGNING_KEY")
 }
 
 /// No route matched: 405 for a documented path asked with another method, else 404.

@@ -29,6 +29,8 @@ pub struct WriterState {
     pub invite_tenants: HashMap<InviteId, TenantId>,
     pub idempotency: HashMap<(TenantId, String), IdempotencyRecord>,
     pub events: u64,
+    /// Where each stream's and tenant's hash chain stands (tamper evidence).
+    pub chains: crate::chains::Chains,
 }
 
 impl WriterState {

@@ -56,6 +56,8 @@ pub struct WriterConfig {
     pub pool: sqlx::PgPool,
     /// Where the committer runs its key-store statements.
     pub runtime: tokio::runtime::Handle,
+    /// Signed checkpoints of the chains (tamper evidence).
+    pub audit: crate::chains::AuditConfig,
 }
 
 /// Everything about a command that is not the command itself.
@@ -223,6 +225,7 @@ impl WriterHandle {
 /// writer, reads the log to its end and serves commands until it loses the lease or is fenced.
 pub async fn start(config: WriterConfig, metrics: WriterMetrics) -> anyhow::Result<WriterHandle> {
     let lease = Lease::join(&config.brokers, &config.topic, &config.transactional_id, config.lease_timeout).await?;
+    audit::log::ensure_audit_topic(&config.brokers, &config.topic).await?;
     let (tx, rx) = std::sync::mpsc::channel();
     let phase = Arc::new(AtomicU8::new(Phase::Standby as u8));
     let thread_phase = phase.clone();
@@ -297,6 +300,8 @@ struct Record {
     payload: Vec<u8>,
     headers: OwnedHeaders,
     timestamp: i64,
+    /// A checkpoint, for `<topic>.audit`.
+    checkpoint: bool,
 }
 
 impl Record {
@@ -306,6 +311,29 @@ impl Record {
             payload: envelope.data_json(),
             headers: service_kit::kafka::headers_of(envelope),
             timestamp: envelope.meta.occurred_at.timestamp_millis(),
+            checkpoint: false,
+        }
+    }
+
+    /// Adds the chain values, over the headers and value exactly as they will be written.
+    fn chained(mut self, chains: &mut crate::chains::Chains, meta: &EventMeta) -> Self {
+        use rdkafka::message::{Header, Headers as _};
+        let headers = self.headers.iter().map(|h| (h.key, h.value.unwrap_or_default()));
+        let link = chains.link(meta, &events::chain::canonical_of_headers(headers, &self.payload));
+        for (key, value) in link.headers() {
+            self.headers = self.headers.insert(Header { key, value: Some(value.as_bytes()) });
+        }
+        self
+    }
+
+    fn checkpoint(checkpoint: &audit::Checkpoint, at: chrono::DateTime<Utc>) -> Self {
+        Self {
+            key: checkpoint.tenant_id.to_string(),
+            payload: checkpoint.to_json(),
+            headers: OwnedHeaders::new()
+                .insert(rdkafka::message::Header { key: "content-type", value: Some("application/json") }),
+            timestamp: at.timestamp_millis(),
+            checkpoint: true,
         }
     }
 }
@@ -379,7 +407,8 @@ impl Handover {
     /// Everything decided so far, once there is something (`None`: closing and nothing left).
     fn take(&self) -> Option<Decided> {
         let mut pipe = self.pipe.lock().expect("the handover lock is never poisoned");
-        while pipe.decided.answers.is_empty() {
+        // Checkpoints alone (an idle writer's) are a transaction too.
+        while pipe.decided.answers.is_empty() && pipe.decided.records.is_empty() {
             if pipe.closing {
                 return None;
             }
@@ -429,6 +458,7 @@ fn refuse(a: Answer, metrics: &WriterMetrics) {
 struct Writer {
     state: WriterState,
     vault: Vault,
+    checkpointer: crate::chains::Checkpointer,
     handover: Arc<Handover>,
     committer: std::thread::JoinHandle<Result<(), KafkaError>>,
     metrics: WriterMetrics,
@@ -454,7 +484,8 @@ impl Writer {
         let secrets = config.master.secrets();
         // The keys first: any key made before the log's end is in the store by then.
         let vault = Vault::load(config.master.clone(), &config.pool, &config.runtime)?;
-        let state = crate::rebuild::read_state(&config.brokers, &config.topic, &secrets)?;
+        let mut state = crate::rebuild::read_state(&config.brokers, &config.topic, &secrets)?;
+        state.chains.signed_up_to(crate::chains::read_signed(&config.brokers, &config.topic)?);
         tracing::info!(events = state.events, tenants = state.tenants.len(), elapsed = ?started.elapsed(), "state rebuilt from the log");
         let handover = Arc::new(Handover::default());
         let committer = {
@@ -474,7 +505,8 @@ impl Writer {
                 })
                 .context("cannot start the committer thread")?
         };
-        Ok(Self { state, vault, handover, committer, metrics })
+        let checkpointer = crate::chains::Checkpointer::new(config.audit);
+        Ok(Self { state, vault, checkpointer, handover, committer, metrics })
     }
 
     /// Decides until the writer must stop, then lets the committer finish what was decided.
@@ -484,21 +516,31 @@ impl Writer {
                 break Stop::LeaseLost;
             }
             let first = match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(r) => r,
+                Ok(r) => Some(r),
                 Err(RecvTimeoutError::Timeout) if self.handover.failed() => break Stop::Closed,
-                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break Stop::Closed,
             };
             // Microseconds: the precision PostgreSQL and every API show, so that a time read from
             // a read model names exactly the events that happened at it (`projector as-of`).
             let now = Utc::now().trunc_subsecs(6);
             let mut decided = Decided::default();
-            self.take(first, now, &mut decided);
-            while decided.answers.len() < MAX_DECIDE {
-                match rx.try_recv() {
-                    Ok(r) => self.take(r, now, &mut decided),
-                    Err(_) => break,
+            if let Some(first) = first {
+                self.take(first, now, &mut decided);
+                while decided.answers.len() < MAX_DECIDE {
+                    match rx.try_recv() {
+                        Ok(r) => self.take(r, now, &mut decided),
+                        Err(_) => break,
+                    }
                 }
+            }
+            // In the transaction of the last events they cover.
+            if self.checkpointer.due() {
+                let checkpoints = self.state.chains.checkpoints(&self.checkpointer.config.key, now);
+                decided.records.extend(checkpoints.iter().map(|c| Record::checkpoint(c, now)));
+            }
+            if decided.answers.is_empty() && decided.records.is_empty() {
+                continue;
             }
             if let Err(void) = self.handover.push(decided) {
                 for a in void.answers {
@@ -624,7 +666,7 @@ impl Writer {
                 version: envelope.meta.version,
                 event_type: envelope.event_type(),
             });
-            records.push(Record::of(&envelope));
+            records.push(Record::of(&envelope).chained(&mut self.state.chains, &envelope.meta));
             // The state moves as we decide: the next command sees this one.
             self.state.apply_owned(envelope);
         }
@@ -677,7 +719,8 @@ impl Committer {
     fn run(self) -> Result<(), KafkaError> {
         while let Some(batch) = self.handover.take() {
             if !batch.records.is_empty() || !batch.keys.is_empty() {
-                let (events, started) = (batch.records.len(), Instant::now());
+                let events = batch.records.iter().filter(|r| !r.checkpoint).count();
+                let started = Instant::now();
                 // For a post-mortem (`RUST_LOG=command_api=trace`): which streams each commit holds.
                 let keys = tracing::enabled!(tracing::Level::TRACE)
                     .then(|| batch.records.iter().map(|r| r.key.clone()).collect::<Vec<_>>());
@@ -723,9 +766,10 @@ impl Committer {
             return stored(keys_stored);
         }
         self.producer.begin_transaction()?;
+        let audit_topic = audit::audit_topic(&self.topic);
         let result = (|| {
             for r in records {
-                let mut record = BaseRecord::to(&self.topic)
+                let mut record = BaseRecord::to(if r.checkpoint { &audit_topic } else { &self.topic })
                     .key(&r.key)
                     .payload(&r.payload)
                     .headers(r.headers)

@@ -104,4 +104,18 @@ ensure_master_key() { ensure_token RSVP_MASTER_KEY master-key; }
 # API's internal routes (dispatcher-token).
 ensure_dispatcher_token() { ensure_token RSVP_DISPATCHER_TOKEN dispatcher-token; }
 
+# ensure_audit_signing_key: RSVP_AUDIT_SIGNING_KEY, the key the writer signs the log's checkpoints
+# with (base64 of a 32-byte ed25519 seed), made once in $RSVP_STATE_DIR/audit-signing-key.
+# `rsvp-audit public-key` prints its public key.
+ensure_audit_signing_key() {
+  local key_file="$RSVP_STATE_DIR/audit-signing-key"
+  if [ -z "${RSVP_AUDIT_SIGNING_KEY:-}" ]; then
+    mkdir -p "$RSVP_STATE_DIR"
+    [ -s "$key_file" ] || head -c 32 /dev/urandom | base64 | write_secret "$key_file"
+    chmod 600 "$key_file"
+    RSVP_AUDIT_SIGNING_KEY="$(cat "$key_file")"
+  fi
+  export RSVP_AUDIT_SIGNING_KEY
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

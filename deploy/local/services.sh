@@ -50,6 +50,7 @@ case "${1:-}" in
     ensure_metrics_token
     ensure_dispatcher_token
     ensure_master_key
+    ensure_audit_signing_key
     # The projector applies the migrations, so it goes first.
     start_one projector "$PROJECTOR_PORT"
     start_one query-api "$QUERY_API_PORT"

@@ -9,10 +9,12 @@
 //! - [`event`]: the events, their JSON, and the upcasters that keep old events readable.
 //! - [`envelope`]: the metadata around each event and its CloudEvents 1.0 form.
 //! - [`personal`]: which fields are personal data and whose, blind indexes, link tokens.
+//! - [`chain`]: the hash chains over each stream and each tenant (tamper evidence).
 //! - [`rejection`]: why a command is refused, with stable codes.
 //! - [`validate`]: what a command's strings, counts and URLs may be, so that every read model
 //!   takes every event `decide` produces.
 
+pub mod chain;
 pub mod derived;
 pub mod envelope;
 pub mod event;

@@ -96,7 +96,11 @@ pub struct EofIsNotAnError;
 
 impl rdkafka::client::ClientContext for EofIsNotAnError {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        // librdkafka reports some as a global error (`Fetch from broker ... reached end of partition`).
+        if !matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        ) {
             tracing::error!(%error, reason, "kafka client error");
         }
     }

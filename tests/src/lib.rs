@@ -33,6 +33,8 @@ pub const MASTER_KEY: &str = "rsvp-test-master-key-of-at-least-32-characters";
 
 /// The operator token (`RSVP_METRICS_TOKEN`) every service started by the harness gets.
 pub const METRICS_TOKEN: &str = "rsvp-test-metrics-token";
+/// The key every command API started by the harness signs its checkpoints with (base64 seed).
+pub const AUDIT_SIGNING_KEY: &str = "cnN2cC10ZXN0LWF1ZGl0LXNpZ25pbmcta2V5LTAwMDA=";
 /// The token between the dispatcher and the command API in every test.
 pub const DISPATCHER_TOKEN: &str = "rsvp-test-dispatcher-token";
 use std::time::{Duration, Instant};

@@ -39,7 +39,8 @@ impl Service {
             .env("RSVP_DISPATCHER_NAME", format!("dispatcher-{}", env.topic))
             .env("RSVP_DISPATCHER_TOKEN", crate::DISPATCHER_TOKEN)
             .env("RSVP_METRICS_TOKEN", crate::METRICS_TOKEN)
-            .env("RSVP_MASTER_KEY", crate::MASTER_KEY);
+            .env("RSVP_MASTER_KEY", crate::MASTER_KEY)
+            .env("RSVP_AUDIT_SIGNING_KEY", crate::AUDIT_SIGNING_KEY);
         for (k, v) in extra {
             command.env(k, v);
         }

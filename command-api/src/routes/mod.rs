@@ -2,6 +2,7 @@
 //! request, and the one place where write failures become problem+json.
 
 mod argyle;
+mod audit;
 mod definitions;
 mod health;
 mod internal;
@@ -38,6 +39,7 @@ pub struct AppState {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
+        .service(audit::public_key)
         .service(health::readyz)
         .service(health::openapi)
         .service(invites::create_batch)
