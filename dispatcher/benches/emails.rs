@@ -167,7 +167,10 @@ async fn raw(n: usize, sample: &InviteCreated, public_url: &str) -> anyhow::Resu
         .build();
     let from: Mailbox = MAIL_FROM.parse()?;
     let target = &sample.targets[0];
-    let ctx = dispatcher::deliveries::context(public_url, sample, &target.value);
+    // The link as the dispatcher builds it (a link token derived from the invite id).
+    let secrets = service_kit::vault::MasterKey::new(rsvp_tests::MASTER_KEY)?.secrets();
+    let link = events::personal::link_token_of(events::InviteId::from_uuid(uuid::Uuid::now_v7()), sample, &secrets).link(public_url);
+    let ctx = dispatcher::deliveries::context(link, sample, &target.value);
     let rendered = events::message::render_email(None, &ctx).map_err(anyhow::Error::msg)?;
 
     let started = Instant::now();

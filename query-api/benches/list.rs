@@ -73,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         cursor_secret: secret.into(),
         read_your_writes_timeout_ms: 2000,
         edge: Default::default(),
+        vault: service_kit::vault::VaultConfig { master_key: rsvp_tests::MASTER_KEY.into() },
     })
     .await?;
     let base = format!("http://127.0.0.1:{}", app.port());
