@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Provisions what the tests need (Kafka, PostgreSQL, nginx, Mailpit, Schemathesis) when it is missing,
-# then runs every test.
+# Checks the deployment files (validate-deploy.sh), provisions what the tests need (Kafka,
+# PostgreSQL, nginx, Mailpit, Schemathesis) when it is missing, then runs every test.
 # Arguments go to `cargo test` in place of the default selection (e.g. `make test ARGS='-p events'`).
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 source "$here/env.sh"
 
 command -v cargo >/dev/null || die "cargo is needed (https://rustup.rs)"
+# The deployment files first (seconds, no build): compose under both Kafka profiles and the
+# Kubernetes manifests against their schemas; an invalid one fails the test command.
+"$here/validate-deploy.sh"
 "$here/postgres.sh" start
 "$here/kafka.sh" start
 # The dialects' end-to-end tests go through the gateway (nginx), installed when missing.
