@@ -41,7 +41,7 @@ export RSVP_TEST_DATABASE_URL="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PO
 
 cd "$RSVP_ROOT"
 log "building"
-cargo build --locked --bins --tests
+cargo build --locked --bins --tests --benches
 log "testing"
 out="$RSVP_STATE_DIR/test-output.log"
 mkdir -p "$RSVP_STATE_DIR"
