@@ -62,6 +62,7 @@ impl WriterMetrics {
             Err(WriteError::PreconditionFailed { .. }) => "precondition_failed",
             Err(WriteError::IdempotencyMismatch) => "idempotency_mismatch",
             Err(WriteError::Unavailable(_)) => "unavailable",
+            Err(WriteError::Failed) => "failed",
         };
         self.commands.with_label_values(&[command_type, outcome]).inc();
     }

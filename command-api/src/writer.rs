@@ -143,6 +143,10 @@ pub enum WriteError {
     IdempotencyMismatch,
     #[error("the event log is unavailable: {0}")]
     Unavailable(String),
+    /// The writer failed (panicked) deciding this command: nothing of it was written, and the
+    /// writer's state is rebuilt from the log before the next command.
+    #[error("the writer failed on this command")]
+    Failed,
 }
 
 type Reply = oneshot::Sender<Result<Committed, WriteError>>;
@@ -152,7 +156,13 @@ type Read = Box<dyn FnOnce(&WriterState) -> Deliver + Send>;
 type Deliver = Box<dyn FnOnce() + Send>;
 
 enum Request {
-    Write { command: TenantCommand, meta: CommandMeta, reply: Reply },
+    /// `span`: the request's, which the decision and the answer are logged in.
+    Write {
+        command: TenantCommand,
+        meta: CommandMeta,
+        reply: Reply,
+        span: tracing::Span,
+    },
     Read(Read),
 }
 
@@ -195,7 +205,7 @@ impl WriterHandle {
         }
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Request::Write { command, meta, reply })
+            .send(Request::Write { command, meta, reply, span: tracing::Span::current() })
             .map_err(|_| WriteError::Unavailable("the writer has stopped".into()))?;
         answer.await.map_err(|_| WriteError::Unavailable("the writer has stopped".into()))?
     }
@@ -253,22 +263,45 @@ fn lead_when_leased(
             refuse_pending(&rx, &metrics);
         }
         set(Phase::Starting);
-        let writer = match Writer::open(config.clone(), metrics.clone()) {
-            Ok(w) => w,
-            Err(e) => {
+        // A panic anywhere in a writer's life (a command's own is caught where it is decided)
+        // ends that writer, never the thread: readiness says so, and the next one starts over
+        // from the log.
+        let lead = std::panic::AssertUnwindSafe(|| {
+            let writer = Writer::open(config.clone(), metrics.clone())?;
+            set(Phase::Ready);
+            anyhow::Ok(writer.serve(&rx, &lease))
+        });
+        let stop = match std::panic::catch_unwind(lead) {
+            Ok(Ok(stop)) => stop,
+            Ok(Err(e)) => {
                 tracing::error!(error = ?e, "cannot become the writer; retrying");
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
             }
+            Err(panic) => {
+                set(Phase::Standby);
+                tracing::error!(panic = panic_message(&*panic), "the writer panicked; starting over from the log");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
         };
-        set(Phase::Ready);
-        match writer.serve(&rx, &lease) {
+        match stop {
             Stop::LeaseLost => tracing::warn!("lease lost; standing by"),
             Stop::Fenced(e) => tracing::error!(error = %e, "fenced by another writer; standing by"),
             Stop::AppendFailed(e) => tracing::error!(error = %e, "append failed; re-reading the log"),
+            Stop::Panicked => tracing::error!("the writer panicked; re-reading the log"),
             Stop::Closed => return,
         }
     }
+}
+
+/// What a panic said, for the log.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Answers every queued request with 503: the caller may retry against the writer.
@@ -292,6 +325,8 @@ enum Stop {
     AppendFailed(KafkaError),
     /// The request channel closed: the process is shutting down.
     Closed,
+    /// Deciding a command panicked: the state is rebuilt from the log before the next command.
+    Panicked,
 }
 
 /// A decided event as the log takes it, serialized on the writer thread, off the commit path.
@@ -340,7 +375,7 @@ impl Record {
 
 /// Someone waiting for what was decided before them to be committed.
 enum Answer {
-    Write { reply: Reply, result: Result<Committed, WriteError>, command_type: &'static str },
+    Write { reply: Reply, result: Result<Committed, WriteError>, command_type: &'static str, span: tracing::Span },
     Read(Deliver),
 }
 
@@ -353,6 +388,8 @@ struct Decided {
     answers: Vec<Answer>,
     /// Commands with events among `answers`.
     commands: usize,
+    /// A command panicked: the state may not be the log's any more.
+    poisoned: bool,
 }
 
 impl Decided {
@@ -361,6 +398,7 @@ impl Decided {
         self.keys.append(&mut other.keys);
         self.answers.append(&mut other.answers);
         self.commands += other.commands;
+        self.poisoned |= other.poisoned;
     }
 }
 
@@ -438,8 +476,13 @@ impl Handover {
 
 fn answer(a: Answer, metrics: &WriterMetrics) {
     match a {
-        Answer::Write { reply, result, command_type } => {
+        Answer::Write { reply, result, command_type, span } => {
             metrics.answered(command_type, &result, result.as_ref().is_ok_and(|c| c.replayed));
+            if let Ok(c) = &result {
+                span.in_scope(|| {
+                    tracing::debug!(events = c.changes.len(), replayed = c.replayed, "committed to the log")
+                });
+            }
             let _ = reply.send(result);
         }
         Answer::Read(deliver) => deliver(),
@@ -527,12 +570,21 @@ impl Writer {
             let mut decided = Decided::default();
             if let Some(first) = first {
                 self.take(first, now, &mut decided);
-                while decided.answers.len() < MAX_DECIDE {
+                while decided.answers.len() < MAX_DECIDE && !decided.poisoned {
                     match rx.try_recv() {
                         Ok(r) => self.take(r, now, &mut decided),
                         Err(_) => break,
                     }
                 }
+            }
+            if decided.poisoned {
+                // What was decided before the panic stands (it was decided on a sound state).
+                if let Err(void) = self.handover.push(decided) {
+                    for a in void.answers {
+                        refuse(a, &self.metrics);
+                    }
+                }
+                break Stop::Panicked;
             }
             // In the transaction of the last events they cover.
             if self.checkpointer.due() {
@@ -561,14 +613,37 @@ impl Writer {
     fn take(&mut self, request: Request, now: chrono::DateTime<Utc>, decided: &mut Decided) {
         match request {
             Request::Read(f) => decided.answers.push(Answer::Read(f(&self.state))),
-            Request::Write { command, meta, reply } => {
-                let before = decided.records.len();
-                let result = self.decide_and_apply(&command, &meta, now, &mut decided.records, &mut decided.keys);
+            Request::Write { command, meta, reply, span } => {
+                let command_type = command.command_type();
+                let decision = tracing::info_span!(parent: &span, "decide", command = command_type).entered();
+                let (before, keys_before) = (decided.records.len(), decided.keys.len());
+                let decide = std::panic::AssertUnwindSafe(|| {
+                    self.decide_and_apply(&command, &meta, now, &mut decided.records, &mut decided.keys)
+                });
+                let result = match std::panic::catch_unwind(decide) {
+                    Ok(result) => result,
+                    Err(panic) => {
+                        // What this command changed of the state is unknown: none of its records
+                        // is written, and the writer stops after what was decided before it.
+                        tracing::error!(
+                            command = command_type,
+                            tenant = %meta.tenant_id,
+                            correlation_id = ?meta.correlation_id,
+                            panic = panic_message(&*panic),
+                            "the writer panicked deciding a command; nothing of it is written, the state is rebuilt from the log"
+                        );
+                        decided.records.truncate(before);
+                        decided.keys.truncate(keys_before);
+                        decided.poisoned = true;
+                        Err(WriteError::Failed)
+                    }
+                };
                 if decided.records.len() > before {
                     decided.commands += 1;
                 }
-                let command_type = command.command_type();
-                decided.answers.push(Answer::Write { reply, result, command_type });
+                tracing::debug!(events = decided.records.len() - before, ok = result.is_ok(), "decided");
+                drop(decision);
+                decided.answers.push(Answer::Write { reply, result, command_type, span });
             }
         }
     }
@@ -670,6 +745,16 @@ impl Writer {
             // The state moves as we decide: the next command sees this one.
             self.state.apply_owned(envelope);
         }
+        // A test build fails here on purpose, once the state has moved, for the command whose
+        // correlation id (`X-Request-Id`) is `RSVP_FAULT_WRITER_PANIC_ON`: a release build has
+        // no such switch.
+        #[cfg(debug_assertions)]
+        if meta
+            .correlation_id
+            .is_some_and(|id| std::env::var("RSVP_FAULT_WRITER_PANIC_ON").is_ok_and(|at| at.parse() == Ok(id)))
+        {
+            panic!("RSVP_FAULT_WRITER_PANIC_ON: the fault a test asked for");
+        }
         let invite = self.invite_of(meta.tenant_id, command).and_then(|id| self.invite_now(meta.tenant_id, id, now));
         Ok(Committed { changes: refs, replayed: false, invite })
     }
@@ -721,6 +806,9 @@ impl Committer {
             if !batch.records.is_empty() || !batch.keys.is_empty() {
                 let events = batch.records.iter().filter(|r| !r.checkpoint).count();
                 let started = Instant::now();
+                // One Kafka transaction; each command in it logs its own `committed to the log`
+                // in its request's span.
+                let _append = tracing::info_span!("append", events, commands = batch.commands).entered();
                 // For a post-mortem (`RUST_LOG=command_api=trace`): which streams each commit holds.
                 let keys = tracing::enabled!(tracing::Level::TRACE)
                     .then(|| batch.records.iter().map(|r| r.key.clone()).collect::<Vec<_>>());

@@ -169,7 +169,8 @@ async fn raw(n: usize, sample: &InviteCreated, public_url: &str) -> anyhow::Resu
     let target = &sample.targets[0];
     // The link as the dispatcher builds it (a link token derived from the invite id).
     let secrets = service_kit::vault::MasterKey::new(rsvp_tests::MASTER_KEY)?.secrets();
-    let link = events::personal::link_token_of(events::InviteId::from_uuid(uuid::Uuid::now_v7()), sample, &secrets).link(public_url);
+    let link = events::personal::link_token_of(events::InviteId::from_uuid(uuid::Uuid::now_v7()), sample, &secrets)
+        .link(public_url);
     let ctx = dispatcher::deliveries::context(link, sample, &target.value);
     let rendered = events::message::render_email(None, &ctx).map_err(anyhow::Error::msg)?;
 

@@ -46,7 +46,8 @@ async fn round(brokers: &str, topic: &str, admin_url: &str, n: u64) -> anyhow::R
         on_poison: PoisonPolicy::Halt,
     };
     let started = Instant::now();
-    let follower = tokio::spawn(consumer::run(pool.clone(), config, metrics.clone()));
+    let follower =
+        tokio::spawn(consumer::run(pool.clone(), config, metrics.clone(), tokio::sync::watch::channel(false).1));
     let mut trace = vec![(0.0, 0)];
     while metrics.applied.get() < n {
         anyhow::ensure!(!follower.is_finished(), "the projector stopped");

@@ -48,7 +48,8 @@ async fn main() -> anyhow::Result<()> {
         linger: Duration::from_millis(env("RSVP_PROJECTOR_LINGER_MS", 0)),
         on_poison: PoisonPolicy::Halt,
     };
-    let follower = tokio::spawn(consumer::run(pool.clone(), config, metrics.clone()));
+    let follower =
+        tokio::spawn(consumer::run(pool.clone(), config, metrics.clone(), tokio::sync::watch::channel(false).1));
 
     // The poller: when each partition's stored position moved past which offset.
     let mut positions = PgConnection::connect(&url).await?;

@@ -224,9 +224,23 @@ impl Cli {
                     linger: std::time::Duration::from_millis(linger_ms),
                     on_poison,
                 };
+                // SIGTERM or SIGINT stop the health server first (actix handles the signals);
+                // then the batch being applied is committed with its positions, and the
+                // projector stops before taking another.
+                let (stop, stopping) = tokio::sync::watch::channel(false);
+                let following = consumer::run(pool, config, metrics, stopping);
+                tokio::pin!(following);
                 tokio::select! {
-                    r = consumer::run(pool, config, metrics) => r,
-                    r = server => r.context("health server failed"),
+                    r = &mut following => r,
+                    r = server => {
+                        let _ = stop.send(true);
+                        match tokio::time::timeout(std::time::Duration::from_secs(30), following).await {
+                            Ok(followed) => followed?,
+                            Err(_) => tracing::warn!("the batch being applied did not end in 30 s; stopping anyway"),
+                        }
+                        tracing::info!("projector stopped");
+                        r.context("health server failed")
+                    }
                 }
             }
         }

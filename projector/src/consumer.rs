@@ -20,6 +20,7 @@ use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PoisonPolicy {
@@ -82,7 +83,14 @@ pub async fn load_positions(pool: &PgPool, name: &str, topic: &str) -> anyhow::R
     Ok(rows.into_iter().collect())
 }
 
-pub async fn run(pool: PgPool, config: ConsumerConfig, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+/// Follows the log until `stop` turns true: then returns once the batch being applied (if any)
+/// is committed.
+pub async fn run(
+    pool: PgPool,
+    config: ConsumerConfig,
+    metrics: Arc<Metrics>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let dead_letters: FutureProducer = service_kit::kafka::client_config(&config.brokers, "rsvp-projector-dlq")
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -101,7 +109,11 @@ pub async fn run(pool: PgPool, config: ConsumerConfig, metrics: Arc<Metrics>) ->
     let (queue, mut waiting) = tokio::sync::mpsc::channel(config.batch.max(1));
     let _reader = AbortOnDrop(tokio::spawn(read(consumer.clone(), queue)));
     loop {
-        let Some(items) = next_batch(&mut waiting, config.batch, config.linger).await else {
+        let items = tokio::select! {
+            items = next_batch(&mut waiting, config.batch, config.linger) => items,
+            Ok(_) = stop.wait_for(|stop| *stop) => return Ok(()),
+        };
+        let Some(items) = items else {
             anyhow::bail!("the log reader stopped");
         };
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
@@ -119,8 +131,25 @@ pub async fn run(pool: PgPool, config: ConsumerConfig, metrics: Arc<Metrics>) ->
             }
         }
         let timer = metrics.batch_seconds.start_timer();
-        apply_with_retries(&pool, &config, &metrics, &dead_letters, &events, &next).await?;
+        let batch = tracing::info_span!("batch", events = events.len());
+        apply_with_retries(&pool, &config, &metrics, &dead_letters, &events, &next).instrument(batch.clone()).await?;
         timer.observe_duration();
+        // One line per event once its batch is committed (`RUST_LOG=projector=debug`), with the
+        // correlation id its command got from its request's `X-Request-Id`.
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            for e in &events {
+                let m = &e.envelope.meta;
+                tracing::debug!(
+                    parent: &batch,
+                    event_id = %m.event_id,
+                    event_type = e.envelope.event_type(),
+                    correlation_id = m.correlation_id.map(|c| c.to_string()).as_deref().unwrap_or(""),
+                    partition = e.partition,
+                    offset = e.offset,
+                    "projected"
+                );
+            }
+        }
         metrics.applied.inc_by(events.len() as u64);
         metrics.batch_events.observe(events.len() as f64);
         positions.extend(next.iter().map(|(&p, &o)| (p, o)));

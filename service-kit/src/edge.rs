@@ -129,27 +129,57 @@ pub async fn guard_metrics(
     Ok(req.into_response(problem.error_response()).map_into_right_body())
 }
 
-/// Middleware: one line per request with the method, the route pattern, the status and the time
-/// taken. The path itself is never logged (it can hold a link token), nor the query string.
+/// The id of a request: its `X-Request-Id` when that is a UUID, else a new one (UUIDv7). Every
+/// log line of the request carries it (its span), the response echoes it, and a command takes it
+/// as the correlation id of its events, which the projector logs: one id follows a command from
+/// HTTP to row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId(pub uuid::Uuid);
+
+impl RequestId {
+    pub fn of(req: &actix_web::HttpRequest) -> Option<Self> {
+        actix_web::HttpMessage::extensions(req).get::<Self>().copied()
+    }
+}
+
+/// Middleware: the request's span (`request`, with its id, method and route) and one line per
+/// request with the method, the route pattern, the status and the time taken. The path itself is
+/// never logged (it can hold a link token), nor the query string.
 pub async fn access_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    use actix_web::HttpMessage as _;
+    use tracing::Instrument as _;
     let started = Instant::now();
     let method = req.method().clone();
-    let response = next.call(req).await?;
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| uuid::Uuid::parse_str(v.trim()).ok())
+        .unwrap_or_else(uuid::Uuid::now_v7);
+    req.extensions_mut().insert(RequestId(id));
+    let span = tracing::info_span!("request", request_id = %id, %method, route = tracing::field::Empty);
+    let mut response = next.call(req).instrument(span.clone()).await?;
     let request = response.request();
     let route = match request.match_pattern() {
         Some(pattern) => pattern,
         None if request.path() == "/metrics" => "/metrics".to_owned(),
         None => "unmatched".to_owned(),
     };
-    tracing::info!(
-        target: "rsvp::http",
-        "{method} {route} {} {:.1}ms",
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
-    );
+    span.record("route", route.as_str());
+    if let Ok(value) = header::HeaderValue::from_str(&id.to_string()) {
+        response.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            target: "rsvp::http",
+            "{method} {route} {} {:.1}ms",
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0
+        )
+    });
     Ok(response)
 }
 
@@ -173,6 +203,7 @@ pub fn cors(origins: &[String]) -> Condition<Cors> {
             header::LOCATION,
             header::RETRY_AFTER,
             header::HeaderName::from_static("idempotent-replayed"),
+            header::HeaderName::from_static("x-request-id"),
         ])
         .max_age(600);
     for origin in origins {

@@ -100,3 +100,59 @@ async fn a_leader_stopped_cleanly_hands_the_lease_to_the_standby_without_waiting
     })
     .await;
 }
+
+/// A writer that panics on a command (forced in this test build with `RSVP_FAULT_WRITER_PANIC_ON`,
+/// once the state has moved) answers that command 500 with nothing of it written, says it is not
+/// ready while it reads the log again, and then serves on a state that is the log's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_writer_that_panics_on_a_command_answers_500_rebuilds_from_the_log_and_serves_again() {
+    let env = TestEnv::new().await;
+    let http = reqwest::Client::new();
+    let fault = uuid::Uuid::now_v7();
+    let command = Service::start("command-api", &env, &[("RSVP_FAULT_WRITER_PANIC_ON", fault.to_string())]).await;
+    command.wait_ready(Duration::from_secs(60)).await;
+    let first = create(&http, &command.url, &env.key, "first@example.com").await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: serde_json::Value = first.json().await.unwrap();
+
+    let failed = http
+        .post(format!("{}/v1/invites", command.url))
+        .bearer_auth(&env.key)
+        .header("X-Request-Id", fault.to_string())
+        .json(&json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": "boom@example.com" }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let problem: serde_json::Value = failed.json().await.unwrap();
+    assert_eq!(problem["code"], "writer-failed", "{problem}");
+
+    // The thread lives on: within a bounded time the writer takes commands again.
+    let again = rsvp_tests::eventually(Duration::from_secs(60), "the writer to serve again", || async {
+        let r = create(&http, &command.url, &env.key, "after@example.com").await;
+        (r.status() == StatusCode::CREATED).then_some(())
+    })
+    .await;
+    let () = again;
+    assert_eq!(ready_status(&http, &command).await, StatusCode::OK);
+
+    // The panicking command's event, decided into the state before the panic, is in neither the
+    // log nor the rebuilt state: the first invite is there, the failed one is not.
+    let log = env.read_log();
+    let targets = env.created_targets().await;
+    assert_eq!(log.len(), 2, "the first and the last create, nothing of the failed one: {targets:?}");
+    assert!(!targets.iter().any(|t| t.contains("boom")), "{targets:?}");
+    let revoked = http
+        .post(format!("{}/v1/invites/{}/revoke", command.url, first["id"].as_str().unwrap()))
+        .bearer_auth(&env.key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK, "the rebuilt state knows the first invite");
+    let log_text = command.log_text();
+    assert!(
+        log_text.contains("the writer panicked deciding a command") && log_text.contains(&fault.to_string()),
+        "the panic is logged with the command: {log_text}"
+    );
+}

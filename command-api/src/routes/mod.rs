@@ -86,7 +86,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub(crate) fn command_meta(req: &HttpRequest, auth: &Authenticated, body: &[u8]) -> Result<CommandMeta, Problem> {
     let correlation_id = match header(req, "X-Request-Id")? {
         Some(v) => Uuid::parse_str(v).map_err(|_| Problem::bad_request("X-Request-Id", "must be a UUID"))?,
-        None => Uuid::now_v7(),
+        None => service_kit::edge::RequestId::of(req).map_or_else(Uuid::now_v7, |id| id.0),
     };
     let idempotency = match header(req, "Idempotency-Key")? {
         None => None,
@@ -242,7 +242,8 @@ fn parse_if_match(value: &str) -> Result<IfMatch, Problem> {
     Ok(IfMatch::Versions(versions))
 }
 
-/// Write failures as HTTP: domain refusals 409/422/404/410 with their stable code, never 500.
+/// Write failures as HTTP: domain refusals 409/422/404/410 with their stable code; 500 only when
+/// the writer itself failed on the command.
 pub(crate) fn problem_of(error: WriteError) -> Problem {
     match error {
         WriteError::Rejected(r) => {
@@ -286,5 +287,10 @@ pub(crate) fn problem_of(error: WriteError) -> Problem {
             tracing::warn!(%reason, "write refused");
             Problem::unavailable("the event log cannot take writes right now; retry later")
         }
+        WriteError::Failed => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "writer-failed",
+            "the command could not be decided; nothing of it was written",
+        ),
     }
 }
