@@ -70,11 +70,13 @@ pub async fn list(pool: &PgPool, tenant: TenantId) -> sqlx::Result<Vec<KeyInfo>>
 
 /// One key (of `tenant`, when given).
 pub async fn get(pool: &PgPool, tenant: Option<TenantId>, key_id: &str) -> sqlx::Result<Option<KeyInfo>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_keys WHERE key_id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)"))
-        .bind(key_id)
-        .bind(tenant.map(|t| *t.as_uuid()))
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE key_id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)"
+    ))
+    .bind(key_id)
+    .bind(tenant.map(|t| *t.as_uuid()))
+    .fetch_optional(pool)
+    .await
 }
 
 /// Revokes a key (of `tenant`, when given): refused from now on, within a second on every

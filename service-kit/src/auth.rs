@@ -132,6 +132,9 @@ fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A live key's row: tenant, secret hash, scopes, inviter, seconds until its expiry.
+type KeyRow = (Uuid, Vec<u8>, Vec<String>, Option<String>, Option<f64>);
+
 /// Most cached keys (or keys whose use was recorded) before old entries are swept out.
 const CACHE_SWEEP_AT: usize = 10_000;
 
@@ -199,8 +202,7 @@ impl Authenticator {
     }
 
     fn build(pool: PgPool, ttl: Duration, limits: RateLimits, record_usage: bool) -> Self {
-        let shared =
-            Shared { pool, ttl, cache: Mutex::default(), record_usage, usage: Mutex::default() };
+        let shared = Shared { pool, ttl, cache: Mutex::default(), record_usage, usage: Mutex::default() };
         Self { shared: Arc::new(shared), limits }
     }
 
@@ -228,7 +230,7 @@ impl Authenticator {
                 }
             }
         }
-        let row: Option<(Uuid, Vec<u8>, Vec<String>, Option<String>, Option<f64>)> = sqlx::query_as(
+        let row: Option<KeyRow> = sqlx::query_as(
             "SELECT tenant_id, secret_hash, scopes, inviter_id, \
                     EXTRACT(EPOCH FROM expires_at - now())::float8 FROM api_keys \
              WHERE key_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
@@ -250,7 +252,8 @@ impl Authenticator {
             inviter_id,
         };
         // Counted from before the query: the entry ends no later than the key.
-        let until = remaining.map(|secs| started + Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(Duration::MAX / 4));
+        let until =
+            remaining.map(|secs| started + Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(Duration::MAX / 4));
         if let Some(generation) = generation {
             let mut cache = shared.cache.lock().unwrap();
             let now = Instant::now();
@@ -344,7 +347,8 @@ impl Shared {
     async fn sync(&self, watermark: &mut Option<i64>, began: Instant) -> sqlx::Result<()> {
         let changes: Vec<(i64, String)> = match *watermark {
             None => {
-                let seq: i64 = sqlx::query_scalar("SELECT seq FROM api_key_change_counter").fetch_one(&self.pool).await?;
+                let seq: i64 =
+                    sqlx::query_scalar("SELECT seq FROM api_key_change_counter").fetch_one(&self.pool).await?;
                 vec![(seq, String::new())]
             }
             Some(after) => {

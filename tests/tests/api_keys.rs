@@ -112,7 +112,8 @@ async fn a_revoked_key_is_refused_within_a_second_by_both_apis_although_both_cac
 
     // Refused as a key that never existed is: the same problem.
     let revoked = Api::new(&w.command.url, &key).get("/v1/api-keys").await;
-    let bogus = Api::new(&w.command.url, &format!("rsvp_{}_{}", "0".repeat(16), "0".repeat(64))).get("/v1/api-keys").await;
+    let bogus =
+        Api::new(&w.command.url, &format!("rsvp_{}_{}", "0".repeat(16), "0".repeat(64))).get("/v1/api-keys").await;
     assert_eq!(revoked.body, bogus.body);
     assert_eq!(revoked.header("content-type"), Some("application/problem+json"));
     // Revoking again changes nothing.
@@ -158,7 +159,10 @@ async fn an_expired_key_is_refused_and_no_cache_outlives_the_expiry_and_rotation
     let old_key = old["key"].as_str().unwrap().to_owned();
     w.warm(&old_key).await;
     let since = Instant::now();
-    let r = w.admin.post(&format!("/v1/api-keys/{}/rotate", old["id"].as_str().unwrap()), &json!({ "overlap_seconds": 3 })).await;
+    let r = w
+        .admin
+        .post(&format!("/v1/api-keys/{}/rotate", old["id"].as_str().unwrap()), &json!({ "overlap_seconds": 3 }))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let new_key = r.body["key"].as_str().unwrap().to_owned();
     assert_ne!(new_key, old_key);
@@ -181,7 +185,8 @@ async fn an_expired_key_is_refused_and_no_cache_outlives_the_expiry_and_rotation
     let r = w.admin.post(&format!("/v1/api-keys/{}/rotate", old["id"].as_str().unwrap()), &json!({})).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     // An overlap of more than 90 days is refused, naming the field.
-    let r = w.admin.post(&format!("/v1/api-keys/{}/rotate", id_of(&new_key)), &json!({ "overlap_seconds": 7776001 })).await;
+    let r =
+        w.admin.post(&format!("/v1/api-keys/{}/rotate", id_of(&new_key)), &json!({ "overlap_seconds": 7776001 })).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.body["field"], "overlap_seconds");
 }
@@ -215,7 +220,9 @@ async fn listing_shows_the_callers_tenant_only_and_never_a_secret_and_only_a_ten
     assert!(!ids.contains(&id_of(&other_key)), "another tenant's key is listed");
     for k in keys {
         let fields: Vec<&String> = k.as_object().unwrap().keys().collect();
-        for field in ["id", "scopes", "inviter_id", "label", "created_at", "last_used_at", "expires_at", "revoked_at", "status"] {
+        for field in
+            ["id", "scopes", "inviter_id", "label", "created_at", "last_used_at", "expires_at", "revoked_at", "status"]
+        {
             assert!(k.get(field).is_some(), "{field} in {k}");
         }
         assert!(!fields.iter().any(|f| f.contains("secret") || f.contains("hash") || *f == "key"), "{fields:?}");
@@ -230,7 +237,8 @@ async fn listing_shows_the_callers_tenant_only_and_never_a_secret_and_only_a_ten
     assert_eq!(w.use_key(&other_key).await, (StatusCode::OK, StatusCode::OK));
     // ... and that tenant's admin sees its own keys only.
     let theirs = Api::new(&w.command.url, &other_key).get("/v1/api-keys").await;
-    let their_ids: Vec<&str> = theirs.body["data"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap()).collect();
+    let their_ids: Vec<&str> =
+        theirs.body["data"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap()).collect();
     assert_eq!(their_ids, [other_id]);
 
     // Without the admin scope, or as an inviter: 403 on every route; without a key: 401.

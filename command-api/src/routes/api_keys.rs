@@ -126,7 +126,8 @@ pub async fn create(
             return Err(Problem::invalid_field("inviter_id", "must not be empty"));
         }
     }
-    events::validate::opt_line("label", &b.label, MAX_LABEL).map_err(|r| Problem::invalid_field("label", r.to_string()))?;
+    events::validate::opt_line("label", &b.label, MAX_LABEL)
+        .map_err(|r| Problem::invalid_field("label", r.to_string()))?;
     check_expiry(b.expires_at)?;
     let options = KeyOptions {
         inviter_id: b.inviter_id.as_deref(),
@@ -185,9 +186,13 @@ pub async fn rotate(
         Ok(rotated) => rotated,
         Err(RotateError::NotFound) => return Err(Problem::not_found("api key")),
         Err(e @ RotateError::NotLive(_)) => {
-            return Err(Problem::new(actix_web::http::StatusCode::CONFLICT, "api-key-not-live", "the key cannot be rotated")
-                .with_field("id")
-                .with_detail(e.to_string()))
+            return Err(Problem::new(
+                actix_web::http::StatusCode::CONFLICT,
+                "api-key-not-live",
+                "the key cannot be rotated",
+            )
+            .with_field("id")
+            .with_detail(e.to_string()))
         }
         Err(RotateError::Database(e)) => return Err(db_error(e)),
     };
