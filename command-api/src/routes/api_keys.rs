@@ -40,10 +40,20 @@ pub struct CreateBody {
     expires_at: Option<DateTime<Utc>>,
 }
 
+/// A whole number of seconds, as JSON Schema's `integer` has it: `3600` or `3600.0`, never
+/// negative nor fractional.
+fn whole_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = n
+        .as_u64()
+        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64).map(|f| f as u64));
+    whole.map(Some).ok_or_else(|| serde::de::Error::custom(format!("expected a whole number of seconds, not {n}")))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RotateBody {
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "whole_seconds")]
     overlap_seconds: Option<u64>,
     #[serde(default)]
     expires_at: Option<DateTime<Utc>>,
