@@ -1,6 +1,7 @@
 //! Glue shared by rsvp's services. Nothing here knows about invites: the domain lives in
 //! `events`, the services in their own crates.
 
+pub mod api_keys;
 pub mod auth;
 pub mod credential;
 pub mod db;

@@ -78,6 +78,10 @@ async fn the_gateway_sends_writes_and_links_to_the_command_api_and_reads_to_the_
     assert_eq!(head.status(), StatusCode::OK);
     let gone = api.call(Method::DELETE, &format!("/v1/webhooks/{hook}"), None, &[]).await;
     assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    // And the tenant's API keys.
+    let keys = api.get("/v1/api-keys").await;
+    assert_eq!(keys.status, StatusCode::OK, "{}", keys.body);
+    assert!(keys.body["data"].as_array().is_some_and(|k| !k.is_empty()), "{}", keys.body);
 
     // The invite link, any method, reaches the command API: a click and a redirect.
     let link = created.body["link_url"].as_str().unwrap();

@@ -36,12 +36,14 @@ fn schemathesis() -> PathBuf {
 }
 
 /// Runs Schemathesis against one API's served document; panics with its report on any failure.
-async fn run(cli: &PathBuf, name: &str, base_url: &str, key: &str) {
+async fn run(cli: &PathBuf, name: &str, base_url: &str, key: &str, key_to_manage: &str) {
     let workdir = std::env::temp_dir().join(format!("rsvp-schemathesis-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&workdir).unwrap();
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/schemathesis/schemathesis.toml");
     let output = tokio::process::Command::new(cli)
         .current_dir(&workdir)
+        // The key the API key routes revoke and rotate (schemathesis.toml): not the one it runs with.
+        .env("RSVP_SCHEMATHESIS_API_KEY_ID", key_to_manage)
         .args(["--config-file", config, "--no-color", "run"])
         .arg(format!("{base_url}/openapi.json"))
         .args(["--url", base_url])
@@ -72,7 +74,9 @@ async fn schemathesis_finds_nothing_in_either_api() {
     let query = Service::start("query-api", &env, &[("RSVP_READ_YOUR_WRITES_TIMEOUT_MS", "200".into())]).await;
     let command = Service::start("command-api", &env, &[("RSVP_QUERY_API_URL", query.url.clone())]).await;
     command.wait_ready(Duration::from_secs(60)).await;
-    run(&cli, "command API", &command.url, &env.key).await;
-    run(&cli, "query API", &query.url, &env.key).await;
+    let managed = env.key_with(&service_kit::Scope::ALL, None).await;
+    let managed = managed.split('_').nth(1).unwrap();
+    run(&cli, "command API", &command.url, &env.key, managed).await;
+    run(&cli, "query API", &query.url, &env.key, managed).await;
     drop(projector);
 }

@@ -1,6 +1,7 @@
 //! HTTP routes of the command API, and what they share: the command metadata taken from a
 //! request, and the one place where write failures become problem+json.
 
+mod api_keys;
 mod argyle;
 mod audit;
 mod definitions;
@@ -78,7 +79,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(webhooks::list_messages)
         .service(webhooks::resend)
         .service(privacy::erase)
-        .service(privacy::offboard);
+        .service(privacy::offboard)
+        .service(api_keys::list)
+        .service(api_keys::create)
+        .service(api_keys::revoke)
+        .service(api_keys::rotate);
 }
 
 /// Who sends the command, its correlation id, its idempotency key with the request's

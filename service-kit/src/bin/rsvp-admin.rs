@@ -3,7 +3,11 @@
 //!   rsvp-admin create-tenant demo
 //!   rsvp-admin create-key --tenant demo --scope invites:write --scope invites:read
 //!   rsvp-admin create-key --tenant demo --inviter user-42        # an inviter-scoped token
+//!   rsvp-admin create-key --tenant demo --expires-in 90d         # refused after 90 days
 //!   rsvp-admin check-key rsvp_…                                  # exit 0 if the key is live
+//!   rsvp-admin list-keys --tenant demo                           # never a secret
+//!   rsvp-admin revoke-key 3f9c0a7b1d2e4f56                       # refused within a second
+//!   rsvp-admin rotate-key 3f9c0a7b1d2e4f56 --overlap 24h         # new key; the old one expires in 24 h
 //!   rsvp-admin erase --tenant demo bob@example.com               # crypto-shred one address
 //!   rsvp-admin offboard --tenant demo                            # every subject, and its keys
 //!
@@ -12,8 +16,10 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use service_kit::auth::{ensure_tenant, issue_key, Authenticator, Scope};
+use service_kit::api_keys::{self, KeyInfo, RotateError};
+use service_kit::auth::{ensure_tenant, issue_key, issue_key_with, Authenticator, KeyOptions, Scope};
 use service_kit::db;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "rsvp-admin", about = "Administer rsvp: tenants, API keys, migrations")]
@@ -43,9 +49,33 @@ enum Cmd {
         inviter: Option<String>,
         #[arg(long)]
         label: Option<String>,
+        /// Refuse the key after this long (`90d`, `12h`, `1h 30m`); never, by default.
+        #[arg(long, value_parser = parse_duration)]
+        expires_in: Option<Duration>,
     },
     /// Exit 0 if the key is live, 1 otherwise.
     CheckKey { key: String },
+    /// List a tenant's keys (revoked and expired ones too): never a secret.
+    ListKeys {
+        #[arg(long)]
+        tenant: String,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key (its id, or the whole key): every instance refuses it within a second.
+    RevokeKey { key_id: String },
+    /// Issue a new key like this one (tenant, scopes, inviter, label), print it (shown once),
+    /// and make the old one expire after the overlap, so clients can move to the new one.
+    RotateKey {
+        key_id: String,
+        /// How long the old key keeps working (`24h`, `30m`, `0s`); at most 90 days.
+        #[arg(long, value_parser = parse_duration, default_value = "24h")]
+        overlap: Duration,
+        /// Refuse the new key after this long; never, by default.
+        #[arg(long, value_parser = parse_duration)]
+        expires_in: Option<Duration>,
+    },
     /// Erase an email address's or phone number's personal data from every invite of the tenant
     /// (its key is destroyed: it reads `[erased]` everywhere from now on); prints the invites.
     Erase {
@@ -93,6 +123,48 @@ async fn as_admin(
     Ok(text)
 }
 
+/// A duration as people write it: `90d`, `24h`, `1h 30m`, `0s` (humantime's syntax).
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    humantime::parse_duration(raw).map_err(|e| format!("{e} (write it like `24h`, `90d`, `1h 30m`)"))
+}
+
+/// The time a key made now expires, `after` from now.
+fn expiry(after: Duration) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    chrono::Duration::from_std(after)
+        .ok()
+        .and_then(|d| chrono::Utc::now().checked_add_signed(d))
+        .filter(|t| events::validate::time_in_range(*t))
+        .context("--expires-in: too far in the future")
+}
+
+/// A key id, given as itself or as the whole key (`rsvp_<id>_<secret>`; the secret is not used).
+fn key_id_of(raw: &str) -> &str {
+    service_kit::credential::split_api_key(raw).map_or(raw, |(id, _)| id)
+}
+
+/// Keys as a table, one a line; `-` for what a key has not.
+fn print_table(keys: &[KeyInfo]) {
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map_or("-".to_owned(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    };
+    println!("ID\tSTATUS\tSCOPES\tINVITER\tLABEL\tCREATED\tLAST USED\tEXPIRES\tREVOKED\tROTATED FROM");
+    for k in keys {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            k.id,
+            k.status,
+            k.scopes.join(","),
+            k.inviter_id.as_deref().unwrap_or("-"),
+            k.label.as_deref().unwrap_or("-"),
+            time(Some(k.created_at)),
+            time(k.last_used_at),
+            time(k.expires_at),
+            time(k.revoked_at),
+            k.rotated_from.as_deref().unwrap_or("-"),
+        );
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -101,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Migrate => eprintln!("migrations applied"),
         Cmd::CreateTenant { name } => println!("{}", ensure_tenant(&pool, &name).await?),
-        Cmd::CreateKey { tenant, scopes, inviter, label } => {
+        Cmd::CreateKey { tenant, scopes, inviter, label, expires_in } => {
             let scopes = if scopes.is_empty() {
                 Scope::ALL.to_vec()
             } else {
@@ -111,8 +183,49 @@ async fn main() -> anyhow::Result<()> {
                     .collect::<anyhow::Result<_>>()?
             };
             let tenant_id = ensure_tenant(&pool, &tenant).await?;
-            let key = issue_key(&pool, tenant_id, &scopes, inviter.as_deref(), label.as_deref()).await?;
+            let options = KeyOptions {
+                inviter_id: inviter.as_deref(),
+                label: label.as_deref(),
+                expires_at: expires_in.map(expiry).transpose()?,
+                rotated_from: None,
+            };
+            let key = issue_key_with(&pool, tenant_id, &scopes, &options).await.context("cannot store api key")?;
             println!("{}", key.token);
+        }
+        Cmd::ListKeys { tenant, json } => {
+            let tenant_id =
+                api_keys::find_tenant(&pool, &tenant).await?.with_context(|| format!("no tenant named {tenant:?}"))?;
+            let keys = api_keys::list(&pool, tenant_id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                print_table(&keys);
+            }
+        }
+        Cmd::RevokeKey { key_id } => {
+            let key_id = key_id_of(&key_id);
+            let key = api_keys::revoke(&pool, None, key_id).await?.with_context(|| format!("no key {key_id:?}"))?;
+            print_table(std::slice::from_ref(&key));
+        }
+        Cmd::RotateKey { key_id, overlap, expires_in } => {
+            let key_id = key_id_of(&key_id);
+            if overlap > api_keys::MAX_OVERLAP {
+                bail!("--overlap: at most {}", humantime::format_duration(api_keys::MAX_OVERLAP));
+            }
+            let expires_at = expires_in.map(expiry).transpose()?;
+            let rotated = match api_keys::rotate(&pool, None, key_id, overlap, expires_at).await {
+                Ok(rotated) => rotated,
+                Err(RotateError::NotFound) => bail!("no key {key_id:?}"),
+                Err(e @ RotateError::NotLive(_)) => bail!("{e}"),
+                Err(RotateError::Database(e)) => return Err(e).context("cannot rotate the key"),
+            };
+            println!("{}", rotated.issued.token);
+            eprintln!(
+                "new key {} issued; the old key {} expires at {}",
+                rotated.key.id,
+                rotated.previous.id,
+                rotated.previous.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+            );
         }
         Cmd::CheckKey { key } => {
             if Authenticator::new(pool).verify(&key).await?.is_none() {
