@@ -13,8 +13,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
+/// This crate's folder, read when the test runs (cargo sets it): a test binary reused from a
+/// build in another checkout (a shared `CARGO_TARGET_DIR`) must read this checkout's corpus.
+fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())
+}
+
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
+    Path::new(&manifest_dir()).join("tests/corpus")
 }
 
 fn read(name: &str) -> serde_json::Value {

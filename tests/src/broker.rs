@@ -2,7 +2,7 @@
 //! run by the project's own script (`deploy/local/kafka.sh`) on free ports with its own state
 //! folder, so it needs what the README's test command needs: Java and Kafka's jars.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 pub struct PrivateKafka {
@@ -77,7 +77,7 @@ impl Drop for PrivateKafka {
 }
 
 fn script_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/kafka.sh")
+    crate::manifest_dir().join("../deploy/local/kafka.sh")
 }
 
 /// A port nothing listens on now.

@@ -106,7 +106,7 @@ pub fn render(dir: &Path, port: u16, command: &str, query: &str) -> String {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the repository").to_owned()
+    crate::manifest_dir().parent().expect("tests/ sits in the repository").to_owned()
 }
 
 fn host_port(url: &str) -> &str {

@@ -60,3 +60,10 @@ where
 pub fn partition_of(key: &str, partitions: i32) -> i32 {
     ((murmur2::murmur2(key.as_bytes(), murmur2::KAFKA_SEED) & 0x7fff_ffff) % partitions as u32) as i32
 }
+
+/// This crate's folder (`tests/`), read when the test runs (cargo sets `CARGO_MANIFEST_DIR` for
+/// it): a test binary reused from a build in another checkout (the shared `CARGO_TARGET_DIR`)
+/// must read this checkout's files, not those of the checkout it was built in.
+pub fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), Into::into)
+}

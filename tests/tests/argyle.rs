@@ -498,7 +498,7 @@ async fn an_inviter_s_argyle_credential_lists_and_revokes_its_own_invites_only()
 #[tokio::test(flavor = "multi_thread")]
 async fn the_readme_s_argyle_curl_example_works_as_printed() {
     let s = setup().await;
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let readme = std::fs::read_to_string(rsvp_tests::manifest_dir().join("../README.md")).unwrap();
     let section = &readme[readme.find("## Argyle dialect").expect("an Argyle section")..];
     let start = section.find("```sh\n").expect("an example") + "```sh\n".len();
     let script = &section[start..start + section[start..].find("```").unwrap()];

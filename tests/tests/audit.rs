@@ -149,7 +149,7 @@ async fn wait_signed(env: &TestEnv, topic: &str) {
 /// An event as the first releases wrote it, before chaining, for the test's tenant (from the
 /// frozen corpus).
 fn legacy_invite(env: &TestEnv) -> events::Envelope {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/tests/corpus/InviteCreated.v2.json");
+    let path = rsvp_tests::manifest_dir().join("../events/tests/corpus/InviteCreated.v2.json");
     let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     doc["tenant_id"] = json!(env.tenant.to_string());
     doc["event_id"] = json!(uuid::Uuid::now_v7().to_string());

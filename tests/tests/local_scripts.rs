@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_owned()
+    rsvp_tests::manifest_dir().parent().expect("tests/ sits in the workspace").to_owned()
 }
 
 fn rsvp_admin() -> PathBuf {

@@ -39,12 +39,14 @@ fn schemathesis() -> PathBuf {
 async fn run(cli: &PathBuf, name: &str, base_url: &str, key: &str, key_to_manage: &str) {
     let workdir = std::env::temp_dir().join(format!("rsvp-schemathesis-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&workdir).unwrap();
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/schemathesis/schemathesis.toml");
+    let config = rsvp_tests::manifest_dir().join("schemathesis/schemathesis.toml");
     let output = tokio::process::Command::new(cli)
         .current_dir(&workdir)
         // The key the API key routes revoke and rotate (schemathesis.toml): not the one it runs with.
         .env("RSVP_SCHEMATHESIS_API_KEY_ID", key_to_manage)
-        .args(["--config-file", config, "--no-color", "run"])
+        .arg("--config-file")
+        .arg(&config)
+        .args(["--no-color", "run"])
         .arg(format!("{base_url}/openapi.json"))
         .args(["--url", base_url])
         .args(["--header", &format!("Authorization: Bearer {key}")])
