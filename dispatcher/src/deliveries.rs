@@ -63,9 +63,11 @@ struct Job {
 }
 
 impl Deliverer {
-    pub async fn run(self) -> anyhow::Result<()> {
-        loop {
-            let worked = match self.round().await {
+    /// Sends until `stop` turns true; then returns once the send in flight is done and recorded
+    /// (a graceful stop sends nothing twice).
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+        while !*stop.borrow() {
+            let worked = match self.round(&stop).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "a delivery round failed; trying again");
@@ -75,13 +77,17 @@ impl Deliverer {
             };
             if worked == 0 {
                 // New jobs wake it; due retries are found within a second.
-                let _ = tokio::time::timeout(Duration::from_secs(1), self.wake.notified()).await;
+                tokio::select! {
+                    _ = tokio::time::timeout(Duration::from_secs(1), self.wake.notified()) => {}
+                    Ok(_) = stop.wait_for(|stop| *stop) => {}
+                }
             }
         }
+        Ok(())
     }
 
     /// One round over the due jobs; returns how many it took.
-    async fn round(&self) -> anyhow::Result<usize> {
+    async fn round(&self, stop: &tokio::sync::watch::Receiver<bool>) -> anyhow::Result<usize> {
         let jobs: Vec<Job> = sqlx::query_as(
             "SELECT d.delivery_id, d.tenant_id, d.invite_id, d.method, d.target, d.state, d.attempts, d.last_error, \
              i.created, def.templates \
@@ -155,6 +161,11 @@ impl Deliverer {
         let mut ended = Vec::new();
         let mut iter = to_send.into_iter();
         for job in iter.by_ref() {
+            if *stop.borrow() {
+                // Stopping: what is left stays `sending`, for the next dispatcher to send.
+                self.report_outcomes(ended).await?;
+                return Ok(taken);
+            }
             let result = self.send(&job).await.map_err(|e| without_token(e, &self.link_token(&job)));
             let attempts = job.attempts + 1;
             let channel = if job.method == "sms" { "sms" } else { "email" };

@@ -85,11 +85,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         wake,
         metrics,
     };
+    // SIGTERM or SIGINT stop the health server first (actix handles the signals); then the
+    // email or SMS being sent and the webhook attempts in flight end and are recorded, and
+    // nothing new is begun: a graceful stop sends nothing twice. The intake's transaction in
+    // progress is rolled back with its positions (the next dispatcher reads those events again).
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let deliveries = deliverer.run(stopping.clone());
+    let webhooks = sender.run(stopping);
+    tokio::pin!(deliveries, webhooks);
     tokio::select! {
         r = intake => r.context("the intake stopped"),
-        r = deliverer.run() => r.context("the deliverer stopped"),
-        r = sender.run() => r.context("the webhook sender stopped"),
-        r = server => r.context("the health server stopped")?.context("the health server failed"),
+        r = &mut deliveries => r.context("the deliverer stopped"),
+        r = &mut webhooks => r.context("the webhook sender stopped"),
+        r = server => {
+            let _ = stop.send(true);
+            let finished = futures::future::try_join(deliveries, webhooks);
+            match tokio::time::timeout(std::time::Duration::from_secs(30), finished).await {
+                Ok(done) => done.map(|_| ())?,
+                Err(_) => tracing::warn!("the sends in flight did not end in 30 s; stopping anyway"),
+            }
+            tracing::info!("dispatcher stopped");
+            r.context("the health server stopped")?.context("the health server failed")
+        }
         r = lock => r,
     }
 }

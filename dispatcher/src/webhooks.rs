@@ -100,11 +100,17 @@ fn is_public(ip: IpAddr) -> bool {
 }
 
 impl WebhookSender {
-    pub async fn run(self) -> anyhow::Result<()> {
+    /// Delivers until `stop` turns true; then returns once the attempts in flight are done and
+    /// recorded.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
         let this = Arc::new(self);
         let mut in_flight: HashSet<(Uuid, Uuid)> = HashSet::new();
         let mut tasks: JoinSet<(Uuid, Uuid)> = JoinSet::new();
         loop {
+            if *stop.borrow() {
+                while tasks.join_next().await.is_some() {}
+                return Ok(());
+            }
             if in_flight.len() < this.concurrency {
                 match this.due(this.concurrency * 4).await {
                     Ok(due) => {
@@ -150,6 +156,7 @@ impl WebhookSender {
                 }
                 _ = this.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                Ok(_) = stop.wait_for(|stop| *stop) => {}
             }
         }
     }

@@ -319,6 +319,47 @@ async fn a_dispatcher_killed_mid_stream_loses_no_send_and_duplicates_at_most_the
     eprintln!("{} emails for {INVITES} deliveries over {KILLS} kills: {duplicates} duplicates", arrived.len());
 }
 
+/// A rolling deploy of the dispatcher: SIGTERM three times while it sends 60 emails. Each stop
+/// ends the send in flight and records it, so every email arrives exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dispatcher_stopped_with_sigterm_mid_stream_sends_every_email_exactly_once() {
+    const INVITES: usize = 60;
+    const STOPS: usize = 3;
+    let system = system().await;
+    let mailpit = Mailpit::start_default().await;
+    let mut ids = Vec::new();
+    for n in 0..INVITES {
+        ids.push(system.invite(&format!("user{n}@example.com"), json!({})).await);
+    }
+    for _ in 0..STOPS {
+        let mut dispatcher = system.dispatcher(&mailpit, &[]).await;
+        let before = mailpit.count().await;
+        eventually(Duration::from_secs(60), "some emails to go out", || async {
+            (mailpit.count().await >= before + 5).then_some(())
+        })
+        .await;
+        dispatcher.signal("TERM");
+        eventually(Duration::from_secs(40), "the dispatcher to stop", || {
+            let running = dispatcher.is_running();
+            async move { (!running).then_some(()) }
+        })
+        .await;
+        assert!(dispatcher.log_text().contains("dispatcher stopped"), "{}", dispatcher.log_text());
+    }
+    let _last = system.dispatcher(&mailpit, &[]).await;
+    for id in &ids {
+        system.deliveries_when(id, |d| statuses(d) == ["sent"]).await;
+    }
+    let arrived = mailpit.messages().await;
+    let mut per_delivery: HashMap<String, usize> = HashMap::new();
+    for m in &arrived {
+        *per_delivery.entry(m.message_id.split('@').next().unwrap().to_owned()).or_default() += 1;
+    }
+    assert_eq!(per_delivery.len(), INVITES, "every delivery's email, and only those");
+    let twice: Vec<_> = per_delivery.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once across {STOPS} graceful stops: {twice:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_internal_route_takes_the_dispatcher_s_token_only_and_the_gateway_never_forwards_it() {
     let system = system().await;
