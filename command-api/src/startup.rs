@@ -22,6 +22,7 @@ impl Application {
     /// Connects to PostgreSQL, becomes the writer (fencing any earlier one, reading the log to its
     /// end) and binds the port. The server runs once [`Application::run_until_stopped`] is awaited.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.edge.check_secret("RSVP_MASTER_KEY", &config.vault.master_key, None)?;
         let master = config.vault.master()?;
         let audit = crate::chains::AuditConfig {
             key: signing_key(&config)?,

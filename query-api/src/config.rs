@@ -2,6 +2,9 @@
 
 use clap::Parser;
 
+/// The cursor secret of a local setup: refused with `RSVP_ENV=production`.
+pub const LOCAL_CURSOR_SECRET: &str = "rsvp-local-cursor-secret";
+
 #[derive(Debug, Clone, Parser)]
 #[command(name = "query-api", about = "rsvp's query API (reads)")]
 pub struct Config {
@@ -16,12 +19,12 @@ pub struct Config {
     /// Default: the address it is bound to.
     #[arg(long, env = "RSVP_QUERY_API_URL")]
     pub public_url: Option<String>,
-    /// Key that signs pagination cursors (tamper-evident). Set it in production; every instance
-    /// must share it.
+    /// Key that signs pagination cursors (tamper-evident). Every instance must share it; with
+    /// `RSVP_ENV=production` the local default is refused.
     #[arg(
         long,
         env = "RSVP_CURSOR_SECRET",
-        default_value = "rsvp-local-cursor-secret",
+        default_value = LOCAL_CURSOR_SECRET,
         hide_env_values = true,
         hide_default_value = true
     )]

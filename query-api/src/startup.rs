@@ -34,6 +34,12 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.edge.check_secret(
+            "RSVP_CURSOR_SECRET",
+            &config.cursor_secret,
+            Some(crate::config::LOCAL_CURSOR_SECRET),
+        )?;
+        config.edge.check_secret("RSVP_MASTER_KEY", &config.vault.master_key, None)?;
         let pool = service_kit::db::connect_for_reads(&config.database_url, 16).await?;
         let lookups = service_kit::db::connect(&config.database_url, 16).await?;
         let listener = TcpListener::bind((config.host.as_str(), config.port))

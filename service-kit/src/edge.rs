@@ -39,8 +39,19 @@ pub struct EdgeConfig {
     /// key stops working within this time. 0: every request is checked.
     #[arg(long, env = "RSVP_AUTH_CACHE_SECONDS", default_value_t = 10)]
     pub auth_cache_seconds: u64,
+    /// `production` refuses to start with a secret left at its local default, a placeholder
+    /// (`REPLACE-ME`) or shorter than 32 characters; `development` (the default) only warns.
+    #[arg(long = "environment", env = "RSVP_ENV", value_enum, default_value_t = Environment::Development)]
+    pub environment: Environment,
     #[command(flatten)]
     pub metrics: MetricsConfig,
+}
+
+/// Where a service runs: what it forgives in its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
 }
 
 impl Default for EdgeConfig {
@@ -51,12 +62,37 @@ impl Default for EdgeConfig {
             rate_limit_per_second: 10_000,
             rate_limit_burst: 20_000,
             auth_cache_seconds: 10,
+            environment: Environment::Development,
             metrics: MetricsConfig { metrics_token: None },
         }
     }
 }
 
 impl EdgeConfig {
+    /// A secret setting (`name`) fit for this environment: in production not `local_default`, not
+    /// a placeholder and at least 32 characters; in development such a value is only warned of.
+    pub fn check_secret(&self, name: &str, value: &str, local_default: Option<&str>) -> anyhow::Result<()> {
+        let weak = if local_default == Some(value) {
+            Some("is its local default")
+        } else if value.contains("REPLACE-ME") {
+            Some("is a placeholder")
+        } else if value.trim().chars().count() < 32 {
+            Some("is shorter than 32 characters")
+        } else {
+            None
+        };
+        match (weak, self.environment) {
+            (None, _) => Ok(()),
+            (Some(why), Environment::Production) => anyhow::bail!(
+                "{name} {why}: RSVP_ENV=production refuses to start with it; set a random secret of at least 32 characters"
+            ),
+            (Some(why), Environment::Development) => {
+                tracing::warn!("{name} {why}: fine for a local setup, refused with RSVP_ENV=production");
+                Ok(())
+            }
+        }
+    }
+
     /// The allowed origins, trimmed, without empty entries.
     pub fn cors_origins(&self) -> Vec<String> {
         self.cors_origins
@@ -268,6 +304,7 @@ mod tests {
             rate_limit_per_second: 1,
             rate_limit_burst: 1,
             auth_cache_seconds: 0,
+            environment: Environment::Development,
             metrics: MetricsConfig { metrics_token: None },
         };
         assert_eq!(config.cors_origins(), ["https://a.example", "https://b.example"]);
