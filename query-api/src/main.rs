@@ -5,5 +5,7 @@ use query_api::{Application, Config};
 async fn main() -> anyhow::Result<()> {
     service_kit::telemetry::init("query-api");
     let app = Application::build(Config::parse()).await?;
-    app.run_until_stopped().await
+    let stopped = app.run_until_stopped().await;
+    service_kit::telemetry::shutdown();
+    stopped
 }

@@ -168,3 +168,93 @@ async fn sigterm_to_each_service_under_load_loses_no_acknowledged_write() {
     assert_eq!(projected as usize, in_log.len(), "every invite of the log in the read model, once");
     println!("acknowledged {}, refused and retried {refused}, in the log {}", acknowledged.len(), in_log.len());
 }
+
+/// `RSVP_ENV=production` refuses a secret left at its local default (the query API's cursor
+/// secret had one that was used silently), and starts once a real one is given.
+#[tokio::test(flavor = "multi_thread")]
+async fn production_mode_refuses_to_start_with_a_default_secret() {
+    let env = TestEnv::new().await;
+    let (code, _, stderr) =
+        rsvp_tests::services::run_command_split("query-api", &env, &["--environment", "production", "--port", "0"])
+            .await;
+    assert_ne!(code, 0, "started with the default cursor secret: {stderr}");
+    assert!(stderr.contains("RSVP_CURSOR_SECRET is its local default"), "{stderr}");
+    let (code, _, stderr) = rsvp_tests::services::run_command_split(
+        "query-api",
+        &env,
+        &[
+            "--environment",
+            "production",
+            "--port",
+            "0",
+            "--cursor-secret",
+            "REPLACE-ME-with-a-random-secret-of-32-characters",
+        ],
+    )
+    .await;
+    assert_ne!(code, 0, "started with a placeholder: {stderr}");
+    assert!(stderr.contains("RSVP_CURSOR_SECRET is a placeholder"), "{stderr}");
+
+    let secret = "a-real-secret-of-at-least-32-characters-0123456789";
+    let query =
+        Service::start("query-api", &env, &[("RSVP_ENV", "production".into()), ("RSVP_CURSOR_SECRET", secret.into())])
+            .await;
+    query.wait_ready(Duration::from_secs(30)).await;
+}
+
+/// With `RSVP_OTLP_ENDPOINT` set, the spans go to that collector over OTLP/HTTP: the request's
+/// span carries its id, and the writer's decision is a span of the same trace. A clean stop
+/// flushes what was not sent yet.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_an_otlp_endpoint_the_request_and_its_decision_are_exported_as_one_trace() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use prost::Message as _;
+    let env = TestEnv::new().await;
+    let collector = rsvp_tests::receiver::Receiver::start().await;
+    let mut command = Service::start("command-api", &env, &[("RSVP_OTLP_ENDPOINT", collector.url.clone())]).await;
+    command.wait_ready(Duration::from_secs(60)).await;
+    let id = uuid::Uuid::now_v7();
+    let created = reqwest::Client::new()
+        .post(format!("{}/v1/invites", command.url))
+        .bearer_auth(&env.key)
+        .header("X-Request-Id", id.to_string())
+        .json(&json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": "t@example.com" }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    command.signal("TERM");
+    eventually(Duration::from_secs(30), "the command API to stop", || {
+        let running = command.is_running();
+        async move { (!running).then_some(()) }
+    })
+    .await;
+
+    let spans: Vec<_> = collector
+        .received()
+        .iter()
+        .filter(|r| r.path == "/v1/traces")
+        .flat_map(|r| {
+            ExportTraceServiceRequest::decode(r.body.as_slice()).expect("an OTLP protobuf body").resource_spans
+        })
+        .flat_map(|r| r.scope_spans)
+        .flat_map(|s| s.spans)
+        .collect();
+    let attribute = |span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str| {
+        span.attributes.iter().find(|a| a.key == key).and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+            Any::StringValue(s) => Some(s.clone()),
+            _ => None,
+        })
+    };
+    let request = spans
+        .iter()
+        .find(|s| s.name == "request" && attribute(s, "request_id").as_deref() == Some(id.to_string().as_str()))
+        .unwrap_or_else(|| {
+            panic!("no request span with request_id {id} among {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>())
+        });
+    let decide = spans.iter().find(|s| s.name == "decide" && s.trace_id == request.trace_id);
+    let decide = decide.expect("the decision is a span of the request's trace");
+    assert_eq!(decide.parent_span_id, request.span_id, "the decision is the request's child");
+    assert_eq!(attribute(decide, "command").as_deref(), Some("create"));
+}
