@@ -92,7 +92,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let deliveries = deliverer.run(stopping.clone());
     let webhooks = sender.run(stopping);
-    tokio::pin!(deliveries, webhooks);
+    // The lock's session stays open until the sends in flight are recorded: a standby that took
+    // over meanwhile would send them again.
+    tokio::pin!(deliveries, webhooks, lock);
     tokio::select! {
         r = intake => r.context("the intake stopped"),
         r = &mut deliveries => r.context("the deliverer stopped"),
@@ -107,7 +109,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tracing::info!("dispatcher stopped");
             r.context("the health server stopped")?.context("the health server failed")
         }
-        r = lock => r,
+        r = &mut lock => r,
     }
 }
 
