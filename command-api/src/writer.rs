@@ -505,6 +505,17 @@ struct Writer {
     handover: Arc<Handover>,
     committer: std::thread::JoinHandle<Result<(), KafkaError>>,
     metrics: WriterMetrics,
+    /// However the writer ends (a panic unwinding through `serve` too), its committer is told to
+    /// finish and stop, never left waiting with its producer for ever.
+    _closes: ClosesOnDrop,
+}
+
+struct ClosesOnDrop(Arc<Handover>);
+
+impl Drop for ClosesOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 impl Writer {
@@ -549,7 +560,8 @@ impl Writer {
                 .context("cannot start the committer thread")?
         };
         let checkpointer = crate::chains::Checkpointer::new(config.audit);
-        Ok(Self { state, vault, checkpointer, handover, committer, metrics })
+        let _closes = ClosesOnDrop(handover.clone());
+        Ok(Self { state, vault, checkpointer, handover, committer, metrics, _closes })
     }
 
     /// Decides until the writer must stop, then lets the committer finish what was decided.
