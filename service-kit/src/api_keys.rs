@@ -108,12 +108,17 @@ pub enum RotateError {
     NotFound,
     #[error("the key is {}: only a live key is rotated", .0.status)]
     NotLive(KeyInfo),
+    /// A key is rotated once: its holder (who may be the one a rotation shuts out) cannot mint
+    /// more successors during the overlap.
+    #[error("the key was rotated already (to {0}): rotate that one")]
+    AlreadyRotated(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
 
 /// Rotates a key (of `tenant`, when given): issues a new key with the same tenant, scopes,
-/// inviter and label (and `expires_at`, when given), and makes the old one expire after
+/// inviter and label (and `expires_at`, when given, never later than the old key's own expiry,
+/// which it inherits otherwise), and makes the old one expire after
 /// `overlap`, so that both work while clients move to the new one. An old key that already
 /// expires sooner keeps its expiry. Only a live key is rotated.
 pub async fn rotate(
@@ -136,6 +141,19 @@ pub async fn rotate(
     if !old.is_live() {
         return Err(RotateError::NotLive(old));
     }
+    let successor: Option<String> = sqlx::query_scalar("SELECT key_id FROM api_keys WHERE rotated_from = $1 LIMIT 1")
+        .bind(key_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some(successor) = successor {
+        return Err(RotateError::AlreadyRotated(successor));
+    }
+    // The new key lives no longer than the old one was to: a rotation never turns an expiring
+    // key into a lasting one.
+    let expires_at = match (expires_at, old.expires_at) {
+        (Some(asked), Some(old)) => Some(asked.min(old)),
+        (asked, old) => asked.or(old),
+    };
     let tenant_id: uuid::Uuid =
         sqlx::query_scalar("SELECT tenant_id FROM api_keys WHERE key_id = $1").bind(key_id).fetch_one(&mut *tx).await?;
     let scopes: Vec<Scope> = old.scopes.iter().filter_map(|s| Scope::parse(s)).collect();

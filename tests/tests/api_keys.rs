@@ -350,3 +350,33 @@ async fn rsvp_admin_creates_lists_rotates_and_revokes_keys() {
     assert_ne!(code, 0);
     assert!(err.contains("no key"), "{err}");
 }
+
+/// A key's expiry cannot be escaped through the key API (found by review): an expiring admin key
+/// makes keys that expire no later than itself, a rotation inherits the old key's expiry, and a
+/// key is rotated once (its holder cannot mint successors during the overlap).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expiring_admin_key_cannot_make_or_rotate_itself_into_a_lasting_one() {
+    let w = World::new().await;
+    let expiring = w.create_key(json!({ "scopes": ["admin"], "expires_at": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339() })).await;
+    let own_expiry: chrono::DateTime<chrono::Utc> = serde_json::from_value(expiring["expires_at"].clone()).unwrap();
+    let as_expiring = w.admin.with_key(expiring["key"].as_str().unwrap());
+
+    // Made by it, with no expiry asked or a later one: expires when it does.
+    for body in [json!({ "scopes": ["admin"] }), json!({ "scopes": ["admin"], "expires_at": "2999-01-01T00:00:00Z" })] {
+        let r = as_expiring.post("/v1/api-keys", &body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let made: chrono::DateTime<chrono::Utc> =
+            serde_json::from_value(r.body["expires_at"].clone()).expect("an expiry");
+        assert!(made <= own_expiry, "{made} after {own_expiry}");
+    }
+    // Rotated: the successor inherits the expiry, and a second rotation is refused.
+    let id = expiring["id"].as_str().unwrap();
+    let r = as_expiring.post(&format!("/v1/api-keys/{id}/rotate"), &json!({})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let successor: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(r.body["expires_at"].clone()).expect("an expiry");
+    assert!(successor <= own_expiry, "{successor} after {own_expiry}");
+    let again = as_expiring.post(&format!("/v1/api-keys/{id}/rotate"), &json!({})).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(again.body["code"], "api-key-rotated-already");
+}

@@ -139,12 +139,15 @@ pub async fn create(
     events::validate::opt_line("label", &b.label, MAX_LABEL)
         .map_err(|r| Problem::invalid_field("label", r.to_string()))?;
     check_expiry(b.expires_at)?;
-    let options = KeyOptions {
-        inviter_id: b.inviter_id.as_deref(),
-        label: b.label.as_deref(),
-        expires_at: b.expires_at,
-        rotated_from: None,
+    // A key made by a key that expires expires no later: an expiring admin key cannot make
+    // itself a lasting successor.
+    let caller = api_keys::get(&state.pool, Some(auth.tenant_id), &auth.key_id).await.map_err(db_error)?;
+    let expires_at = match (b.expires_at, caller.and_then(|c| c.expires_at)) {
+        (Some(asked), Some(own)) => Some(asked.min(own)),
+        (asked, own) => asked.or(own),
     };
+    let options =
+        KeyOptions { inviter_id: b.inviter_id.as_deref(), label: b.label.as_deref(), expires_at, rotated_from: None };
     let issued = issue_key_with(&state.pool, auth.tenant_id, &scopes, &options).await.map_err(db_error)?;
     let info = api_keys::get(&state.pool, Some(auth.tenant_id), &issued.key_id)
         .await
@@ -200,6 +203,15 @@ pub async fn rotate(
                 actix_web::http::StatusCode::CONFLICT,
                 "api-key-not-live",
                 "the key cannot be rotated",
+            )
+            .with_field("id")
+            .with_detail(e.to_string()))
+        }
+        Err(e @ RotateError::AlreadyRotated(_)) => {
+            return Err(Problem::new(
+                actix_web::http::StatusCode::CONFLICT,
+                "api-key-rotated-already",
+                "the key was rotated already",
             )
             .with_field("id")
             .with_detail(e.to_string()))

@@ -17,7 +17,7 @@
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use service_kit::api_keys::{self, KeyInfo, RotateError};
-use service_kit::auth::{ensure_tenant, issue_key, issue_key_with, Authenticator, KeyOptions, Scope};
+use service_kit::auth::{ensure_tenant, issue_key_with, Authenticator, KeyOptions, Scope};
 use service_kit::db;
 use std::time::Duration;
 
@@ -107,7 +107,14 @@ async fn as_admin(
     body: serde_json::Value,
 ) -> anyhow::Result<String> {
     let tenant_id = ensure_tenant(pool, tenant).await?;
-    let key = issue_key(pool, tenant_id, &[Scope::Admin], None, Some("rsvp-admin (one call)")).await?;
+    // Expiring by itself in 5 minutes: a crash or an interrupt before the revocation below must
+    // not leave an admin key alive.
+    let options = KeyOptions {
+        label: Some("rsvp-admin (one call)"),
+        expires_at: Some(expiry(Duration::from_secs(300))?),
+        ..Default::default()
+    };
+    let key = issue_key_with(pool, tenant_id, &[Scope::Admin], &options).await?;
     let answer = reqwest::Client::new()
         .post(format!("{}{path}", api_url.trim_end_matches('/')))
         .bearer_auth(&key.token)
@@ -216,7 +223,7 @@ async fn main() -> anyhow::Result<()> {
             let rotated = match api_keys::rotate(&pool, None, key_id, overlap, expires_at).await {
                 Ok(rotated) => rotated,
                 Err(RotateError::NotFound) => bail!("no key {key_id:?}"),
-                Err(e @ RotateError::NotLive(_)) => bail!("{e}"),
+                Err(e @ (RotateError::NotLive(_) | RotateError::AlreadyRotated(_))) => bail!("{e}"),
                 Err(RotateError::Database(e)) => return Err(e).context("cannot rotate the key"),
             };
             println!("{}", rotated.issued.token);
