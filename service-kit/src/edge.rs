@@ -72,12 +72,17 @@ impl EdgeConfig {
     /// A secret setting (`name`) fit for this environment: in production not `local_default`, not
     /// a placeholder and at least 32 characters; in development such a value is only warned of.
     pub fn check_secret(&self, name: &str, value: &str, local_default: Option<&str>) -> anyhow::Result<()> {
-        let weak = if local_default == Some(value) {
+        let value = value.trim();
+        let lower = value.to_ascii_lowercase();
+        let distinct = value.chars().collect::<std::collections::HashSet<_>>().len();
+        let weak = if local_default.is_some_and(|d| lower.starts_with(&d.to_ascii_lowercase())) {
             Some("is its local default")
-        } else if value.contains("REPLACE-ME") {
+        } else if ["replace-me", "replace_me", "changeme", "change-me", "example"].iter().any(|p| lower.contains(p)) {
             Some("is a placeholder")
-        } else if value.trim().chars().count() < 32 {
+        } else if value.chars().count() < 32 {
             Some("is shorter than 32 characters")
+        } else if distinct < 10 {
+            Some("is not random (fewer than 10 different characters)")
         } else {
             None
         };

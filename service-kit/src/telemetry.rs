@@ -6,7 +6,7 @@
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use std::sync::OnceLock;
-use tracing_subscriber::{fmt, layer::SubscriberExt as _, util::SubscriberInitExt as _, EnvFilter};
+use tracing_subscriber::{fmt, layer::SubscriberExt as _, util::SubscriberInitExt as _, EnvFilter, Layer as _};
 
 static PROVIDER: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();
 
@@ -16,7 +16,16 @@ pub fn init(service: &'static str) {
     let json = std::env::var("RSVP_LOG_FORMAT").is_ok_and(|v| v == "json");
     let endpoint = std::env::var("RSVP_OTLP_ENDPOINT").ok().filter(|e| !e.trim().is_empty());
     let (otlp, otlp_error) = match endpoint.as_deref().map(|e| tracer(service, e)).transpose() {
-        Ok(tracer) => (tracer.map(|t| tracing_opentelemetry::layer().with_tracer(t)), None),
+        // Spans only, with their fields (ids, routes, command types, counts): the log lines
+        // inside them (errors quoting a value, say) stay in the log and never leave the host.
+        Ok(tracer) => (
+            tracer.map(|t| {
+                tracing_opentelemetry::layer()
+                    .with_tracer(t)
+                    .with_filter(tracing_subscriber::filter::filter_fn(|meta| meta.is_span()))
+            }),
+            None,
+        ),
         Err(e) => (None, Some(e)),
     };
     // A second init (tests start services in-process more than once) is harmless.
@@ -27,7 +36,18 @@ pub fn init(service: &'static str) {
         .with(otlp)
         .try_init();
     match (endpoint, otlp_error) {
-        (Some(endpoint), None) => tracing::info!(service, %endpoint, "exporting traces over OTLP"),
+        (Some(endpoint), None) => {
+            // Without any credential its URL may carry (`user:token@`).
+            let endpoint = url::Url::parse(&endpoint).map_or_else(
+                |_| "(unparsable)".to_owned(),
+                |mut u| {
+                    let _ = u.set_username("");
+                    let _ = u.set_password(None);
+                    u.to_string()
+                },
+            );
+            tracing::info!(service, %endpoint, "exporting traces over OTLP")
+        }
         (_, Some(e)) => tracing::error!(service, error = %e, "RSVP_OTLP_ENDPOINT: traces are not exported"),
         _ => tracing::debug!(service, "telemetry ready"),
     }
