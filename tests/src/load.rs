@@ -101,12 +101,13 @@ async fn produce(brokers: &str, topic: &str, records: impl Iterator<Item = Envel
     let mut inflight = futures::stream::FuturesUnordered::new();
     use futures::StreamExt;
     let (key, secrets) = (service_kit::vault::DataKey::generate(), events::Secrets::new([1; 32], [2; 32]));
+    let mut chains = Chains::default();
     for envelope in records {
         let envelope = as_written(envelope, &key, &secrets);
         let key = envelope.key();
         let payload = envelope.data_json();
-        let mut record =
-            FutureRecord::to(topic).key(&key).payload(&payload).headers(service_kit::kafka::headers_of(&envelope));
+        let headers = chains.chained(&envelope, service_kit::kafka::headers_of(&envelope), &payload);
+        let mut record = FutureRecord::to(topic).key(&key).payload(&payload).headers(headers);
         loop {
             match producer.send_result(record) {
                 Ok(delivery) => break inflight.push(delivery),
@@ -125,6 +126,35 @@ async fn produce(brokers: &str, topic: &str, records: impl Iterator<Item = Envel
     }
     producer.flush(Duration::from_secs(60))?;
     Ok(())
+}
+
+/// The hash chains (`events::chain`) of a synthetic log, as the writer links its events: every
+/// event carries its stream chain, tenant seq and tenant chain.
+#[derive(Default)]
+struct Chains {
+    streams: std::collections::HashMap<StreamId, events::chain::Hash>,
+    tenants: std::collections::HashMap<TenantId, events::chain::TenantHead>,
+}
+
+impl Chains {
+    fn chained(
+        &mut self,
+        envelope: &Envelope,
+        headers: rdkafka::message::OwnedHeaders,
+        payload: &[u8],
+    ) -> rdkafka::message::OwnedHeaders {
+        use events::chain;
+        use rdkafka::message::{Header, Headers as _};
+        let canonical =
+            chain::canonical_of_headers(headers.iter().map(|h| (h.key, h.value.unwrap_or_default())), payload);
+        let before = self.streams.get(&envelope.meta.stream).copied().unwrap_or(chain::Hash::ZERO);
+        let stream_chain = chain::stream_chain(before, chain::event_digest(&canonical));
+        self.streams.insert(envelope.meta.stream, stream_chain);
+        let head = self.tenants.entry(envelope.meta.tenant_id).or_default();
+        *head = head.next(stream_chain);
+        let link = chain::Link { stream_chain, tenant_seq: head.seq, tenant_chain: head.chain };
+        link.headers().iter().fold(headers, |h, (key, value)| h.insert(Header { key, value: Some(value.as_bytes()) }))
+    }
 }
 
 /// An event as the writer writes it now: its addresses indexed, its personal fields sealed (one
