@@ -27,14 +27,22 @@ pub fn headers_of(envelope: &Envelope) -> OwnedHeaders {
 
 /// Reads an envelope back from a Kafka record written with [`headers_of`].
 pub fn envelope_of<M: Message>(message: &M) -> Result<Envelope, DecodeError> {
-    // Read once: `from_cloudevent` asks for a dozen headers, and each visit of a librdkafka header
-    // measures and checks its key anew (a fifth of a writer's start-up went there).
-    let headers: Vec<(&str, &str)> = message
-        .headers()
-        .map(|h| h.iter().filter_map(|h| Some((h.key, std::str::from_utf8(h.value?).ok()?))).collect())
-        .unwrap_or_default();
-    let lookup = |name: &str| headers.iter().find(|(key, _)| *key == name).map(|(_, value)| *value);
-    Envelope::from_cloudevent(lookup, message.payload().unwrap_or_default())
+    envelope_of_parts(&record_headers(message), message.payload().unwrap_or_default())
+}
+
+/// A record's headers (key, value), read once: `from_cloudevent` asks for a dozen headers, and
+/// each visit of a librdkafka header measures and checks its key anew (a fifth of a writer's
+/// start-up went there).
+pub fn record_headers<M: Message>(message: &M) -> Vec<(&str, &[u8])> {
+    message.headers().map(|h| h.iter().filter_map(|h| Some((h.key, h.value?))).collect()).unwrap_or_default()
+}
+
+/// [`envelope_of`] from headers already read with [`record_headers`] and the record's value.
+pub fn envelope_of_parts(headers: &[(&str, &[u8])], payload: &[u8]) -> Result<Envelope, DecodeError> {
+    let lookup = |name: &str| {
+        headers.iter().find(|(key, _)| *key == name).and_then(|(_, value)| std::str::from_utf8(value).ok())
+    };
+    Envelope::from_cloudevent(lookup, payload)
 }
 
 use anyhow::Context as _;
@@ -129,6 +137,37 @@ pub fn read_range(
     start: &HashMap<i32, i64>,
     end: Option<&HashMap<i32, i64>>,
     timeout: Duration,
+    each: impl FnMut(i32, i64, &rdkafka::message::BorrowedMessage<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    read(brokers, topic, None, start, end, timeout, each)
+}
+
+/// Like [`read_to_end`] for the partitions `only` of `topic`: several threads, each reading some
+/// of the partitions, read a log faster than one (decoding is the cost, and it is per record).
+pub fn read_partitions_to_end(
+    brokers: &str,
+    topic: &str,
+    only: &[i32],
+    timeout: Duration,
+    each: impl FnMut(i32, i64, &rdkafka::message::BorrowedMessage<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    read(brokers, topic, Some(only), &HashMap::new(), None, timeout, each)
+}
+
+/// The partitions of `topic`, asked of the cluster.
+pub fn topic_partitions(brokers: &str, topic: &str, timeout: Duration) -> anyhow::Result<Vec<i32>> {
+    let consumer: BaseConsumer =
+        client_config(brokers, "rsvp-log-reader").create().context("cannot create log reader")?;
+    partitions(&consumer, topic, timeout)
+}
+
+fn read(
+    brokers: &str,
+    topic: &str,
+    only: Option<&[i32]>,
+    start: &HashMap<i32, i64>,
+    end: Option<&HashMap<i32, i64>>,
+    timeout: Duration,
     mut each: impl FnMut(i32, i64, &rdkafka::message::BorrowedMessage<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let consumer: BaseConsumer<EofIsNotAnError> = client_config(brokers, "rsvp-log-reader")
@@ -138,6 +177,11 @@ pub fn read_range(
         .set("isolation.level", "read_committed")
         .set("fetch.max.bytes", "104857600")
         .set("max.partition.fetch.bytes", "10485760")
+        // librdkafka prefetches up to 100,000 records or 64 MiB per partition by default: a
+        // reader that decodes slower than the broker sends would hold most of the log in buffers
+        // of fresh memory (which the kernel must zero), where a little read ahead keeps it busy.
+        .set("queued.min.messages", "10000")
+        .set("queued.max.messages.kbytes", "8192")
         .create_with_context(EofIsNotAnError)
         .context("cannot create log reader")?;
     // The end of each partition is its high watermark, which only a read_uncommitted client is
@@ -152,6 +196,9 @@ pub fn read_range(
     let mut pending = HashMap::new();
     let mut assignment = TopicPartitionList::new();
     for p in partitions(&consumer, topic, timeout)? {
+        if only.is_some_and(|only| !only.contains(&p)) {
+            continue;
+        }
         let (low, high) = probe.fetch_watermarks(topic, p, timeout)?;
         let from = start.get(&p).copied().unwrap_or(low).max(low);
         let stop = end.map_or(high, |e| e.get(&p).copied().unwrap_or(0)).min(high);
