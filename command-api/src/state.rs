@@ -53,7 +53,10 @@ impl WriterState {
     }
 
     /// [`WriterState::apply`] taking the envelope by value (a replay moves it in).
-    pub fn apply_owned(&mut self, envelope: Envelope) {
+    pub fn apply_owned(&mut self, mut envelope: Envelope) {
+        if let events::DomainEvent::Invite(InviteEvent::Created(created)) = &mut envelope.event {
+            events::invite::trim_for_decisions(created);
+        }
         let meta = &envelope.meta;
         if let Some((id, InviteEvent::Created(created))) = envelope.invite_event() {
             if let Some(token) = &created.token {

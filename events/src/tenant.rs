@@ -128,7 +128,9 @@ pub struct Tenant {
     definitions: HashMap<DefinitionId, Definition>,
     handles: HashMap<String, DefinitionId>,
     /// Invites not closed yet, by target and scope (time-based expiry is checked when used).
-    open_by_match: HashMap<MatchKey, BTreeSet<InviteId>>,
+    /// A list, not a set: a key has an invite or two, and an empty `BTreeSet` node (~190 bytes)
+    /// per person was a tenth of the writer's memory.
+    open_by_match: HashMap<MatchKey, Vec<InviteId>>,
     /// How many invites each inviter created, per definition (`None`: without one).
     created_per_inviter: HashMap<(Option<DefinitionId>, String), u32>,
     deliveries: HashMap<DeliveryId, InviteId>,
@@ -596,7 +598,10 @@ impl Tenant {
             if created {
                 let c = &invite.created;
                 for key in keys() {
-                    self.open_by_match.entry(key).or_default().insert(id);
+                    let ids = self.open_by_match.entry(key).or_default();
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
                 }
                 *self.created_per_inviter.entry((c.definition_id, c.inviter.id.clone())).or_default() += 1;
                 if let Some(token) = &c.token {
@@ -609,7 +614,7 @@ impl Tenant {
             if was_open && invite.lifecycle != crate::invite::Lifecycle::Open {
                 for key in keys() {
                     if let Some(ids) = self.open_by_match.get_mut(&key) {
-                        ids.remove(&id);
+                        ids.retain(|other| *other != id);
                         if ids.is_empty() {
                             self.open_by_match.remove(&key);
                         }

@@ -97,6 +97,14 @@ fn run(steps: &[Step]) -> (Tenant, Vec<(Change, DateTime<Utc>)>, Vec<InviteId>, 
                 c.max_accepts = multi;
                 c.expires_in_days = days;
                 c.definition_id = with.then_some(definition);
+                // Text no decision reads (a writer trims it, see the property below).
+                c.message = Some("join us".into());
+                c.recipient_names = vec!["Bob".into()];
+                c.reply_to = vec!["ann@example.com".into()];
+                c.template_variables = [("team".to_owned(), "Blue".to_owned())].into();
+                if let Some(inviter) = &mut c.inviter {
+                    inviter.email = Some("ann@example.com".into());
+                }
                 on(ids[invite], InviteCommand::Create(Box::new(c)))
             }
             Step::Send(i) => on(ids[i], InviteCommand::Send { method: DeliveryMethod::Email, target: None }),
@@ -228,6 +236,38 @@ proptest! {
             };
             let at = ctx_at(t0() + chrono::Duration::days(3));
             prop_assert_eq!(rebuilt.decide(&probe, &at), tenant.decide(&probe, &at));
+        }
+    }
+
+    #[test]
+    fn a_state_trimmed_of_the_text_decisions_never_read_decides_as_the_whole_one(steps in proptest::collection::vec(step(), 1..60)) {
+        // What the writer holds (`invite::trim_for_decisions` on every creation it folds).
+        let (_, history, ids, _) = run(&steps);
+        let (mut whole, mut trimmed) = (Tenant::default(), Tenant::default());
+        for (change, at) in &history {
+            whole.apply(change.stream, &change.event);
+            let mut event = change.event.clone();
+            if let DomainEvent::Invite(InviteEvent::Created(created)) = &mut event {
+                invite::trim_for_decisions(created);
+                prop_assert!(created.message.is_none() && created.inviter.name.is_none());
+            }
+            trimmed.apply(change.stream, &event);
+            let ctx = ctx_at(*at + chrono::Duration::hours(1));
+            let mut probes: Vec<TenantCommand> = TARGETS
+                .iter()
+                .map(|t| TenantCommand::AcceptMany { target: (*t).into(), invite_ids: ids.clone(), accepted_by: None })
+                .collect();
+            for &id in &ids {
+                probes.push(on(id, InviteCommand::Send { method: DeliveryMethod::Email, target: None }));
+                probes.push(on(id, InviteCommand::Resend { method: DeliveryMethod::Sms, target: Some(TARGETS[0].into()) }));
+                for t in TARGETS {
+                    probes.push(on(id, InviteCommand::Accept { accepted_by: None, target: Some(t.into()) }));
+                }
+                probes.push(on(id, InviteCommand::Revoke { reason: None }));
+            }
+            for probe in &probes {
+                prop_assert_eq!(trimmed.decide(probe, &ctx), whole.decide(probe, &ctx), "{:?}", probe);
+            }
         }
     }
 
