@@ -28,6 +28,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use service_kit::vault::{KeyChange, MasterKey};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
@@ -255,6 +256,7 @@ fn lead_when_leased(
     phase: &AtomicU8,
 ) {
     let set = |p: Phase| phase.store(p as u8, Ordering::Release);
+    let panics = Arc::new(Mutex::new(PanicBreaker::default()));
     loop {
         set(Phase::Standby);
         refuse_pending(&rx, &metrics);
@@ -267,7 +269,7 @@ fn lead_when_leased(
         // ends that writer, never the thread: readiness says so, and the next one starts over
         // from the log.
         let lead = std::panic::AssertUnwindSafe(|| {
-            let writer = Writer::open(config.clone(), metrics.clone())?;
+            let writer = Writer::open(config.clone(), metrics.clone(), panics.clone())?;
             set(Phase::Ready);
             anyhow::Ok(writer.serve(&rx, &lease))
         });
@@ -311,6 +313,44 @@ fn refuse_pending(rx: &Receiver<Request>, metrics: &WriterMetrics) {
             let result = Err(WriteError::Unavailable("this instance is not the writer now".into()));
             metrics.answered(command.command_type(), &result, false);
             let _ = reply.send(result);
+        }
+    }
+}
+
+/// Commands that made the writer panic, remembered for as long as the process lives (across the
+/// writer's restarts): a command type that panicked twice within [`PANIC_WINDOW`] for one actor
+/// (an API key, or the public) of a tenant is refused to it, undecided, for [`PANIC_COOLDOWN`]. A request that panics every time could otherwise
+/// be resent to force one full rebuild of every tenant's state after another, each stopping all
+/// writes while it reads the log.
+#[derive(Default)]
+struct PanicBreaker {
+    /// (tenant, actor, command type) → (its first recent panic, how many since, refused until)
+    recent: HashMap<(TenantId, String, &'static str), (Instant, u32, Option<Instant>)>,
+}
+
+const PANIC_WINDOW: Duration = Duration::from_secs(60);
+const PANIC_COOLDOWN: Duration = Duration::from_secs(300);
+
+impl PanicBreaker {
+    fn refuses(&self, meta: &CommandMeta, command_type: &'static str, now: Instant) -> bool {
+        self.recent
+            .get(&(meta.tenant_id, meta.actor.id.clone(), command_type))
+            .and_then(|(_, _, until)| *until)
+            .is_some_and(|until| now < until)
+    }
+
+    fn panicked(&mut self, meta: &CommandMeta, command_type: &'static str, now: Instant) {
+        self.recent.retain(|_, (first, _, until)| {
+            now.duration_since(*first) < PANIC_WINDOW || until.is_some_and(|until| now < until)
+        });
+        let key = (meta.tenant_id, meta.actor.id.clone(), command_type);
+        let (first, count, until) = self.recent.entry(key).or_insert((now, 0, None));
+        if now.duration_since(*first) >= PANIC_WINDOW {
+            (*first, *count, *until) = (now, 0, None);
+        }
+        *count += 1;
+        if *count >= 2 {
+            *until = Some(now + PANIC_COOLDOWN);
         }
     }
 }
@@ -500,6 +540,7 @@ fn refuse(a: Answer, metrics: &WriterMetrics) {
 
 struct Writer {
     state: WriterState,
+    panics: Arc<Mutex<PanicBreaker>>,
     vault: Vault,
     checkpointer: crate::chains::Checkpointer,
     handover: Arc<Handover>,
@@ -519,7 +560,7 @@ impl Drop for ClosesOnDrop {
 }
 
 impl Writer {
-    fn open(config: WriterConfig, metrics: WriterMetrics) -> anyhow::Result<Self> {
+    fn open(config: WriterConfig, metrics: WriterMetrics, panics: Arc<Mutex<PanicBreaker>>) -> anyhow::Result<Self> {
         let producer: ThreadedProducer<DefaultProducerContext> =
             service_kit::kafka::client_config(&config.brokers, "rsvp-command-api")
                 .set("transactional.id", &config.transactional_id)
@@ -570,7 +611,7 @@ impl Writer {
         };
         let checkpointer = crate::chains::Checkpointer::new(config.audit);
         let _closes = ClosesOnDrop(handover.clone());
-        Ok(Self { state, vault, checkpointer, handover, committer, metrics, _closes })
+        Ok(Self { state, panics, vault, checkpointer, handover, committer, metrics, _closes })
     }
 
     /// Decides until the writer must stop, then lets the committer finish what was decided.
@@ -638,6 +679,19 @@ impl Writer {
                 let command_type = command.command_type();
                 let decision = tracing::info_span!(parent: &span, "decide", command = command_type).entered();
                 let (before, keys_before) = (decided.records.len(), decided.keys.len());
+                let panics = self.panics.clone();
+                if panics.lock().unwrap_or_else(|p| p.into_inner()).refuses(&meta, command_type, Instant::now()) {
+                    tracing::error!(
+                        command = command_type,
+                        tenant = %meta.tenant_id,
+                        correlation_id = ?meta.correlation_id,
+                        "refused undecided: this actor's commands of this type made the writer panic twice in a minute"
+                    );
+                    drop(decision);
+                    let result = Err(WriteError::Failed);
+                    decided.answers.push(Answer::Write { reply, result, command_type, span });
+                    return;
+                }
                 let decide = std::panic::AssertUnwindSafe(|| {
                     self.decide_and_apply(&command, &meta, now, &mut decided.records, &mut decided.keys)
                 });
@@ -656,6 +710,7 @@ impl Writer {
                         decided.records.truncate(before);
                         decided.keys.truncate(keys_before);
                         decided.poisoned = true;
+                        panics.lock().unwrap_or_else(|p| p.into_inner()).panicked(&meta, command_type, Instant::now());
                         Err(WriteError::Failed)
                     }
                 };
@@ -962,5 +1017,43 @@ fn invite_target(tenant: &events::Tenant, id: events::InviteId) -> Target {
     match tenant.invite_state(id).version() {
         0 => Target::Missing,
         version => Target::Versioned("invite", version),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(tenant: TenantId, actor: &str) -> CommandMeta {
+        CommandMeta {
+            tenant_id: tenant,
+            actor: events::Actor { kind: events::ActorKind::ApiKey, id: actor.into() },
+            correlation_id: None,
+            idempotency: None,
+            legacy_request_hash: None,
+            if_match: None,
+        }
+    }
+
+    #[test]
+    fn a_command_type_that_panics_twice_in_a_minute_is_refused_to_its_actor_for_five_minutes() {
+        let tenant = TenantId::from_uuid(uuid::Uuid::now_v7());
+        let (key, other_key) = (meta(tenant, "key-1"), meta(tenant, "key-2"));
+        let other_tenant = meta(TenantId::from_uuid(uuid::Uuid::now_v7()), "key-1");
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut breaker = PanicBreaker::default();
+        breaker.panicked(&key, "create_invite", t0);
+        assert!(!breaker.refuses(&key, "create_invite", t0), "one panic may be bad luck");
+        breaker.panicked(&key, "create_invite", at(30));
+        assert!(breaker.refuses(&key, "create_invite", at(31)));
+        assert!(!breaker.refuses(&key, "revoke_invite", at(31)), "only that type");
+        assert!(!breaker.refuses(&other_key, "create_invite", at(31)), "only that actor");
+        assert!(!breaker.refuses(&other_tenant, "create_invite", at(31)), "only that tenant");
+        assert!(!breaker.refuses(&key, "create_invite", at(331)), "for five minutes");
+        // Two panics further apart than the window are two pieces of bad luck.
+        breaker.panicked(&other_key, "create_invite", t0);
+        breaker.panicked(&other_key, "create_invite", at(61));
+        assert!(!breaker.refuses(&other_key, "create_invite", at(62)));
     }
 }

@@ -105,6 +105,61 @@ async fn a_leader_stopped_cleanly_hands_the_lease_to_the_standby_without_waiting
 /// once the state has moved) answers that command 500 with nothing of it written, says it is not
 /// ready while it reads the log again, and then serves on a state that is the log's.
 #[tokio::test(flavor = "multi_thread")]
+async fn a_command_that_panics_the_writer_again_and_again_is_refused_after_the_second_time_without_a_rebuild() {
+    // Each panic makes the writer read the whole log again, stopping every tenant's writes: a
+    // request that always panics must not be a way to keep the writer rebuilding.
+    let env = TestEnv::new().await;
+    let http = reqwest::Client::new();
+    let fault = uuid::Uuid::now_v7();
+    let command = Service::start("command-api", &env, &[("RSVP_FAULT_WRITER_PANIC_ON", fault.to_string())]).await;
+    command.wait_ready(Duration::from_secs(60)).await;
+    let first = create(&http, &command.url, &env.key, "first@example.com").await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: serde_json::Value = first.json().await.unwrap();
+    let poison = || {
+        http.post(format!("{}/v1/invites", command.url))
+            .bearer_auth(&env.key)
+            .header("X-Request-Id", fault.to_string())
+            .json(&json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": "boom@example.com" }] }))
+            .send()
+    };
+    let rebuilds = || command.log_text().matches("state rebuilt from the log").count();
+    for attempt in 1..=3 {
+        let failed = poison().await.unwrap();
+        assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR, "attempt {attempt}");
+        let problem: serde_json::Value = failed.json().await.unwrap();
+        assert_eq!(problem["code"], "writer-failed", "attempt {attempt}: {problem}");
+        if attempt < 3 {
+            // The first start and one rebuild per panic so far.
+            eventually(Duration::from_secs(60), "the writer to rebuild", || async {
+                (rebuilds() == attempt + 1).then_some(())
+            })
+            .await;
+            command.wait_ready(Duration::from_secs(60)).await;
+        }
+    }
+    // Other commands of the same caller go on (after a rebuild, had there been one).
+    let id = first["id"].as_str().unwrap().to_owned();
+    let revoked = eventually(Duration::from_secs(60), "a revoke to be taken", || async {
+        let r = http
+            .post(format!("{}/v1/invites/{id}/revoke", command.url))
+            .bearer_auth(&env.key)
+            .json(&json!({}))
+            .send()
+            .await
+            .ok()?;
+        (r.status() != StatusCode::SERVICE_UNAVAILABLE).then_some(r.status())
+    })
+    .await;
+    assert_eq!(revoked, StatusCode::OK);
+    // The third was refused undecided: two panics in the log, not three, and no rebuild after it.
+    let log_text = command.log_text();
+    assert_eq!(log_text.matches("the writer panicked deciding a command").count(), 2, "{log_text}");
+    assert_eq!(log_text.matches("refused undecided").count(), 1, "{log_text}");
+    assert_eq!(rebuilds(), 3, "the start and one per panic: {log_text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_writer_that_panics_on_a_command_answers_500_rebuilds_from_the_log_and_serves_again() {
     let env = TestEnv::new().await;
     let http = reqwest::Client::new();
