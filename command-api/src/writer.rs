@@ -324,9 +324,13 @@ fn refuse_pending(rx: &Receiver<Request>, metrics: &WriterMetrics) {
 /// writes while it reads the log.
 #[derive(Default)]
 struct PanicBreaker {
-    /// (tenant, actor, command type) → (its first recent panic, how many since, refused until)
-    recent: HashMap<(TenantId, String, &'static str), (Instant, u32, Option<Instant>)>,
+    recent: HashMap<PanicKey, PanicCount>,
 }
+
+/// Whose commands: (tenant, actor id, command type).
+type PanicKey = (TenantId, String, &'static str);
+/// (its first recent panic, how many since, refused until)
+type PanicCount = (Instant, u32, Option<Instant>);
 
 const PANIC_WINDOW: Duration = Duration::from_secs(60);
 const PANIC_COOLDOWN: Duration = Duration::from_secs(300);
