@@ -168,7 +168,8 @@ async fn an_invitation_reads_with_every_field_of_the_seed_in_its_types_and_forma
         let r = s.native.post(&format!("/v1/invites/{id}/engagements"), &json!({ "kind": kind })).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
-    let body = read_until(&s.vortex, &id, "the engagements", |b| b["views"] == 2).await;
+    // The click is the last: two views can be read before it is.
+    let body = read_until(&s.vortex, &id, "the engagements", |b| b["views"] == 2 && b["clickThroughs"] == 1).await;
 
     // Every field of the seed, and no other, in the seed's types (`accepts` is empty so far).
     let mut expected_shape = shape(&seed_invitation());
