@@ -316,6 +316,20 @@ async fn an_operator_erases_an_address_with_rsvp_admin_and_its_one_call_key_is_r
     .await
     .unwrap();
     assert_eq!(live, 0, "the key made for the call is revoked");
+    // A mistyped tenant is refused, and not created.
+    for command in [
+        &["erase", "--tenant", "tenant-aa", "--api-url", &api, BOB][..],
+        &["offboard", "--tenant", "tenant-aa", "--api-url", &api],
+    ] {
+        let (code, out, err) = run_command_split("rsvp-admin", &w.env, command).await;
+        assert_ne!(code, 0, "{out}{err}");
+        assert!(err.contains("no tenant named \"tenant-aa\""), "{err}");
+    }
+    let made: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE name = 'tenant-aa'")
+        .fetch_one(&w.env.pool)
+        .await
+        .unwrap();
+    assert_eq!(made, 0);
 }
 
 /// A log from before sealing: the invite's facts in clear, its token recorded.

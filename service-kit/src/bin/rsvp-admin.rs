@@ -106,7 +106,9 @@ async fn as_admin(
     path: &str,
     body: serde_json::Value,
 ) -> anyhow::Result<String> {
-    let tenant_id = ensure_tenant(pool, tenant).await?;
+    // Never created here: a mistyped name must not make an empty tenant and "erase" nothing in it.
+    let tenant_id =
+        api_keys::find_tenant(pool, tenant).await?.with_context(|| format!("no tenant named {tenant:?}"))?;
     // Expiring by itself in 5 minutes: a crash or an interrupt before the revocation below must
     // not leave an admin key alive.
     let options = KeyOptions {
@@ -245,7 +247,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Offboard { tenant, api_url } => {
             println!("{}", as_admin(&pool, &tenant, &api_url, "/v1/tenant/offboarding", serde_json::json!({})).await?);
-            let tenant_id = ensure_tenant(&pool, &tenant).await?;
+            let tenant_id =
+                api_keys::find_tenant(&pool, &tenant).await?.with_context(|| format!("no tenant named {tenant:?}"))?;
             let revoked =
                 sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND revoked_at IS NULL")
                     .bind(tenant_id.as_uuid())
