@@ -142,7 +142,7 @@ pub fn read_range(
     read(brokers, topic, None, start, end, timeout, each)
 }
 
-/// Like [`read_to_end`] for the partitions `only` of `topic`: several threads, each reading some
+/// Like [`read_to_end`] for the partitions `only` of `topic` (from [`topic_partitions`]): several threads, each reading some
 /// of the partitions, read a log faster than one (decoding is the cost, and it is per record).
 pub fn read_partitions_to_end(
     brokers: &str,
@@ -195,10 +195,12 @@ fn read(
     // partition → the offset to stop before
     let mut pending = HashMap::new();
     let mut assignment = TopicPartitionList::new();
-    for p in partitions(&consumer, topic, timeout)? {
-        if only.is_some_and(|only| !only.contains(&p)) {
-            continue;
-        }
+    // Partitions given are taken as they are: their caller asked the cluster already.
+    let all = match only {
+        Some(only) => only.to_vec(),
+        None => partitions(&consumer, topic, timeout)?,
+    };
+    for p in all {
         let (low, high) = probe.fetch_watermarks(topic, p, timeout)?;
         let from = start.get(&p).copied().unwrap_or(low).max(low);
         let stop = end.map_or(high, |e| e.get(&p).copied().unwrap_or(0)).min(high);
