@@ -101,13 +101,10 @@ async fn a_leader_stopped_cleanly_hands_the_lease_to_the_standby_without_waiting
     .await;
 }
 
-/// A writer that panics on a command (forced in this test build with `RSVP_FAULT_WRITER_PANIC_ON`,
-/// once the state has moved) answers that command 500 with nothing of it written, says it is not
-/// ready while it reads the log again, and then serves on a state that is the log's.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_command_that_panics_the_writer_again_and_again_is_refused_after_the_second_time_without_a_rebuild() {
-    // Each panic makes the writer read the whole log again, stopping every tenant's writes: a
-    // request that always panics must not be a way to keep the writer rebuilding.
+/// A command API whose writer panics (forced in this test build with `RSVP_FAULT_WRITER_PANIC_ON`,
+/// once the state has moved) on the command whose `X-Request-Id` is the returned fault, with one
+/// invite created.
+async fn panicking_writer() -> (TestEnv, reqwest::Client, uuid::Uuid, Service, serde_json::Value) {
     let env = TestEnv::new().await;
     let http = reqwest::Client::new();
     let fault = uuid::Uuid::now_v7();
@@ -115,17 +112,29 @@ async fn a_command_that_panics_the_writer_again_and_again_is_refused_after_the_s
     command.wait_ready(Duration::from_secs(60)).await;
     let first = create(&http, &command.url, &env.key, "first@example.com").await;
     assert_eq!(first.status(), StatusCode::CREATED);
-    let first: serde_json::Value = first.json().await.unwrap();
-    let poison = || {
-        http.post(format!("{}/v1/invites", command.url))
-            .bearer_auth(&env.key)
-            .header("X-Request-Id", fault.to_string())
-            .json(&json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": "boom@example.com" }] }))
-            .send()
-    };
+    let first = first.json().await.unwrap();
+    (env, http, fault, command, first)
+}
+
+/// The create that panics the writer.
+async fn poison(http: &reqwest::Client, command: &Service, env: &TestEnv, fault: uuid::Uuid) -> reqwest::Response {
+    http.post(format!("{}/v1/invites", command.url))
+        .bearer_auth(&env.key)
+        .header("X-Request-Id", fault.to_string())
+        .json(&json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": "boom@example.com" }] }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_that_panics_the_writer_again_and_again_is_refused_after_the_second_time_without_a_rebuild() {
+    // Each panic makes the writer read the whole log again, stopping every tenant's writes: a
+    // request that always panics must not be a way to keep the writer rebuilding.
+    let (env, http, fault, command, first) = panicking_writer().await;
     let rebuilds = || command.log_text().matches("state rebuilt from the log").count();
     for attempt in 1..=3 {
-        let failed = poison().await.unwrap();
+        let failed = poison(&http, &command, &env, fault).await;
         assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR, "attempt {attempt}");
         let problem: serde_json::Value = failed.json().await.unwrap();
         assert_eq!(problem["code"], "writer-failed", "attempt {attempt}: {problem}");
@@ -159,25 +168,13 @@ async fn a_command_that_panics_the_writer_again_and_again_is_refused_after_the_s
     assert_eq!(rebuilds(), 3, "the start and one per panic: {log_text}");
 }
 
+/// A writer that panics on a command answers that command 500 with nothing of it written, says it
+/// is not ready while it reads the log again, and then serves on a state that is the log's.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_writer_that_panics_on_a_command_answers_500_rebuilds_from_the_log_and_serves_again() {
-    let env = TestEnv::new().await;
-    let http = reqwest::Client::new();
-    let fault = uuid::Uuid::now_v7();
-    let command = Service::start("command-api", &env, &[("RSVP_FAULT_WRITER_PANIC_ON", fault.to_string())]).await;
-    command.wait_ready(Duration::from_secs(60)).await;
-    let first = create(&http, &command.url, &env.key, "first@example.com").await;
-    assert_eq!(first.status(), StatusCode::CREATED);
-    let first: serde_json::Value = first.json().await.unwrap();
+    let (env, http, fault, command, first) = panicking_writer().await;
 
-    let failed = http
-        .post(format!("{}/v1/invites", command.url))
-        .bearer_auth(&env.key)
-        .header("X-Request-Id", fault.to_string())
-        .json(&json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": "boom@example.com" }] }))
-        .send()
-        .await
-        .unwrap();
+    let failed = poison(&http, &command, &env, fault).await;
     assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let problem: serde_json::Value = failed.json().await.unwrap();
     assert_eq!(problem["code"], "writer-failed", "{problem}");
