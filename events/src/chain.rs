@@ -29,7 +29,7 @@ pub const TENANT_SEQ: &str = "tenantseq";
 pub const TENANT_CHAIN: &str = "tenantchain";
 
 /// A SHA-256 value of the chain.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub struct Hash(pub [u8; 32]);
 
 impl Hash {
@@ -164,7 +164,7 @@ impl Link {
 }
 
 /// Where a tenant's chain stands: its last chained event's number and value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TenantHead {
     pub seq: u64,
     pub chain: Hash,

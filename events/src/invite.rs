@@ -106,7 +106,7 @@ pub enum InviteCommand {
 }
 
 /// How an invite's life ended, if it did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Lifecycle {
     Open,
     Accepted,
@@ -116,7 +116,7 @@ pub enum Lifecycle {
     Expired,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Delivery {
     pub id: DeliveryId,
     pub method: DeliveryMethod,
@@ -124,13 +124,13 @@ pub struct Delivery {
     pub status: DeliveryStatus,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Accept {
     pub accepted_by: Option<String>,
     pub target: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Counters {
     pub sends: u32,
     pub deliveries: u32,
@@ -141,7 +141,7 @@ pub struct Counters {
 }
 
 /// A live invite: everything `decide` needs, folded from its events.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Invite {
     pub created: Box<InviteCreated>,
     pub version: u64,
@@ -155,7 +155,7 @@ pub struct Invite {
     pub erased: Erased,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Erased {
     pub all: bool,
     pub subjects: std::collections::BTreeSet<String>,
@@ -209,7 +209,7 @@ impl Invite {
 }
 
 /// The current state of one invite, folded from its events.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub enum InviteState {
     #[default]
     Absent,

@@ -23,6 +23,7 @@ pub mod invite;
 pub mod message;
 pub mod personal;
 pub mod rejection;
+pub mod shard;
 pub mod status;
 pub mod tenant;
 pub mod validate;
@@ -37,6 +38,7 @@ pub use invite::{decide, evolve, evolve_owned, Context, CreateInvite, Invite, In
 pub use message::MessageTemplates;
 pub use personal::Secrets;
 pub use rejection::{Rejection, RejectionClass};
+pub use shard::shard_of;
 pub use status::{InviteStatus, Vendor};
 pub use tenant::{Change, Definition, Tenant, TenantCommand};
 pub use validate::landing_redirect;

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
 
 /// A definition (campaign), folded from its events.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Definition {
     pub rules: DefinitionRules,
     pub version: u64,
@@ -122,7 +122,7 @@ pub struct Change {
 /// Who may be matched for `accepted_elsewhere`: a person's target within one scope.
 type MatchKey = (String, Option<(String, String)>);
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Tenant {
     invites: HashMap<InviteId, InviteState>,
     definitions: HashMap<DefinitionId, Definition>,
@@ -173,6 +173,21 @@ impl Tenant {
     pub fn definition_by_handle(&self, handle: &str) -> Option<(DefinitionId, &Definition)> {
         let id = *self.handles.get(handle)?;
         Some((id, self.definitions.get(&id)?))
+    }
+
+    /// The ids of every invite the tenant has.
+    pub fn invite_ids(&self) -> impl Iterator<Item = InviteId> + '_ {
+        self.invites.iter().filter(|(_, s)| s.live().is_some()).map(|(id, _)| *id)
+    }
+
+    /// Every stream of the tenant with events: its invites' and its definitions'.
+    pub fn streams(&self) -> impl Iterator<Item = StreamId> + '_ {
+        self.invite_ids().map(StreamId::Invite).chain(self.definitions.keys().map(|id| StreamId::Definition(*id)))
+    }
+
+    /// The recorded link tokens of invites from before tokens were derived.
+    pub fn recorded_tokens(&self) -> impl Iterator<Item = &LinkToken> {
+        self.tokens.keys()
     }
 
     pub fn definitions(&self) -> impl Iterator<Item = (DefinitionId, &Definition)> {

@@ -272,6 +272,38 @@ proptest! {
     }
 
     #[test]
+    fn a_tenant_read_back_from_a_snapshot_is_the_one_written_and_decides_alike(steps in proptest::collection::vec(step(), 1..60)) {
+        // The command API's snapshots (`command_api::snapshot`): MessagePack with field names.
+        let (tenant, history, ids, definition) = run(&steps);
+        let bytes = rmp_serde::to_vec_named(&tenant).unwrap();
+        let back: Tenant = rmp_serde::from_slice(&bytes).unwrap();
+        for &id in &ids {
+            prop_assert_eq!(back.invite(id), tenant.invite(id));
+        }
+        prop_assert_eq!(back.definition(definition), tenant.definition(definition));
+        let at = history.last().map_or_else(t0, |(_, at)| *at);
+        let ctx = ctx_at(at + chrono::Duration::hours(1));
+        let mut probes: Vec<TenantCommand> = TARGETS
+            .iter()
+            .map(|t| TenantCommand::AcceptMany { target: (*t).into(), invite_ids: ids.clone(), accepted_by: None })
+            .collect();
+        for (i, &id) in ids.iter().enumerate() {
+            let mut create = create_for(TARGETS[i % 2]);
+            create.definition_id = Some(definition);
+            probes.push(on(InviteId::from_uuid(Uuid::from_u128(i as u128 + 1)), InviteCommand::Create(Box::new(create))));
+            probes.push(on(id, InviteCommand::Send { method: DeliveryMethod::Email, target: None }));
+            probes.push(on(id, InviteCommand::Resend { method: DeliveryMethod::Sms, target: Some(TARGETS[0].into()) }));
+            for t in TARGETS {
+                probes.push(on(id, InviteCommand::Accept { accepted_by: None, target: Some(t.into()) }));
+            }
+            probes.push(on(id, InviteCommand::Revoke { reason: None }));
+        }
+        for probe in &probes {
+            prop_assert_eq!(back.decide(probe, &ctx), tenant.decide(probe, &ctx), "{:?}", probe);
+        }
+    }
+
+    #[test]
     fn every_event_round_trips_through_json_and_cloudevents_unchanged(steps in proptest::collection::vec(step(), 1..40)) {
         let (_, history, _, _) = run(&steps);
         let tenant = TenantId::from_uuid(Uuid::now_v7());
