@@ -1,8 +1,11 @@
-//! How long the writer takes to become ready over a long log: loads N events (default 1,000,000)
-//! into a fresh topic, starts a writer (it fences nothing, reads the whole log, folds it), stops
-//! it, and starts another one: the restart an operator sees after a crash or a failover.
+//! How long the writer takes to become ready over a long log: loads N events (default 1,000,000,
+//! of 10 tenants or `--tenants=T`) into a fresh topic of 12 partitions, starts a writer (it
+//! fences nothing, reads the whole log, folds it) and waits until it has stored a snapshot of
+//! every shard; then starts another one (the take-over an operator sees after a crash or a
+//! failover: snapshots and the log after them), and one more with the snapshots deleted (the
+//! whole log, as before snapshots), for the baseline in the same run.
 //!
-//!   cargo bench -p command-api --bench restart -- [N]
+//!   cargo bench -p command-api --bench restart -- [N] [--tenants=T]
 //!
 //! The last line, `result: {...}`, is the same figures as JSON, for `make bench`.
 //! Needs a running Kafka (`make run`).
@@ -26,18 +29,57 @@ async fn ready(config: WriterConfig) -> anyhow::Result<(WriterHandle, Duration)>
     Ok((handle, started.elapsed()))
 }
 
+/// The writer's resident memory, from /proc (Linux).
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    kb.unwrap_or(0.0) / 1024.0
+}
+
+/// Waits until every shard with events has a snapshot stored (the first writer takes them one
+/// after another once it is ready).
+async fn snapshots_stored(pool: &sqlx::PgPool, topic: &str, shards: i64) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM writer.snapshots WHERE topic = $1")
+            .bind(topic)
+            .fetch_one(pool)
+            .await?;
+        if n >= shards {
+            return Ok(started.elapsed());
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(900), "{n} of {shards} snapshots after 15 minutes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let tenants: usize =
+        args.iter().find_map(|a| a.strip_prefix("--tenants=").and_then(|t| t.parse().ok())).unwrap_or(10);
     let brokers = std::env::var("RSVP_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let topic = format!("rsvp-bench-restart-{}", Uuid::new_v4().simple());
-    rsvp_tests::infra::create_topic(&brokers, &topic, 12).await?;
+    const PARTITIONS: i32 = 12;
+    rsvp_tests::infra::create_topic(&brokers, &topic, PARTITIONS).await?;
     let started = Instant::now();
-    rsvp_tests::load::invites_created(&brokers, &topic, n).await?;
-    println!("loaded {n} events in {:.1?}", started.elapsed());
+    rsvp_tests::load::invites_created_by(&brokers, &topic, n, tenants).await?;
+    println!("loaded {n} events of {tenants} tenants in {:.1?}", started.elapsed());
+    let shards = {
+        let mut with_events = 0;
+        for p in 0..PARTITIONS {
+            let (low, high) = service_kit::kafka::watermarks(&brokers, &topic, p, Duration::from_secs(10))?;
+            with_events += i64::from(high > low);
+        }
+        with_events
+    };
 
     // The key store the writer loads at start (empty here: the log's values are sealed by the
-    // loader, whose keys a start never needs).
+    // loader, whose keys a start never needs), and the snapshots.
     let database_url = std::env::var("RSVP_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://rsvp:rsvp@127.0.0.1:5433/postgres".into());
     let database = format!("rsvp_bench_restart_{}", Uuid::new_v4().simple());
@@ -57,17 +99,44 @@ async fn main() -> anyhow::Result<()> {
             key: audit::SigningKey::from_base64_seed(rsvp_tests::AUDIT_SIGNING_KEY)?,
             interval: std::time::Duration::from_secs(10),
         },
+        snapshots: writer::SnapshotConfig { every_events: 50_000, interval: Duration::from_secs(300) },
     };
-    let mut seconds = Vec::new();
-    for run in ["first start", "restart"] {
-        let (handle, elapsed) = ready(config.clone()).await?;
-        println!("{run}: ready over {n} events in {elapsed:.2?} ({:.0} events/s)", n as f64 / elapsed.as_secs_f64());
-        seconds.push(elapsed.as_secs_f64());
-        drop(handle);
-    }
+    let before = rss_mb();
+    let (first, first_s) = ready(config.clone()).await?;
+    let rss_growth = rss_mb() - before;
+    println!("first start (whole log): ready over {n} events in {first_s:.2?}; memory grew {rss_growth:.0} MB");
+    let snapshotted = snapshots_stored(&pool, &topic, shards).await?;
+    let bytes: i64 = sqlx::query_scalar("SELECT sum(length(state))::bigint FROM writer.snapshots WHERE topic = $1")
+        .bind(&topic)
+        .fetch_one(&pool)
+        .await?;
+    println!(
+        "{shards} shard snapshots stored {snapshotted:.2?} after it was ready ({:.1} MB compressed)",
+        bytes as f64 / 1e6
+    );
+    drop(first);
+    let (second, takeover_s) = ready(config.clone()).await?;
+    println!("take-over (snapshots and the log after them): ready in {takeover_s:.2?}");
+    drop(second);
+    sqlx::query("DELETE FROM writer.snapshots").execute(&pool).await?;
+    let (third, whole_s) = ready(config.clone()).await?;
+    println!("restart without snapshots (whole log): ready in {whole_s:.2?}");
+    drop(third);
+
     rsvp_tests::infra::delete_topic(&brokers, &topic).await;
     pool.close().await;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).execute(&admin).await?;
-    println!("result: {}", serde_json::json!({ "events": n, "first_start_s": seconds[0], "restart_s": seconds[1] }));
+    println!(
+        "result: {}",
+        serde_json::json!({
+            "events": n,
+            "tenants": tenants,
+            "first_start_s": first_s.as_secs_f64(),
+            "takeover_from_snapshots_s": takeover_s.as_secs_f64(),
+            "restart_whole_log_s": whole_s.as_secs_f64(),
+            "rss_growth_mb": rss_growth,
+            "snapshot_mb": bytes as f64 / 1e6,
+        })
+    );
     Ok(())
 }

@@ -85,6 +85,25 @@ impl Chains {
         }
     }
 
+    /// A tenant's part of the chains, for a snapshot: its head and its streams' heads.
+    pub fn tenant_part(
+        &self,
+        tenant: TenantId,
+        streams: impl Iterator<Item = StreamId>,
+    ) -> (TenantHead, Vec<(StreamId, Hash)>) {
+        let head = self.tenants.get(&tenant).copied().unwrap_or_default();
+        (head, streams.filter_map(|s| Some((s, *self.streams.get(&s)?))).collect())
+    }
+
+    /// Takes a tenant's part back from a snapshot ([`Chains::signed_up_to`] then says whether it
+    /// is due a checkpoint).
+    pub fn restore_tenant(&mut self, tenant: TenantId, head: TenantHead, streams: Vec<(StreamId, Hash)>) {
+        if head.seq > 0 {
+            self.tenants.insert(tenant, head);
+        }
+        self.streams.extend(streams);
+    }
+
     /// Takes note of the checkpoints already in the audit topic: tenants whose chain went past
     /// theirs (or who have none) are due one.
     pub fn signed_up_to(&mut self, signed: HashMap<TenantId, u64>) {

@@ -27,6 +27,14 @@ pub struct Config {
     /// leader that pauses longer (GC, a busy machine) loses the lease.
     #[arg(long, env = "RSVP_WRITER_LEASE_TIMEOUT_MS", default_value_t = 6000, value_parser = clap::value_parser!(u64).range(1000..=3_600_000))]
     pub writer_lease_timeout_ms: u64,
+    /// A shard's state is snapshotted (to PostgreSQL, `writer.snapshots`) once this many events
+    /// were decided in it since its last snapshot, so a take-over reads the snapshot and at most
+    /// about this many events of the shard's log. 0: never snapshot.
+    #[arg(long, env = "RSVP_WRITER_SNAPSHOT_EVENTS", default_value_t = 50_000)]
+    pub writer_snapshot_events: u64,
+    /// ... or once this many seconds passed since the first event after its last snapshot.
+    #[arg(long, env = "RSVP_WRITER_SNAPSHOT_INTERVAL_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub writer_snapshot_interval_seconds: u64,
     /// PostgreSQL, for API keys.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,

@@ -7,6 +7,7 @@ pub mod lease;
 pub mod metrics;
 pub mod rebuild;
 pub mod routes;
+pub mod snapshot;
 pub mod startup;
 pub mod state;
 pub mod vault;

@@ -44,6 +44,10 @@ impl Application {
                 pool: pool.clone(),
                 runtime: tokio::runtime::Handle::current(),
                 audit,
+                snapshots: crate::writer::SnapshotConfig {
+                    every_events: config.writer_snapshot_events,
+                    interval: std::time::Duration::from_secs(config.writer_snapshot_interval_seconds),
+                },
             },
             writer_metrics,
         )

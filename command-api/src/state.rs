@@ -5,15 +5,35 @@ use events::{Envelope, InviteEvent, InviteId, LinkToken, Secrets, StreamId, Tena
 use std::collections::HashMap;
 
 /// One stream's change made by a command: enough to answer the command again.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ChangeRef {
     pub stream: StreamId,
     pub version: u64,
     pub event_type: &'static str,
 }
 
+/// A [`ChangeRef`] read back from a snapshot: its event type by name.
+#[derive(serde::Deserialize)]
+struct StoredChange {
+    stream: StreamId,
+    version: u64,
+    event_type: String,
+}
+
+impl<'de> serde::Deserialize<'de> for ChangeRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let c = StoredChange::deserialize(d)?;
+        let event_type = events::event::EVENT_TYPES
+            .iter()
+            .map(|(known, _)| *known)
+            .find(|known| *known == c.event_type)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown event type {}", c.event_type)))?;
+        Ok(Self { stream: c.stream, version: c.version, event_type })
+    }
+}
+
 /// What a command with an `Idempotency-Key` did: its request fingerprint and its changes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct IdempotencyRecord {
     pub request_hash: Option<String>,
     pub changes: Vec<ChangeRef>,
@@ -27,13 +47,33 @@ pub struct WriterState {
     pub tokens: HashMap<LinkToken, TenantId>,
     /// Every invite's tenant: a derived token names its invite.
     pub invite_tenants: HashMap<InviteId, TenantId>,
-    pub idempotency: HashMap<(TenantId, String), IdempotencyRecord>,
+    /// Per tenant, by key.
+    pub idempotency: HashMap<TenantId, HashMap<String, IdempotencyRecord>>,
     pub events: u64,
     /// Where each stream's and tenant's hash chain stands (tamper evidence).
     pub chains: crate::chains::Chains,
 }
 
 impl WriterState {
+    /// The record of a tenant's idempotency key, if the key was used.
+    pub fn idempotency_record(&self, tenant: TenantId, key: &str) -> Option<&IdempotencyRecord> {
+        self.idempotency.get(&tenant)?.get(key)
+    }
+
+    /// Takes a tenant's state whole (from a snapshot), with the indexes across tenants.
+    pub fn restore_tenant(&mut self, id: TenantId, tenant: Tenant, idempotency: HashMap<String, IdempotencyRecord>) {
+        for invite in tenant.invite_ids() {
+            self.invite_tenants.insert(invite, id);
+        }
+        for token in tenant.recorded_tokens() {
+            self.tokens.insert(token.clone(), id);
+        }
+        if !idempotency.is_empty() {
+            self.idempotency.insert(id, idempotency);
+        }
+        self.tenants.insert(id, tenant);
+    }
+
     pub fn tenant(&self, id: TenantId) -> Option<&Tenant> {
         self.tenants.get(&id)
     }
@@ -65,7 +105,7 @@ impl WriterState {
             self.invite_tenants.insert(id, meta.tenant_id);
         }
         if let Some(key) = &meta.idempotency_key {
-            let record = self.idempotency.entry((meta.tenant_id, key.clone())).or_default();
+            let record = self.idempotency.entry(meta.tenant_id).or_default().entry(key.clone()).or_default();
             record.request_hash.clone_from(&meta.request_hash);
             record.changes.push(ChangeRef {
                 stream: meta.stream,

@@ -16,6 +16,7 @@
 
 use crate::lease::Lease;
 use crate::metrics::WriterMetrics;
+use crate::snapshot::Covered;
 use crate::state::{ChangeRef, WriterState};
 use crate::vault::Vault;
 use anyhow::Context as _;
@@ -26,7 +27,8 @@ use events::{
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
 use service_kit::vault::{KeyChange, MasterKey};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -59,6 +61,17 @@ pub struct WriterConfig {
     pub runtime: tokio::runtime::Handle,
     /// Signed checkpoints of the chains (tamper evidence).
     pub audit: crate::chains::AuditConfig,
+    /// When each shard's state is snapshotted.
+    pub snapshots: SnapshotConfig,
+}
+
+/// When a shard's state is snapshotted (see [`crate::snapshot`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotConfig {
+    /// After this many events decided in the shard since its last snapshot (0: never).
+    pub every_events: u64,
+    /// Or this long after the first of them.
+    pub interval: Duration,
 }
 
 /// Everything about a command that is not the command itself.
@@ -375,6 +388,8 @@ enum Stop {
 
 /// A decided event as the log takes it, serialized on the writer thread, off the commit path.
 struct Record {
+    /// Its tenant's shard; `None`: the record key's partition (a topic not partitioned by tenant).
+    partition: Option<i32>,
     key: String,
     payload: Vec<u8>,
     headers: OwnedHeaders,
@@ -384,8 +399,9 @@ struct Record {
 }
 
 impl Record {
-    fn of(envelope: &Envelope) -> Self {
+    fn of(envelope: &Envelope, partition: Option<i32>) -> Self {
         Self {
+            partition,
             key: envelope.key(),
             payload: envelope.data_json(),
             headers: service_kit::kafka::headers_of(envelope),
@@ -407,6 +423,7 @@ impl Record {
 
     fn checkpoint(checkpoint: &audit::Checkpoint, at: chrono::DateTime<Utc>) -> Self {
         Self {
+            partition: None,
             key: checkpoint.tenant_id.to_string(),
             payload: checkpoint.to_json(),
             headers: OwnedHeaders::new()
@@ -458,6 +475,8 @@ struct Pipe {
     decided: Decided,
     /// The writer thread stops: the committer commits what is decided, then ends.
     closing: bool,
+    /// The committer holds decisions it has not answered yet.
+    committing: bool,
     /// A commit failed: everything decided since is void.
     failed: bool,
 }
@@ -497,9 +516,36 @@ impl Handover {
             pipe = self.changed.wait(pipe).expect("the handover lock is never poisoned");
         }
         let decided = std::mem::take(&mut pipe.decided);
+        pipe.committing = true;
         drop(pipe);
         self.changed.notify_all();
         Some(decided)
+    }
+
+    /// The committer answered everything it took.
+    fn settled(&self) {
+        self.pipe.lock().expect("the handover lock is never poisoned").committing = false;
+        self.changed.notify_all();
+    }
+
+    /// Waits until everything decided is committed and answered (`false`: not within `timeout`,
+    /// or a commit failed): the state is then exactly the log's.
+    fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut pipe = self.pipe.lock().expect("the handover lock is never poisoned");
+        loop {
+            if pipe.failed || pipe.closing {
+                return false;
+            }
+            if !pipe.committing && pipe.decided.answers.is_empty() && pipe.decided.records.is_empty() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            pipe = self.changed.wait_timeout(pipe, left).expect("the handover lock is never poisoned").0;
+        }
     }
 
     /// Marks the pipe failed and gives back what was decided after the failed transaction.
@@ -544,6 +590,11 @@ fn refuse(a: Answer, metrics: &WriterMetrics) {
 
 struct Writer {
     state: WriterState,
+    /// The topic's partition count, and whether new events go to their tenant's shard.
+    partitions: usize,
+    by_tenant: bool,
+    /// `None` when the topic is not partitioned by tenant, or snapshots are off.
+    snapshots: Option<Snapshots>,
     panics: Arc<Mutex<PanicBreaker>>,
     vault: Vault,
     checkpointer: crate::chains::Checkpointer,
@@ -565,7 +616,8 @@ impl Drop for ClosesOnDrop {
 
 impl Writer {
     fn open(config: WriterConfig, metrics: WriterMetrics, panics: Arc<Mutex<PanicBreaker>>) -> anyhow::Result<Self> {
-        let producer: ThreadedProducer<DefaultProducerContext> =
+        let delivered = Arc::new(Mutex::new(HashMap::new()));
+        let producer: ThreadedProducer<Tracking> =
             service_kit::kafka::client_config(&config.brokers, "rsvp-command-api")
                 .set("transactional.id", &config.transactional_id)
                 // Java-compatible murmur2, so every client agrees on an invite's partition.
@@ -574,7 +626,7 @@ impl Writer {
                 .set("acks", "all")
                 .set("linger.ms", "1")
                 .set("transaction.timeout.ms", "60000")
-                .create()
+                .create_with_context(Tracking { topic: config.topic.clone(), last: delivered.clone() })
                 .context("cannot create the transactional producer")?;
         // Fences every earlier producer with this id and aborts its open transaction, so the
         // read below sees everything that will ever be committed before us.
@@ -586,15 +638,54 @@ impl Writer {
         let secrets = config.master.secrets();
         // The keys first: any key made before the log's end is in the store by then.
         let vault = Vault::load(config.master.clone(), &config.pool, &config.runtime)?;
+        let stored = if config.snapshots.every_events > 0 {
+            let partitions = service_kit::kafka::topic_partitions(&config.brokers, &config.topic, TX_TIMEOUT)?.len();
+            config.runtime.block_on(crate::snapshot::load(&config.pool, &config.topic, partitions)).unwrap_or_else(
+                |e| {
+                    tracing::warn!(error = format!("{e:#}"), "snapshots not read; reading the log whole");
+                    Vec::new()
+                },
+            )
+        } else {
+            Vec::new()
+        };
         // The checkpoints are read beside the log (a read's fixed cost is about 150 ms).
-        let (state, signed) = std::thread::scope(|scope| {
+        let (rebuilt, signed) = std::thread::scope(|scope| {
             let signed = scope.spawn(|| crate::chains::read_signed(&config.brokers, &config.topic));
-            let state = crate::rebuild::read_state(&config.brokers, &config.topic, &secrets);
-            (state, signed.join().unwrap_or_else(|_| Err(anyhow::anyhow!("reading the checkpoints panicked"))))
+            let rebuilt = crate::rebuild::read_state(&config.brokers, &config.topic, &secrets, stored);
+            (rebuilt, signed.join().unwrap_or_else(|_| Err(anyhow::anyhow!("reading the checkpoints panicked"))))
         });
-        let mut state = state?;
+        let crate::rebuild::Rebuilt { mut state, partitions, by_tenant, last, read, tails, restored } = rebuilt?;
         state.chains.signed_up_to(signed?);
-        tracing::info!(events = state.events, tenants = state.tenants.len(), elapsed = ?started.elapsed(), "state rebuilt from the log");
+        tracing::info!(
+            events_read = read,
+            tenants_from_snapshots = restored,
+            tenants = state.tenants.len(),
+            partitions,
+            by_tenant,
+            elapsed = ?started.elapsed(),
+            "state rebuilt"
+        );
+        if !by_tenant {
+            tracing::warn!(
+                "the topic is not partitioned by tenant (written before shards): new events go to their stream's \
+                 partition and no snapshots are taken; `rsvp-admin reshard` copies it into a topic partitioned by tenant"
+            );
+        }
+        delivered.lock().expect("never poisoned").extend(last);
+        let snapshots = (by_tenant && config.snapshots.every_events > 0)
+            .then(|| {
+                Snapshots::start(
+                    config.snapshots,
+                    delivered,
+                    tails,
+                    config.pool.clone(),
+                    config.runtime.clone(),
+                    config.topic.clone(),
+                    partitions,
+                )
+            })
+            .transpose()?;
         let handover = Arc::new(Handover::default());
         let committer = {
             let (handover, metrics) = (handover.clone(), metrics.clone());
@@ -615,7 +706,19 @@ impl Writer {
         };
         let checkpointer = crate::chains::Checkpointer::new(config.audit);
         let _closes = ClosesOnDrop(handover.clone());
-        Ok(Self { state, panics, vault, checkpointer, handover, committer, metrics, _closes })
+        Ok(Self {
+            state,
+            partitions,
+            by_tenant,
+            snapshots,
+            panics,
+            vault,
+            checkpointer,
+            handover,
+            committer,
+            metrics,
+            _closes,
+        })
     }
 
     /// Decides until the writer must stop, then lets the committer finish what was decided.
@@ -624,6 +727,7 @@ impl Writer {
             if !lease.is_held() {
                 break Stop::LeaseLost;
             }
+            self.snapshot_when_due();
             let first = match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(r) => Some(r),
                 Err(RecvTimeoutError::Timeout) if self.handover.failed() => break Stop::Closed,
@@ -740,7 +844,7 @@ impl Writer {
         let tenant = self.state.tenants.entry(meta.tenant_id).or_default();
         tenant.authorize(command, &meta.actor).map_err(WriteError::Rejected)?;
         if let Some((key, hash)) = &meta.idempotency {
-            if let Some(record) = self.state.idempotency.get(&(meta.tenant_id, key.clone())) {
+            if let Some(record) = self.state.idempotency_record(meta.tenant_id, key) {
                 let same = record.request_hash.as_deref() == Some(hash.as_str())
                     || (record.request_hash.is_some() && record.request_hash == meta.legacy_request_hash);
                 if !same {
@@ -821,7 +925,11 @@ impl Writer {
                 version: envelope.meta.version,
                 event_type: envelope.event_type(),
             });
-            records.push(Record::of(&envelope).chained(&mut self.state.chains, &envelope.meta));
+            let partition = self.by_tenant.then(|| events::shard_of(meta.tenant_id, self.partitions));
+            if let (Some(snapshots), Some(p)) = (&mut self.snapshots, partition) {
+                snapshots.decided(p);
+            }
+            records.push(Record::of(&envelope, partition).chained(&mut self.state.chains, &envelope.meta));
             // The state moves as we decide: the next command sees this one.
             self.state.apply_owned(envelope);
         }
@@ -837,6 +945,18 @@ impl Writer {
         }
         let invite = self.invite_of(meta.tenant_id, command).and_then(|id| self.invite_now(meta.tenant_id, id, now));
         Ok(Committed { changes: refs, replayed: false, invite })
+    }
+
+    /// Snapshots a shard whose snapshot is due, once everything decided is committed (waiting
+    /// for at most one transaction): the state is then exactly the log up to the last records
+    /// delivered, which the snapshot names.
+    fn snapshot_when_due(&mut self) {
+        let Some(snapshots) = &mut self.snapshots else { return };
+        let Some(partition) = snapshots.due() else { return };
+        if !self.handover.wait_idle(Duration::from_secs(5)) {
+            return;
+        }
+        snapshots.take(&self.state, partition);
     }
 
     /// The invite a command is about, if it is about one.
@@ -868,9 +988,138 @@ impl Writer {
 /// The key-store statements of a transaction, running beside it.
 type KeyStore = tokio::task::JoinHandle<anyhow::Result<()>>;
 
+/// The producer's context: takes note of the last record delivered to each partition of the
+/// events topic (where a snapshot taken with nothing uncommitted stands).
+struct Tracking {
+    topic: String,
+    last: Arc<Mutex<HashMap<i32, Covered>>>,
+}
+
+impl ClientContext for Tracking {}
+
+impl ProducerContext for Tracking {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        use rdkafka::message::{Headers as _, Message as _};
+        let Ok(message) = result else { return };
+        if message.topic() != self.topic {
+            return;
+        }
+        let id = message.headers().and_then(|h| {
+            h.iter().find(|h| h.key == "ce_id").and_then(|h| std::str::from_utf8(h.value?).ok()?.parse::<Uuid>().ok())
+        });
+        if let Some(event_id) = id {
+            let covered = Covered { offset: message.offset(), event_id };
+            self.last.lock().expect("never poisoned").insert(message.partition(), covered);
+        }
+    }
+}
+
+/// Which shards are due a snapshot, and the thread that compresses and stores them.
+struct Snapshots {
+    config: SnapshotConfig,
+    partitions: usize,
+    /// Per shard: events decided (or read past its last snapshot) since, and when the first was.
+    pending: HashMap<i32, (u64, Instant)>,
+    delivered: Arc<Mutex<HashMap<i32, Covered>>>,
+    store: std::sync::mpsc::SyncSender<(i32, Covered, usize, Vec<u8>)>,
+    /// The snapshot thread is compressing and storing one: the next waits (its encoding would
+    /// pause the writer for nothing).
+    storing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Snapshots {
+    fn start(
+        config: SnapshotConfig,
+        delivered: Arc<Mutex<HashMap<i32, Covered>>>,
+        tails: HashMap<i32, u64>,
+        pool: sqlx::PgPool,
+        runtime: tokio::runtime::Handle,
+        topic: String,
+        partitions: usize,
+    ) -> anyhow::Result<Self> {
+        // One waiting at most: a writer faster than the store skips a turn, never waits.
+        let (store, rx) = std::sync::mpsc::sync_channel::<(i32, Covered, usize, Vec<u8>)>(1);
+        let storing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let busy = storing.clone();
+        std::thread::Builder::new()
+            .name("rsvp-snapshots".into())
+            .spawn(move || {
+                for (partition, covered, tenants, encoded) in rx {
+                    let started = Instant::now();
+                    let compressed = crate::snapshot::compress(&encoded);
+                    let stored = runtime.block_on(crate::snapshot::store(
+                        &pool,
+                        &topic,
+                        partitions,
+                        partition,
+                        covered,
+                        tenants,
+                        &compressed,
+                    ));
+                    match stored {
+                        Ok(()) => tracing::info!(
+                            partition,
+                            tenants,
+                            offset = covered.offset,
+                            bytes = compressed.len(),
+                            elapsed = ?started.elapsed(),
+                            "snapshot stored"
+                        ),
+                        Err(e) => tracing::warn!(partition, error = format!("{e:#}"), "snapshot not stored"),
+                    }
+                    busy.store(false, Ordering::Release);
+                }
+            })
+            .context("cannot start the snapshot thread")?;
+        let now = Instant::now();
+        let pending = tails.into_iter().filter(|(_, n)| *n > 0).map(|(p, n)| (p, (n, now))).collect();
+        Ok(Self { config, partitions, pending, delivered, store, storing })
+    }
+
+    fn decided(&mut self, partition: i32) {
+        self.pending.entry(partition).or_insert((0, Instant::now())).0 += 1;
+    }
+
+    /// A shard due a snapshot, if one is (and the last one is stored).
+    fn due(&self) -> Option<i32> {
+        if self.storing.load(Ordering::Acquire) {
+            return None;
+        }
+        self.pending
+            .iter()
+            .find(|(_, (n, since))| *n >= self.config.every_events || since.elapsed() >= self.config.interval)
+            .map(|(p, _)| *p)
+    }
+
+    /// Encodes the shard's state (on the writer thread, which decides nothing meanwhile) and
+    /// hands it to the snapshot thread.
+    fn take(&mut self, state: &WriterState, partition: i32) {
+        let Some(covered) = self.delivered.lock().expect("never poisoned").get(&partition).copied() else {
+            self.pending.remove(&partition);
+            return;
+        };
+        let started = Instant::now();
+        let Some((tenants, encoded)) = crate::snapshot::encode(state, partition, self.partitions) else {
+            self.pending.remove(&partition);
+            return;
+        };
+        let bytes = encoded.len();
+        self.storing.store(true, Ordering::Release);
+        if self.store.try_send((partition, covered, tenants, encoded)).is_ok() {
+            self.pending.remove(&partition);
+            tracing::debug!(partition, tenants, bytes, elapsed = ?started.elapsed(), "snapshot taken");
+        } else {
+            // The snapshot thread is gone (it never is while the writer lives).
+            self.storing.store(false, Ordering::Release);
+        }
+    }
+}
+
 /// Appends what the writer thread decided, one transaction at a time, and answers.
 struct Committer {
-    producer: ThreadedProducer<DefaultProducerContext>,
+    producer: ThreadedProducer<Tracking>,
     topic: String,
     handover: Arc<Handover>,
     metrics: WriterMetrics,
@@ -915,6 +1164,7 @@ impl Committer {
             for a in batch.answers {
                 answer(a, &self.metrics);
             }
+            self.handover.settled();
         }
         Ok(())
     }
@@ -942,6 +1192,9 @@ impl Committer {
                     .payload(&r.payload)
                     .headers(r.headers)
                     .timestamp(r.timestamp);
+                if let Some(p) = r.partition {
+                    record = record.partition(p);
+                }
                 loop {
                     match self.producer.send(record) {
                         Ok(()) => break,

@@ -154,6 +154,26 @@ pub fn read_partitions_to_end(
     read(brokers, topic, Some(only), &HashMap::new(), None, timeout, each)
 }
 
+/// [`read_partitions_to_end`] starting each partition at its offset in `start` (the partition's
+/// first record when not there, or when the log no longer holds that offset).
+pub fn read_partitions_from(
+    brokers: &str,
+    topic: &str,
+    only: &[i32],
+    start: &HashMap<i32, i64>,
+    timeout: Duration,
+    each: impl FnMut(i32, i64, &rdkafka::message::BorrowedMessage<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    read(brokers, topic, Some(only), start, None, timeout, each)
+}
+
+/// A partition's (low, high) watermarks: the offsets of its first record and after its last.
+pub fn watermarks(brokers: &str, topic: &str, partition: i32, timeout: Duration) -> anyhow::Result<(i64, i64)> {
+    let consumer: BaseConsumer =
+        client_config(brokers, "rsvp-log-reader").create().context("cannot create log reader")?;
+    Ok(consumer.fetch_watermarks(topic, partition, timeout)?)
+}
+
 /// The partitions of `topic`, asked of the cluster.
 pub fn topic_partitions(brokers: &str, topic: &str, timeout: Duration) -> anyhow::Result<Vec<i32>> {
     let consumer: BaseConsumer =

@@ -15,7 +15,12 @@ use uuid::Uuid;
 
 /// A realistic spread: 10 tenants, a few inviters each, one InviteCreated per invite.
 pub async fn invites_created(brokers: &str, topic: &str, n: usize) -> anyhow::Result<()> {
-    let tenants: Vec<TenantId> = (0..10).map(|_| TenantId::from_uuid(Uuid::now_v7())).collect();
+    invites_created_by(brokers, topic, n, 10).await
+}
+
+/// [`invites_created`] spread over `tenants` tenants.
+pub async fn invites_created_by(brokers: &str, topic: &str, n: usize, tenants: usize) -> anyhow::Result<()> {
+    let tenants: Vec<TenantId> = (0..tenants.max(1)).map(|_| TenantId::from_uuid(Uuid::now_v7())).collect();
     let now = Utc::now();
     produce(brokers, topic, (0..n).map(|i| created_envelope(tenants[i % tenants.len()], now, i))).await
 }
@@ -102,12 +107,18 @@ async fn produce(brokers: &str, topic: &str, records: impl Iterator<Item = Envel
     use futures::StreamExt;
     let (key, secrets) = (service_kit::vault::DataKey::generate(), events::Secrets::new([1; 32], [2; 32]));
     let mut chains = Chains::default();
+    // Where the writer puts them: every tenant's events in its shard.
+    let partitions = service_kit::kafka::topic_partitions(brokers, topic, Duration::from_secs(30))?.len();
     for envelope in records {
         let envelope = as_written(envelope, &key, &secrets);
         let key = envelope.key();
         let payload = envelope.data_json();
         let headers = chains.chained(&envelope, service_kit::kafka::headers_of(&envelope), &payload);
-        let mut record = FutureRecord::to(topic).key(&key).payload(&payload).headers(headers);
+        let mut record = FutureRecord::to(topic)
+            .key(&key)
+            .payload(&payload)
+            .headers(headers)
+            .partition(events::shard_of(envelope.meta.tenant_id, partitions));
         loop {
             match producer.send_result(record) {
                 Ok(delivery) => break inflight.push(delivery),

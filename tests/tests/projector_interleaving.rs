@@ -23,6 +23,17 @@ async fn put(api: &Api, path: &str, body: &Value) -> rsvp_tests::Reply {
     api.call(Method::PUT, path, Some(body), &[]).await
 }
 
+/// Makes the test's log one written before shards: it starts with a definition of the test tenant
+/// on a partition other than the tenant's shard, as the writer placed events then (by stream). The
+/// writer then keeps placing every event by its stream, so that the streams of one tenant spread
+/// over partitions: the interleavings a log written before shards (or by a tenant split over
+/// shards later) holds, which the read models must take in any order.
+async fn written_before_shards(env: &TestEnv, partitions: i32) {
+    let shard = events::shard_of(env.tenant, partitions as usize);
+    let (id, _) = definition_id_away_from(Some(shard), partitions);
+    env.produce_event(&definition_event(env.tenant, id, 1, "legacy", None)).await;
+}
+
 /// Creates P with handle `h`, renames it `h-old`, and creates Q with handle `h` on another
 /// partition than P's (a Q that lands on P's partition is renamed away and another made). Returns
 /// (P, Q).
@@ -67,6 +78,7 @@ fn partitions_of_streams(env: &TestEnv) -> std::collections::HashMap<String, i32
 #[tokio::test(flavor = "multi_thread")]
 async fn a_handle_renamed_and_taken_by_a_definition_on_another_partition_replays_in_any_partition_order() {
     let env = TestEnv::new().await;
+    written_before_shards(&env, 3).await;
     let services = Services::start(&env).await;
     let api = Api::new(&services.command.url, &env.key);
     let (p, q) = hand_a_handle_to_another_partition(&api, "h", 3).await;
@@ -104,6 +116,7 @@ async fn a_handle_renamed_and_taken_by_a_definition_on_another_partition_replays
 #[tokio::test(flavor = "multi_thread")]
 async fn replaying_the_log_one_partition_at_a_time_in_any_order_gives_the_live_read_models_row_for_row() {
     let env = TestEnv::with_partitions(4).await;
+    written_before_shards(&env, 4).await;
     let services = Services::start(&env).await;
     let api = Api::new(&services.command.url, &env.key);
     // Definitions that trade handles, and invites under them that go through their lifecycle.

@@ -1,0 +1,299 @@
+//! Snapshots of the writer's state, one per shard (a partition of the events topic, which holds
+//! whole tenants: see `events::shard`), kept in PostgreSQL (`writer.snapshots`). A writer taking
+//! over reads each shard's snapshot and the log after it, not the whole log.
+//!
+//! A snapshot is a cache, never a source of truth:
+//! - it names the last record it holds (offset and event id); the take-over reads from that
+//!   record and checks it is the one named, so a snapshot of another topic of the same name, or
+//!   of records the log no longer holds, is never used;
+//! - its [`FORMAT`] must be the running code's, or it is ignored, so a deploy never trusts a
+//!   shape it does not know;
+//! - whatever is wrong with one, the writer reads the log whole instead (`crate::rebuild`).
+//!
+//! A snapshot is taken on the writer thread when nothing decided is still uncommitted, so the
+//! state is exactly the log up to the records it names (see `crate::writer`).
+
+use crate::state::{IdempotencyRecord, WriterState};
+use anyhow::Context as _;
+use events::chain::{Hash, TenantHead};
+use events::{StreamId, Tenant, TenantId};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// The shape of the state a snapshot holds. Bump it in the commit that changes any type a
+/// snapshot holds (`events::Tenant` and everything in it, `IdempotencyRecord`, the chain heads)
+/// or what the writer folds from an event: a snapshot of another format is ignored. The test
+/// `the_frozen_snapshot_of_this_format_reads_back` fails when a change makes the snapshot frozen
+/// in `tests/fixtures` unreadable without a new format.
+pub const FORMAT: i32 = 1;
+
+/// The last record of its partition a snapshot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Covered {
+    pub offset: i64,
+    pub event_id: Uuid,
+}
+
+/// A snapshot as stored.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub partition: i32,
+    pub covered: Covered,
+    /// Compressed.
+    pub state: Vec<u8>,
+}
+
+#[derive(serde::Serialize)]
+struct TenantOut<'a> {
+    id: TenantId,
+    tenant: &'a Tenant,
+    idempotency: Option<&'a HashMap<String, IdempotencyRecord>>,
+    head: TenantHead,
+    streams: Vec<(StreamId, Hash)>,
+}
+
+/// One tenant's part of a shard's state.
+#[derive(serde::Deserialize)]
+pub struct TenantPart {
+    id: TenantId,
+    tenant: Tenant,
+    idempotency: Option<HashMap<String, IdempotencyRecord>>,
+    head: TenantHead,
+    streams: Vec<(StreamId, Hash)>,
+}
+
+/// The state of the tenants of `partition`, serialized (MessagePack with field names, which the
+/// events' own optional fields need), uncompressed; `None` when the shard has no tenant.
+pub fn encode(state: &WriterState, partition: i32, partitions: usize) -> Option<(usize, Vec<u8>)> {
+    let tenants: Vec<TenantOut<'_>> = state
+        .tenants
+        .iter()
+        .filter(|(id, _)| events::shard_of(**id, partitions) == partition)
+        .map(|(id, tenant)| {
+            let (head, streams) = state.chains.tenant_part(*id, tenant.streams());
+            TenantOut { id: *id, tenant, idempotency: state.idempotency.get(id), head, streams }
+        })
+        .collect();
+    if tenants.is_empty() {
+        return None;
+    }
+    let bytes = rmp_serde::to_vec_named(&tenants).expect("the writer's state serializes");
+    Some((tenants.len(), bytes))
+}
+
+/// Compresses an encoded state for storing (zstd, the fast end: it runs beside the writer).
+pub fn compress(encoded: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(encoded, 1).expect("compressing to memory cannot fail")
+}
+
+/// The tenants a stored snapshot holds.
+pub fn decode(compressed: &[u8]) -> anyhow::Result<Vec<TenantPart>> {
+    let encoded = zstd::stream::decode_all(compressed).context("the snapshot does not decompress")?;
+    rmp_serde::from_slice(&encoded).context("the snapshot does not decode")
+}
+
+/// Puts decoded tenants into a state (which must not hold them yet).
+pub fn restore(state: &mut WriterState, tenants: Vec<TenantPart>) {
+    for t in tenants {
+        state.chains.restore_tenant(t.id, t.head, t.streams);
+        state.restore_tenant(t.id, t.tenant, t.idempotency.unwrap_or_default());
+    }
+}
+
+/// The snapshots of `topic` this code can read, for a topic of `partitions` partitions. Others
+/// (another format, another partition count) are named in the log and left out.
+pub async fn load(pool: &sqlx::PgPool, topic: &str, partitions: usize) -> anyhow::Result<Vec<Stored>> {
+    let rows: Vec<(i32, i32, i32, i64, Uuid, Vec<u8>)> = sqlx::query_as(
+        "SELECT partition, partitions, format, last_offset, last_event, state FROM writer.snapshots WHERE topic = $1",
+    )
+    .bind(topic)
+    .fetch_all(pool)
+    .await
+    .context("cannot read the writer's snapshots")?;
+    let mut usable = Vec::with_capacity(rows.len());
+    for (partition, count, format, offset, event_id, state) in rows {
+        if format != FORMAT || count as usize != partitions {
+            tracing::warn!(
+                partition,
+                format,
+                partitions = count,
+                "snapshot ignored: taken by code of another snapshot format (this one: {FORMAT}) or for another \
+                 partition count ({partitions}); the shard is read from the log"
+            );
+            continue;
+        }
+        usable.push(Stored { partition, covered: Covered { offset, event_id }, state });
+    }
+    Ok(usable)
+}
+
+/// Stores a shard's snapshot, unless a newer one of the same format is there already.
+pub async fn store(
+    pool: &sqlx::PgPool,
+    topic: &str,
+    partitions: usize,
+    partition: i32,
+    covered: Covered,
+    tenants: usize,
+    compressed: &[u8],
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO writer.snapshots (topic, partition, partitions, format, last_offset, last_event, tenants, state) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (topic, partition) DO UPDATE SET partitions = EXCLUDED.partitions, format = EXCLUDED.format, \
+           last_offset = EXCLUDED.last_offset, last_event = EXCLUDED.last_event, tenants = EXCLUDED.tenants, \
+           taken_at = now(), state = EXCLUDED.state \
+         WHERE writer.snapshots.format <> EXCLUDED.format OR writer.snapshots.partitions <> EXCLUDED.partitions \
+           OR writer.snapshots.last_offset < EXCLUDED.last_offset",
+    )
+    .bind(topic)
+    .bind(partition)
+    .bind(partitions as i32)
+    .bind(FORMAT)
+    .bind(covered.offset)
+    .bind(covered.event_id)
+    .bind(tenants as i32)
+    .bind(compressed)
+    .execute(pool)
+    .await
+    .context("cannot store the snapshot")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use events::{Envelope, EventMeta};
+
+    const PARTITIONS: usize = 4;
+
+    /// A state as a writer folds it: `tenants` tenants with three invites and a definition each,
+    /// every event chained, the first invite of each created with an idempotency key.
+    fn folded(tenants: &[TenantId]) -> WriterState {
+        let mut state = WriterState::default();
+        let mut chains = crate::chains::Chains::default();
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-04T12:00:00Z").unwrap().to_utc();
+        for (t, tenant) in tenants.iter().enumerate() {
+            let mut envelopes: Vec<Envelope> =
+                (0..3).map(|i| rsvp_tests::load::created_envelope(*tenant, at, t * 3 + i)).collect();
+            envelopes[0].meta.idempotency_key = Some("k-1".into());
+            envelopes[0].meta.request_hash = Some("h-1".into());
+            let rules = events::DefinitionRules {
+                handle: format!("gold-{t}"),
+                max_invites_per_inviter: Some(5),
+                starts_at: None,
+                ends_at: None,
+                max_send_count: Some(2),
+                default_expiry_days: None,
+                templates: None,
+            };
+            let definition = events::DefinitionId::from_uuid(Uuid::now_v7());
+            envelopes.push(Envelope::new(
+                EventMeta { stream: StreamId::Definition(definition), ..envelopes[0].meta.clone() },
+                events::DomainEvent::Definition(events::DefinitionEvent::Created(rules)),
+            ));
+            for envelope in envelopes {
+                chains.link(&envelope.meta, envelope.data_json().as_slice());
+                state.apply_owned(envelope);
+            }
+        }
+        state.chains = chains;
+        state
+    }
+
+    fn tenants() -> Vec<TenantId> {
+        (1..=8u128).map(|n| TenantId::from_uuid(Uuid::from_u128(n))).collect()
+    }
+
+    /// What a snapshot must keep of a state, comparably.
+    fn summary(state: &WriterState) -> Vec<String> {
+        let mut lines: Vec<String> = state
+            .tenants
+            .iter()
+            .flat_map(|(id, tenant)| {
+                let mut streams: Vec<StreamId> = tenant.streams().collect();
+                streams.sort();
+                let (head, heads) = state.chains.tenant_part(*id, streams.iter().copied());
+                let invites: Vec<String> =
+                    tenant.invite_ids().map(|i| format!("{i} {:?}", tenant.invite(i).unwrap())).collect();
+                let mut invites = invites;
+                invites.sort();
+                let mut idempotency: Vec<String> = state
+                    .idempotency
+                    .get(id)
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, r)| format!("{k} {:?} {:?}", r.request_hash, r.changes))
+                    .collect();
+                idempotency.sort();
+                let definitions: Vec<String> = {
+                    let mut d: Vec<String> = tenant.definitions().map(|(d, def)| format!("{d} {def:?}")).collect();
+                    d.sort();
+                    d
+                };
+                [
+                    format!("{id} head {} {:?}", head.seq, head.chain.to_hex()),
+                    format!(
+                        "{id} streams {:?}",
+                        heads.iter().map(|(s, h)| (s.to_string(), h.to_hex())).collect::<Vec<_>>()
+                    ),
+                    format!("{id} invites {invites:?}"),
+                    format!("{id} definitions {definitions:?}"),
+                    format!("{id} idempotency {idempotency:?}"),
+                    format!(
+                        "{id} tenant of invites {:?}",
+                        tenant.invite_ids().map(|i| state.invite_tenants.get(&i)).collect::<Vec<_>>()
+                    ),
+                ]
+            })
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn a_state_restored_from_its_shards_snapshots_is_the_state_they_were_taken_of() {
+        let state = folded(&tenants());
+        let mut restored = WriterState::default();
+        let mut shards = 0;
+        for p in 0..PARTITIONS as i32 {
+            if let Some((n, encoded)) = encode(&state, p, PARTITIONS) {
+                shards += 1;
+                let parts = decode(&compress(&encoded)).unwrap();
+                assert_eq!(parts.len(), n);
+                assert!(parts.iter().all(|t| events::shard_of(t.id, PARTITIONS) == p), "only the shard's tenants");
+                restore(&mut restored, parts);
+            }
+        }
+        assert!(shards > 1, "the tenants spread over shards");
+        assert_eq!(summary(&restored), summary(&state));
+        assert_eq!(restored.tenants.len(), 8);
+    }
+
+    /// The snapshot frozen in `tests/fixtures` for this [`FORMAT`] reads back as the state it was
+    /// taken of (written by this test with `RSVP_FREEZE_SNAPSHOT=1`, once per format). Any change
+    /// to the shape of the state (a field more, less or read otherwise) fails here: bump
+    /// [`FORMAT`] and freeze a new one, so that no writer reads a snapshot of another shape.
+    #[test]
+    fn the_frozen_snapshot_of_this_format_reads_back() {
+        // This checkout's file (cargo sets the variable when it runs the test), not the one of the
+        // checkout a shared build cache compiled it in.
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from);
+        let path = dir.join(format!("tests/fixtures/snapshot-format-{FORMAT}.bin"));
+        let tenants = tenants();
+        if std::env::var_os("RSVP_FREEZE_SNAPSHOT").is_some() {
+            let state = folded(&tenants[..1]);
+            let (_, encoded) = encode(&state, events::shard_of(tenants[0], PARTITIONS), PARTITIONS).unwrap();
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, compress(&encoded)).unwrap();
+            std::fs::write(path.with_extension("txt"), summary(&state).join("\n")).unwrap();
+        }
+        let frozen =
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}: freeze one for format {FORMAT}", path.display()));
+        let mut restored = WriterState::default();
+        restore(&mut restored, decode(&frozen).expect("the frozen snapshot of this format reads"));
+        let expected = std::fs::read_to_string(path.with_extension("txt")).unwrap();
+        assert_eq!(summary(&restored).join("\n"), expected);
+    }
+}
