@@ -19,14 +19,27 @@ use uuid::Uuid;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-async fn ready(config: WriterConfig) -> anyhow::Result<(WriterHandle, Duration)> {
+/// Starts a writer and waits until it is ready: (the writer, from the start, from when it held the
+/// lease: the take-over itself, without the lease's hand-over).
+async fn ready(config: WriterConfig) -> anyhow::Result<(WriterHandle, Duration, Duration)> {
     let started = Instant::now();
     let handle = writer::start(config, WriterMetrics::register(&prometheus::Registry::new())?).await?;
+    let mut leased = None;
     while handle.phase() != Phase::Ready {
         anyhow::ensure!(started.elapsed() < Duration::from_secs(900), "writer not ready after 15 minutes");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        if leased.is_none() && handle.phase() == Phase::Starting {
+            leased = Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    Ok((handle, started.elapsed()))
+    let leased = leased.unwrap_or(started);
+    Ok((handle, started.elapsed(), leased.elapsed()))
+}
+
+/// Stops a writer as the service does on a graceful stop: the lease is released first.
+fn stop(handle: WriterHandle) {
+    handle.release_lease();
+    drop(handle);
 }
 
 /// The writer's resident memory, from /proc (Linux).
@@ -62,6 +75,9 @@ async fn main() -> anyhow::Result<()> {
     let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
     let tenants: usize =
         args.iter().find_map(|a| a.strip_prefix("--tenants=").and_then(|t| t.parse().ok())).unwrap_or(10);
+    if std::env::var_os("RUST_LOG").is_some() {
+        service_kit::telemetry::init("restart-bench");
+    }
     let brokers = std::env::var("RSVP_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let topic = format!("rsvp-bench-restart-{}", Uuid::new_v4().simple());
     const PARTITIONS: i32 = 12;
@@ -99,10 +115,10 @@ async fn main() -> anyhow::Result<()> {
             key: audit::SigningKey::from_base64_seed(rsvp_tests::AUDIT_SIGNING_KEY)?,
             interval: std::time::Duration::from_secs(10),
         },
-        snapshots: writer::SnapshotConfig { every_events: 50_000, interval: Duration::from_secs(300) },
+        snapshots: writer::SnapshotConfig { every_events: 10_000, interval: Duration::from_secs(300) },
     };
     let before = rss_mb();
-    let (first, first_s) = ready(config.clone()).await?;
+    let (first, first_s, _) = ready(config.clone()).await?;
     let rss_growth = rss_mb() - before;
     println!("first start (whole log): ready over {n} events in {first_s:.2?}; memory grew {rss_growth:.0} MB");
     let snapshotted = snapshots_stored(&pool, &topic, shards).await?;
@@ -114,14 +130,16 @@ async fn main() -> anyhow::Result<()> {
         "{shards} shard snapshots stored {snapshotted:.2?} after it was ready ({:.1} MB compressed)",
         bytes as f64 / 1e6
     );
-    drop(first);
-    let (second, takeover_s) = ready(config.clone()).await?;
-    println!("take-over (snapshots and the log after them): ready in {takeover_s:.2?}");
-    drop(second);
+    stop(first);
+    let (second, takeover_s, takeover_leased_s) = ready(config.clone()).await?;
+    println!(
+        "take-over (snapshots and the log after them): ready in {takeover_s:.2?}, {takeover_leased_s:.2?} of it after the lease was held"
+    );
+    stop(second);
     sqlx::query("DELETE FROM writer.snapshots").execute(&pool).await?;
-    let (third, whole_s) = ready(config.clone()).await?;
-    println!("restart without snapshots (whole log): ready in {whole_s:.2?}");
-    drop(third);
+    let (third, whole_s, whole_leased_s) = ready(config.clone()).await?;
+    println!("restart without snapshots (whole log): ready in {whole_s:.2?}, {whole_leased_s:.2?} of it after the lease was held");
+    stop(third);
 
     rsvp_tests::infra::delete_topic(&brokers, &topic).await;
     pool.close().await;
@@ -133,7 +151,9 @@ async fn main() -> anyhow::Result<()> {
             "tenants": tenants,
             "first_start_s": first_s.as_secs_f64(),
             "takeover_from_snapshots_s": takeover_s.as_secs_f64(),
+            "takeover_from_snapshots_after_lease_s": takeover_leased_s.as_secs_f64(),
             "restart_whole_log_s": whole_s.as_secs_f64(),
+            "restart_whole_log_after_lease_s": whole_leased_s.as_secs_f64(),
             "rss_growth_mb": rss_growth,
             "snapshot_mb": bytes as f64 / 1e6,
         })

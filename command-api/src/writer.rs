@@ -640,12 +640,14 @@ impl Writer {
         let vault = Vault::load(config.master.clone(), &config.pool, &config.runtime)?;
         let stored = if config.snapshots.every_events > 0 {
             let partitions = service_kit::kafka::topic_partitions(&config.brokers, &config.topic, TX_TIMEOUT)?.len();
-            config.runtime.block_on(crate::snapshot::load(&config.pool, &config.topic, partitions)).unwrap_or_else(
-                |e| {
-                    tracing::warn!(error = format!("{e:#}"), "snapshots not read; reading the log whole");
-                    Vec::new()
-                },
-            )
+            let stored = config.runtime.block_on(crate::snapshot::load(&config.pool, &config.topic, partitions));
+            let stored = stored.unwrap_or_else(|e| {
+                tracing::warn!(error = format!("{e:#}"), "snapshots not read; reading the log whole");
+                Vec::new()
+            });
+            let bytes: usize = stored.iter().map(|s| s.state.len()).sum();
+            tracing::info!(snapshots = stored.len(), bytes, elapsed = ?started.elapsed(), "snapshots read");
+            stored
         } else {
             Vec::new()
         };

@@ -11,6 +11,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod omneo;
 pub mod problem;
+pub mod reshard;
 pub mod secrets;
 pub mod telemetry;
 pub mod vault;

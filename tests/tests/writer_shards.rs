@@ -5,7 +5,7 @@
 
 use reqwest::{Method, StatusCode};
 use rsvp_tests::services::bin_path;
-use rsvp_tests::{eventually, invite_for, partition_of, Api, Service, TestEnv};
+use rsvp_tests::{eventually, invite_for, partition_of, run_command, Api, Service, TestEnv};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -155,10 +155,17 @@ async fn decides_on_the_whole_history(env: &TestEnv, api: &Api, accepted: &str, 
     assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reused.body);
     assert_eq!(placed(env).len(), before, "a replay appends nothing");
     create(api, "after@example.com").await;
-    // Every event of the tenant chained in order, 1, 2, 3, ... with no number given twice.
-    let seqs: Vec<u64> =
-        env.read_raw(&env.topic).iter().filter_map(|r| r.header("ce_tenantseq")?.parse().ok()).collect();
+    // Every chained event of the tenant numbered 1, 2, 3, ... with no number given twice.
+    let tenant = env.tenant.to_string();
+    let mut seqs: Vec<u64> = env
+        .read_raw(&env.topic)
+        .iter()
+        .filter(|r| r.header("ce_tenantid") == Some(tenant.as_str()))
+        .filter_map(|r| r.header("ce_tenantseq")?.parse().ok())
+        .collect();
+    seqs.sort_unstable();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    let total = placed(env).len();
     // And the chains verify, stream by stream and tenant by tenant.
     let key = api.get("/v1/audit/public-key").await.body["public_key"].as_str().unwrap().to_owned();
     let output = tokio::process::Command::new(bin_path("rsvp-audit"))
@@ -170,7 +177,7 @@ async fn decides_on_the_whole_history(env: &TestEnv, api: &Api, accepted: &str, 
         .await
         .unwrap();
     let out = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success() && out.contains(&format!("OK: {} events", seqs.len())), "{out}");
+    assert!(output.status.success() && out.contains(&format!("OK: {total} events")), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -252,4 +259,70 @@ async fn a_snapshot_of_another_format_or_that_the_log_does_not_hold_is_ignored_a
         .collect();
     assert!(refused.get("error").and_then(Value::as_str).is_some_and(|e| e.contains("names event")), "{refused:?}");
     decides_on_the_whole_history(&env, &api, &accepted, &keyed).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reshard_copies_a_log_written_before_shards_by_tenant_keeping_every_stream_in_order_and_the_services_take_it_over(
+) {
+    const PARTITIONS: i32 = 4;
+    let mut env = TestEnv::with_partitions(PARTITIONS).await;
+    let shard = events::shard_of(env.tenant, PARTITIONS as usize);
+    let old = loop {
+        let e = rsvp_tests::load::created_envelope(env.tenant, chrono::Utc::now(), 0);
+        if partition_of(&e.key(), PARTITIONS) != shard {
+            break e;
+        }
+    };
+    env.produce_event(&old).await;
+    let (mut command, api) = snapshotting(&env).await;
+    let (accepted, keyed) = history(&api).await;
+    let (_, other_key) = env.other_tenant("second").await;
+    for i in 0..6 {
+        let id = create(&api.with_key(&other_key), &format!("o{i}@example.com")).await;
+        let sent = api.with_key(&other_key).post(&format!("/v1/invites/{id}/send"), &json!({})).await;
+        assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
+    }
+    let accepted_old = api.post(&format!("/v1/invites/{}/accept", old.key()), &json!({})).await;
+    assert_eq!(accepted_old.status, StatusCode::OK, "{}", accepted_old.body);
+    // A checkpoint covers the chains so far (every 200 ms), then the old writer stops.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    command.kill().await;
+    let before = placed(&env);
+    let spread: std::collections::BTreeSet<i32> = before.iter().map(|(p, ..)| *p).collect();
+    assert!(spread.len() > 1, "the old log spreads a tenant's streams over partitions");
+
+    let to = format!("{}-by-tenant", env.topic);
+    let (code, out) = run_command("rsvp-admin", &env, &["reshard", "--from", &env.topic, "--to", &to]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("copied {} events", before.len())) && out.contains("2 tenants"), "{out}");
+    // Copying into a topic that holds records is refused.
+    let (code, out) = run_command("rsvp-admin", &env, &["reshard", "--from", &env.topic, "--to", &to]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("already holds records"), "{out}");
+
+    env.topic = to;
+    let after = placed(&env);
+    assert_eq!(after.len(), before.len());
+    let by_stream = |log: &[(i32, i64, events::TenantId, String, uuid::Uuid)]| {
+        let mut streams: HashMap<String, Vec<uuid::Uuid>> = HashMap::new();
+        for (_, _, _, key, id) in log {
+            streams.entry(key.clone()).or_default().push(*id);
+        }
+        streams
+    };
+    assert_eq!(by_stream(&after), by_stream(&before), "every stream's events, in their order");
+    for (p, _, tenant, key, _) in &after {
+        assert_eq!(*p, events::shard_of(*tenant, PARTITIONS as usize), "{key}");
+    }
+
+    // The services on the new topic: a writer that places by tenant and decides on the whole
+    // history, and read models rebuilt from it that verify.
+    let (command, api) = snapshotting(&env).await;
+    decides_on_the_whole_history(&env, &api, &accepted, &keyed).await;
+    assert!(!command.log_text().contains("not partitioned by tenant"), "{}", command.log_text());
+    let (code, out) = run_command("projector", &env, &["rebuild"]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = run_command("projector", &env, &["verify"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no drift"), "{out}");
 }

@@ -10,6 +10,7 @@
 //!   rsvp-admin rotate-key 3f9c0a7b1d2e4f56 --overlap 24h         # new key; the old one expires in 24 h
 //!   rsvp-admin erase --tenant demo bob@example.com               # crypto-shred one address
 //!   rsvp-admin offboard --tenant demo                            # every subject, and its keys
+//!   rsvp-admin reshard --from rsvp.invite-events --to rsvp.invite-events.v2   # writer shards
 //!
 //! Erasures go through the command API (the writer destroys the keys and records the erasure),
 //! with an admin key made for the call and revoked right after it.
@@ -88,6 +89,24 @@ enum Cmd {
         /// The command API.
         #[arg(long, env = "RSVP_COMMAND_API_URL", default_value = "http://127.0.0.1:8081")]
         api_url: String,
+    },
+    /// Copy an events topic written before writer shards into a new topic partitioned by tenant
+    /// (every tenant's events on its shard, each stream in its order), with its checkpoints, and
+    /// check the copy (events per stream, their order, their shards). Then point the services at
+    /// the new topic and run `projector rebuild` and `projector verify` (see README).
+    Reshard {
+        /// The topic to copy (left as it is).
+        #[arg(long)]
+        from: String,
+        /// A new topic (refused if it holds records).
+        #[arg(long)]
+        to: String,
+        /// Partitions of the new topic: fixed for its life, as a tenant's shard depends on it.
+        /// Default: as many as `--from` has.
+        #[arg(long)]
+        partitions: Option<usize>,
+        #[arg(long, env = "RSVP_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+        brokers: String,
     },
     /// The tenant leaves: erase every subject's personal data, then revoke every key of it.
     Offboard {
@@ -244,6 +263,17 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Erase { tenant, address, kind, api_url } => {
             let body = serde_json::json!({ "address": address, "type": kind });
             println!("{}", as_admin(&pool, &tenant, &api_url, "/v1/personal-data/erasures", body).await?);
+        }
+        Cmd::Reshard { from, to, partitions, brokers } => {
+            let r = service_kit::reshard::reshard(&brokers, &from, &to, partitions).await?;
+            println!(
+                "copied {} events ({} streams, {} tenants) from {from} to {to} ({} partitions, by tenant), and {} checkpoints",
+                r.events, r.streams, r.tenants, r.partitions, r.checkpoints
+            );
+            if r.unplaced > 0 {
+                eprintln!("{} records without a readable tenant went to their key's partition", r.unplaced);
+            }
+            println!("checked: the same events per stream in the same order, every one in its tenant's shard");
         }
         Cmd::Offboard { tenant, api_url } => {
             println!("{}", as_admin(&pool, &tenant, &api_url, "/v1/tenant/offboarding", serde_json::json!({})).await?);
