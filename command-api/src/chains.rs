@@ -104,6 +104,16 @@ impl Chains {
         self.streams.extend(streams);
     }
 
+    /// Whether an event read back continues its tenant's chain from where it stands: the next
+    /// number (always so in a topic partitioned by tenant, read in order); an unchained event
+    /// has nothing to continue.
+    pub fn continues(&self, meta: &EventMeta, observed: &Observed) -> bool {
+        match observed {
+            Observed::Linked(link) => self.tenants.get(&meta.tenant_id).map_or(0, |h| h.seq) + 1 == link.tenant_seq,
+            Observed::Unchained(_) => true,
+        }
+    }
+
     /// Takes note of the checkpoints already in the audit topic: tenants whose chain went past
     /// theirs (or who have none) are due one.
     pub fn signed_up_to(&mut self, signed: HashMap<TenantId, u64>) {

@@ -38,6 +38,8 @@ pub struct Rebuilt {
     pub tails: HashMap<i32, u64>,
     /// Tenants restored from snapshots.
     pub restored: usize,
+    /// Snapshots were given and did not match the log (they should be deleted).
+    pub snapshots_refused: bool,
 }
 
 /// Reads the state: from `snapshots` and the log after them when they all match the log, or else
@@ -51,14 +53,18 @@ pub fn read_state(
 ) -> anyhow::Result<Rebuilt> {
     let partitions = service_kit::kafka::topic_partitions(brokers, topic, Duration::from_secs(30))?;
     let snapshots: Vec<Stored> = snapshots.into_iter().filter(|s| partitions.contains(&s.partition)).collect();
+    let mut refused = false;
     if !snapshots.is_empty() {
         match read(brokers, topic, secrets, &partitions, snapshots) {
             Ok(rebuilt) if rebuilt.by_tenant => return Ok(rebuilt),
             Ok(_) => tracing::warn!("events outside their tenant's shard after the snapshots; reading the log whole"),
             Err(e) => tracing::warn!(error = format!("{e:#}"), "snapshots not used; reading the log whole"),
         }
+        refused = true;
     }
-    read(brokers, topic, secrets, &partitions, Vec::new())
+    let mut rebuilt = read(brokers, topic, secrets, &partitions, Vec::new())?;
+    rebuilt.snapshots_refused = refused;
+    Ok(rebuilt)
 }
 
 fn read(
@@ -83,11 +89,19 @@ fn read(
     let readers = (cores * 2).clamp(2, 8).min(count);
     let secrets = secrets.clone();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(16);
+    // After a snapshot, each tenant's first event read must continue the chain head the snapshot
+    // holds (and every next one the one before, as a shard holds its tenants' events in order):
+    // a snapshot that is not exactly the log up to where it says fails here.
+    let check_chains = !snapshots.is_empty();
     let folder = std::thread::Builder::new()
         .name("rsvp-writer-fold".into())
         .spawn(move || {
+            let mut broken = None;
             for chunk in rx {
                 for (mut envelope, observed) in chunk {
+                    if check_chains && broken.is_none() && !chains.continues(&envelope.meta, &observed) {
+                        broken = Some(envelope.meta.event_id);
+                    }
                     chains.observe(&envelope.meta, observed);
                     // Invites from before blind indexes match like every other.
                     if let events::DomainEvent::Invite(event) = &mut envelope.event {
@@ -99,7 +113,7 @@ fn read(
                 }
             }
             state.chains = chains;
-            state
+            (state, broken)
         })
         .context("cannot start the folding thread")?;
     let read = std::thread::scope(|scope| {
@@ -119,15 +133,39 @@ fn read(
             .collect::<anyhow::Result<Vec<Read>>>()
     });
     drop(tx);
-    let state = folder.join().map_err(|_| anyhow::anyhow!("the folding thread panicked"))?;
-    let mut rebuilt =
-        Rebuilt { state, partitions: count, by_tenant: true, last: covered, read: 0, tails: HashMap::new(), restored };
+    let (state, broken) = folder.join().map_err(|_| anyhow::anyhow!("the folding thread panicked"))?;
+    if let Some(event) = broken {
+        anyhow::bail!("event {event} does not continue its tenant's chain from where the snapshot leaves it");
+    }
+    let mut rebuilt = Rebuilt {
+        state,
+        partitions: count,
+        by_tenant: true,
+        last: covered,
+        read: 0,
+        tails: HashMap::new(),
+        restored,
+        snapshots_refused: false,
+    };
+    let (mut off_shard, mut off_stream) = (0, 0);
     for r in read? {
-        rebuilt.by_tenant &= r.off_shard == 0;
+        off_shard += r.off_shard;
+        off_stream += r.off_stream;
         rebuilt.read += r.tails.values().sum::<u64>();
         rebuilt.last.extend(r.last);
         rebuilt.tails.extend(r.tails);
     }
+    rebuilt.by_tenant = off_shard == 0;
+    // Placing new events by stream is right only where every stream already is on its key's
+    // partition; anywhere else (partitions added to the topic, a writer of another placement
+    // wrote to it) a stream would be split over two partitions, and its order lost.
+    anyhow::ensure!(
+        rebuilt.by_tenant || off_stream == 0,
+        "the topic's events are placed neither by tenant ({off_shard} outside their tenant's shard) nor by \
+         stream ({off_stream} outside their stream's partition): partitions were added, or writers of both \
+         placements wrote to it. No placement of new events keeps every stream on one partition, so the writer \
+         does not start; `rsvp-admin reshard` copies the topic into one placed by tenant"
+    );
     Ok(rebuilt)
 }
 
@@ -173,6 +211,8 @@ struct Read {
     tails: HashMap<i32, u64>,
     /// Events outside their tenant's shard.
     off_shard: u64,
+    /// Events outside their stream's partition (the placement before shards).
+    off_stream: u64,
 }
 
 /// Reads `partitions` to their end, from their snapshot's last record (`start`, which must be the
@@ -187,7 +227,7 @@ fn read_partitions(
     tx: SyncSender<Chunk>,
 ) -> anyhow::Result<Read> {
     let mut chunk = Vec::with_capacity(CHUNK);
-    let mut found = Read { last: HashMap::new(), tails: HashMap::new(), off_shard: 0 };
+    let mut found = Read { last: HashMap::new(), tails: HashMap::new(), off_shard: 0, off_stream: 0 };
     // Partitions whose snapshot's last record is still to be found (it is read first).
     let mut unchecked: HashMap<i32, Covered> = partitions.iter().filter_map(|p| Some((*p, *covered.get(p)?))).collect();
     service_kit::kafka::read_partitions_from(brokers, topic, partitions, start, TIMEOUT, |p, o, message| {
@@ -208,6 +248,9 @@ fn read_partitions(
         }
         if events::shard_of(envelope.meta.tenant_id, count) != p {
             found.off_shard += 1;
+        }
+        if events::shard::partition_of_key(envelope.key().as_bytes(), count) != p {
+            found.off_stream += 1;
         }
         found.last.insert(p, Covered { offset: o, event_id: envelope.meta.event_id });
         *found.tails.entry(p).or_default() += 1;

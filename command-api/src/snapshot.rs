@@ -8,7 +8,12 @@
 //!   of records the log no longer holds, is never used;
 //! - its [`FORMAT`] must be the running code's, or it is ignored, so a deploy never trusts a
 //!   shape it does not know;
-//! - whatever is wrong with one, the writer reads the log whole instead (`crate::rebuild`).
+//! - it is sealed (AES-256-GCM, a key derived from `RSVP_MASTER_KEY`) together with what its row
+//!   says it is: a row anyone else wrote or changed does not open and is ignored, and what it
+//!   holds (recorded link tokens of old invites among it) is readable by a holder of the master
+//!   key only;
+//! - whatever is wrong with one, the writer reads the log whole instead (`crate::rebuild`), and
+//!   deletes the snapshots that did not match the log.
 //!
 //! A snapshot is taken on the writer thread when nothing decided is still uncommitted, so the
 //! state is exactly the log up to the records it names (see `crate::writer`).
@@ -34,7 +39,7 @@ pub struct Covered {
     pub event_id: Uuid,
 }
 
-/// A snapshot as stored.
+/// A snapshot as read (opened; still compressed).
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub partition: i32,
@@ -100,9 +105,21 @@ pub fn restore(state: &mut WriterState, tenants: Vec<TenantPart>) {
     }
 }
 
-/// The snapshots of `topic` this code can read, for a topic of `partitions` partitions. Others
-/// (another format, another partition count) are named in the log and left out.
-pub async fn load(pool: &sqlx::PgPool, topic: &str, partitions: usize) -> anyhow::Result<Vec<Stored>> {
+/// What a sealed snapshot says it is, bound to it (so a row's columns cannot be changed under it).
+fn context(topic: &str, partition: i32, partitions: usize, format: i32, covered: Covered) -> Vec<u8> {
+    format!("rsvp-snapshot-v1\n{topic}\n{partition}\n{partitions}\n{format}\n{}\n{}", covered.offset, covered.event_id)
+        .into_bytes()
+}
+
+/// The snapshots of `topic` this code can read, for a topic of `partitions` partitions, opened.
+/// Others (another format, another partition count, not sealed under this master key for what
+/// the row says) are named in the log and left out.
+pub async fn load(
+    pool: &sqlx::PgPool,
+    master: &service_kit::vault::MasterKey,
+    topic: &str,
+    partitions: usize,
+) -> anyhow::Result<Vec<Stored>> {
     let rows: Vec<(i32, i32, i32, i64, Uuid, Vec<u8>)> = sqlx::query_as(
         "SELECT partition, partitions, format, last_offset, last_event, state FROM writer.snapshots WHERE topic = $1",
     )
@@ -122,22 +139,35 @@ pub async fn load(pool: &sqlx::PgPool, topic: &str, partitions: usize) -> anyhow
             );
             continue;
         }
-        usable.push(Stored { partition, covered: Covered { offset, event_id }, state });
+        let covered = Covered { offset, event_id };
+        let Some(state) = master.open_snapshot(&context(topic, partition, partitions, format, covered), &state) else {
+            tracing::warn!(
+                partition,
+                "snapshot ignored: it does not open under this master key for what its row says (written by \
+                 something else than a writer); the shard is read from the log"
+            );
+            continue;
+        };
+        usable.push(Stored { partition, covered, state });
     }
     Ok(usable)
 }
 
-/// Stores a shard's snapshot, unless a newer one of the same format is there already.
+/// Seals and stores a shard's snapshot, unless a newer one of the same format is there already
+/// (`false` then).
+#[allow(clippy::too_many_arguments)]
 pub async fn store(
     pool: &sqlx::PgPool,
+    master: &service_kit::vault::MasterKey,
     topic: &str,
     partitions: usize,
     partition: i32,
     covered: Covered,
     tenants: usize,
     compressed: &[u8],
-) -> anyhow::Result<()> {
-    sqlx::query(
+) -> anyhow::Result<bool> {
+    let sealed = master.seal_snapshot(&context(topic, partition, partitions, FORMAT, covered), compressed);
+    let stored = sqlx::query(
         "INSERT INTO writer.snapshots (topic, partition, partitions, format, last_offset, last_event, tenants, state) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (topic, partition) DO UPDATE SET partitions = EXCLUDED.partitions, format = EXCLUDED.format, \
@@ -153,10 +183,17 @@ pub async fn store(
     .bind(covered.offset)
     .bind(covered.event_id)
     .bind(tenants as i32)
-    .bind(compressed)
+    .bind(sealed)
     .execute(pool)
     .await
     .context("cannot store the snapshot")?;
+    Ok(stored.rows_affected() == 1)
+}
+
+/// Deletes `topic`'s snapshots (they did not match the log: a newer-looking row would otherwise
+/// keep every new one out).
+pub async fn forget(pool: &sqlx::PgPool, topic: &str) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM writer.snapshots WHERE topic = $1").bind(topic).execute(pool).await?;
     Ok(())
 }
 
@@ -270,30 +307,98 @@ mod tests {
         assert_eq!(restored.tenants.len(), 8);
     }
 
-    /// The snapshot frozen in `tests/fixtures` for this [`FORMAT`] reads back as the state it was
-    /// taken of (written by this test with `RSVP_FREEZE_SNAPSHOT=1`, once per format). Any change
-    /// to the shape of the state (a field more, less or read otherwise) fails here: bump
-    /// [`FORMAT`] and freeze a new one, so that no writer reads a snapshot of another shape.
-    #[test]
-    fn the_frozen_snapshot_of_this_format_reads_back() {
-        // This checkout's file (cargo sets the variable when it runs the test), not the one of the
-        // checkout a shared build cache compiled it in.
-        let dir = std::env::var_os("CARGO_MANIFEST_DIR")
-            .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from);
-        let path = dir.join(format!("tests/fixtures/snapshot-format-{FORMAT}.bin"));
-        let tenants = tenants();
-        if std::env::var_os("RSVP_FREEZE_SNAPSHOT").is_some() {
-            let state = folded(&tenants[..1]);
-            let (_, encoded) = encode(&state, events::shard_of(tenants[0], PARTITIONS), PARTITIONS).unwrap();
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, compress(&encoded)).unwrap();
-            std::fs::write(path.with_extension("txt"), summary(&state).join("\n")).unwrap();
+    /// The events a frozen snapshot was taken over: whole invite lives of two tenants, some under
+    /// an idempotency key, as one line each (CloudEvents headers and JSON data).
+    fn frozen_events() -> Vec<Envelope> {
+        let mut lives = rsvp_tests::load::Lifecycles::new(2, 12, 7);
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-04T12:00:00Z").unwrap().to_utc();
+        (0..240)
+            .map(|i| {
+                let mut e = lives.next_event(at);
+                if i % 7 == 0 {
+                    e.meta.idempotency_key = Some(format!("k-{i}"));
+                    e.meta.request_hash = Some(format!("h-{i}"));
+                }
+                e
+            })
+            .collect()
+    }
+
+    fn fold(envelopes: Vec<Envelope>) -> WriterState {
+        let mut state = WriterState::default();
+        let mut chains = crate::chains::Chains::default();
+        for envelope in envelopes {
+            chains.link(&envelope.meta, envelope.data_json().as_slice());
+            state.apply_owned(envelope);
         }
-        let frozen =
-            std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}: freeze one for format {FORMAT}", path.display()));
+        state.chains = chains;
+        state
+    }
+
+    /// A snapshot of this [`FORMAT`] frozen in `tests/fixtures`, with the events it was taken
+    /// over, must restore exactly the state the running code folds from those events: the
+    /// tenants whole (every map a decision reads), idempotency records, indexes, chain heads. So
+    /// any change to the state's shape or to what the writer folds from an event fails here
+    /// until [`FORMAT`] is bumped (no writer then reads an older snapshot) and a new one frozen
+    /// (`RSVP_FREEZE_SNAPSHOT=1 cargo test -p command-api --lib frozen`).
+    #[test]
+    fn the_frozen_snapshot_of_this_format_restores_what_this_code_folds_from_its_events() {
+        // This checkout's files (cargo sets the variable when it runs the test), not the ones of
+        // the checkout a shared build cache compiled it in.
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from)
+            .join("tests/fixtures");
+        let (snapshot_path, events_path) = (
+            dir.join(format!("snapshot-format-{FORMAT}.bin")),
+            dir.join(format!("snapshot-format-{FORMAT}.events.jsonl")),
+        );
+        if std::env::var_os("RSVP_FREEZE_SNAPSHOT").is_some() {
+            let envelopes = frozen_events();
+            let lines: Vec<String> = envelopes
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "headers": e.cloudevents_headers(),
+                        "data": String::from_utf8(e.data_json()).unwrap(),
+                    })
+                    .to_string()
+                })
+                .collect();
+            let state = fold(envelopes);
+            let mut shards = Vec::new();
+            for p in 0..PARTITIONS as i32 {
+                if let Some((_, encoded)) = encode(&state, p, PARTITIONS) {
+                    shards.push((p, compress(&encoded)));
+                }
+            }
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&events_path, lines.join("\n") + "\n").unwrap();
+            std::fs::write(&snapshot_path, rmp_serde::to_vec(&shards).unwrap()).unwrap();
+        }
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}: freeze one for format {FORMAT}", path.display()))
+        };
+        let envelopes: Vec<Envelope> = String::from_utf8(read(&events_path))
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let line: serde_json::Value = serde_json::from_str(line).unwrap();
+                let headers: Vec<(String, String)> = serde_json::from_value(line["headers"].clone()).unwrap();
+                let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
+                service_kit::kafka::envelope_of_parts(&headers, line["data"].as_str().unwrap().as_bytes()).unwrap()
+            })
+            .collect();
+        let shards: Vec<(i32, Vec<u8>)> = rmp_serde::from_slice(&read(&snapshot_path)).unwrap();
         let mut restored = WriterState::default();
-        restore(&mut restored, decode(&frozen).expect("the frozen snapshot of this format reads"));
-        let expected = std::fs::read_to_string(path.with_extension("txt")).unwrap();
-        assert_eq!(summary(&restored).join("\n"), expected);
+        for (_, compressed) in shards {
+            restore(&mut restored, decode(&compressed).expect("the frozen snapshot of this format reads"));
+        }
+        let folded = fold(envelopes);
+        assert_eq!(folded.tenants.len(), 2);
+        assert!(folded.tenants == restored.tenants, "the tenants restored are not the ones this code folds");
+        assert_eq!(restored.idempotency, folded.idempotency);
+        assert_eq!(restored.invite_tenants, folded.invite_tenants);
+        assert_eq!(restored.tokens, folded.tokens);
+        assert_eq!(summary(&restored), summary(&folded), "chain heads");
     }
 }

@@ -33,7 +33,7 @@ impl<'de> serde::Deserialize<'de> for ChangeRef {
 }
 
 /// What a command with an `Idempotency-Key` did: its request fingerprint and its changes.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IdempotencyRecord {
     pub request_hash: Option<String>,
     pub changes: Vec<ChangeRef>,

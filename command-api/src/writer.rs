@@ -640,7 +640,8 @@ impl Writer {
         let vault = Vault::load(config.master.clone(), &config.pool, &config.runtime)?;
         let stored = if config.snapshots.every_events > 0 {
             let partitions = service_kit::kafka::topic_partitions(&config.brokers, &config.topic, TX_TIMEOUT)?.len();
-            let stored = config.runtime.block_on(crate::snapshot::load(&config.pool, &config.topic, partitions));
+            let stored =
+                config.runtime.block_on(crate::snapshot::load(&config.pool, &config.master, &config.topic, partitions));
             let stored = stored.unwrap_or_else(|e| {
                 tracing::warn!(error = format!("{e:#}"), "snapshots not read; reading the log whole");
                 Vec::new()
@@ -657,7 +658,21 @@ impl Writer {
             let rebuilt = crate::rebuild::read_state(&config.brokers, &config.topic, &secrets, stored);
             (rebuilt, signed.join().unwrap_or_else(|_| Err(anyhow::anyhow!("reading the checkpoints panicked"))))
         });
-        let crate::rebuild::Rebuilt { mut state, partitions, by_tenant, last, read, tails, restored } = rebuilt?;
+        let crate::rebuild::Rebuilt {
+            mut state,
+            partitions,
+            by_tenant,
+            last,
+            read,
+            tails,
+            restored,
+            snapshots_refused,
+        } = rebuilt?;
+        if snapshots_refused {
+            if let Err(e) = config.runtime.block_on(crate::snapshot::forget(&config.pool, &config.topic)) {
+                tracing::warn!(error = format!("{e:#}"), "the snapshots that did not match the log are not deleted");
+            }
+        }
         state.chains.signed_up_to(signed?);
         tracing::info!(
             events_read = read,
@@ -681,6 +696,7 @@ impl Writer {
                     config.snapshots,
                     delivered,
                     tails,
+                    config.master.clone(),
                     config.pool.clone(),
                     config.runtime.clone(),
                     config.topic.clone(),
@@ -955,7 +971,10 @@ impl Writer {
     fn snapshot_when_due(&mut self) {
         let Some(snapshots) = &mut self.snapshots else { return };
         let Some(partition) = snapshots.due() else { return };
-        if !self.handover.wait_idle(Duration::from_secs(5)) {
+        // A commit takes milliseconds; one that takes longer (Kafka slow or away) is not waited
+        // for here on every turn: the snapshot is tried again a second later.
+        if !self.handover.wait_idle(Duration::from_millis(200)) {
+            snapshots.not_before = Instant::now() + Duration::from_secs(1);
             return;
         }
         snapshots.take(&self.state, partition);
@@ -1029,6 +1048,8 @@ struct Snapshots {
     /// The snapshot thread is compressing and storing one: the next waits (its encoding would
     /// pause the writer for nothing).
     storing: Arc<std::sync::atomic::AtomicBool>,
+    /// No snapshot before this (the last try found the committer busy).
+    not_before: Instant,
 }
 
 impl Snapshots {
@@ -1036,6 +1057,7 @@ impl Snapshots {
         config: SnapshotConfig,
         delivered: Arc<Mutex<HashMap<i32, Covered>>>,
         tails: HashMap<i32, u64>,
+        master: MasterKey,
         pool: sqlx::PgPool,
         runtime: tokio::runtime::Handle,
         topic: String,
@@ -1053,6 +1075,7 @@ impl Snapshots {
                     let compressed = crate::snapshot::compress(&encoded);
                     let stored = runtime.block_on(crate::snapshot::store(
                         &pool,
+                        &master,
                         &topic,
                         partitions,
                         partition,
@@ -1061,7 +1084,14 @@ impl Snapshots {
                         &compressed,
                     ));
                     match stored {
-                        Ok(()) => tracing::info!(
+                        Ok(false) => tracing::warn!(
+                            partition,
+                            offset = covered.offset,
+                            "snapshot not stored: the table holds one of a later offset for this topic (a topic \
+                             deleted and made again under this name?); it is deleted when a start finds it does not \
+                             match the log"
+                        ),
+                        Ok(true) => tracing::info!(
                             partition,
                             tenants,
                             offset = covered.offset,
@@ -1077,7 +1107,7 @@ impl Snapshots {
             .context("cannot start the snapshot thread")?;
         let now = Instant::now();
         let pending = tails.into_iter().filter(|(_, n)| *n > 0).map(|(p, n)| (p, (n, now))).collect();
-        Ok(Self { config, partitions, pending, delivered, store, storing })
+        Ok(Self { config, partitions, pending, delivered, store, storing, not_before: now })
     }
 
     fn decided(&mut self, partition: i32) {
@@ -1086,7 +1116,7 @@ impl Snapshots {
 
     /// A shard due a snapshot, if one is (and the last one is stored).
     fn due(&self) -> Option<i32> {
-        if self.storing.load(Ordering::Acquire) {
+        if self.storing.load(Ordering::Acquire) || Instant::now() < self.not_before {
             return None;
         }
         self.pending

@@ -122,7 +122,7 @@ pub struct Change {
 /// Who may be matched for `accepted_elsewhere`: a person's target within one scope.
 type MatchKey = (String, Option<(String, String)>);
 
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tenant {
     invites: HashMap<InviteId, InviteState>,
     definitions: HashMap<DefinitionId, Definition>,

@@ -200,7 +200,9 @@ fn read(
         // librdkafka prefetches up to 100,000 records or 64 MiB per partition by default: a
         // reader that decodes slower than the broker sends would hold most of the log in buffers
         // of fresh memory (which the kernel must zero), where a little read ahead keeps it busy.
-        .set("queued.min.messages", "10000")
+        // The record count stays librdkafka's: at 10,000 a partition holding most of the log (a
+        // shard of a few big tenants) was read 2.5 times slower (100,000 events of 3 tenants in
+        // 12 partitions: 3.4 s against 1.4 s; 1,000 tenants: no difference).
         .set("queued.max.messages.kbytes", "8192")
         .create_with_context(EofIsNotAnError)
         .context("cannot create log reader")?;

@@ -180,7 +180,8 @@ impl Merge {
                 if seq > *next {
                     return false;
                 }
-                *next = seq + 1;
+                // A number given twice goes out as it is (rsvp-audit names it); never back.
+                *next = (*next).max(seq + 1);
                 true
             }
             _ => true,
@@ -209,8 +210,19 @@ impl Merge {
     }
 }
 
+/// The end of every partition of `topic`.
+fn ends(brokers: &str, topic: &str) -> anyhow::Result<Vec<i64>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let consumer: BaseConsumer = client_config(brokers, "rsvp-admin-reshard").create()?;
+    topic_partitions(brokers, topic, Duration::from_secs(30))?
+        .into_iter()
+        .map(|p| Ok(consumer.fetch_watermarks(topic, p, Duration::from_secs(30))?.1))
+        .collect()
+}
+
 fn copy_and_check(brokers: &str, from: &str, to: &str, n: usize, audit: bool) -> anyhow::Result<Resharded> {
     let producer = producer(brokers)?;
+    let ends_before = ends(brokers, from)?;
     let mut copied = Streams::new();
     let mut tenants = std::collections::HashSet::new();
     let (mut events, mut unplaced) = (0u64, 0u64);
@@ -274,6 +286,11 @@ fn copy_and_check(brokers: &str, from: &str, to: &str, n: usize, audit: bool) ->
         })?;
     }
     producer.flush(TIMEOUT).context("cannot finish the copy")?;
+    anyhow::ensure!(
+        ends(brokers, from)? == ends_before,
+        "events were appended to {from} during the copy (a command API still writing to it?): stop every writer, \
+         delete {to} and copy again"
+    );
     let failed = producer.context().0.load(Ordering::Relaxed);
     anyhow::ensure!(failed == 0, "{failed} records were not copied: the copy in {to} is incomplete");
 

@@ -36,6 +36,7 @@ pub struct MasterKey {
     kek: [u8; 32],
     secrets: Secrets,
     fingerprints: [u8; 32],
+    snapshots: [u8; 32],
 }
 
 impl fmt::Debug for MasterKey {
@@ -57,6 +58,7 @@ impl MasterKey {
             kek: derive(b"rsvp key-encryption key v1"),
             secrets: Secrets::new(derive(b"rsvp blind index v1"), derive(b"rsvp link token v1")),
             fingerprints: derive(b"rsvp request fingerprint v1"),
+            snapshots: derive(b"rsvp writer snapshot v1"),
         })
     }
 
@@ -69,6 +71,26 @@ impl MasterKey {
     /// The blind-index and link-token keys the domain computes with.
     pub fn secrets(&self) -> Secrets {
         self.secrets.clone()
+    }
+
+    /// Seals a writer snapshot (AES-256-GCM under a key of its own): only a holder of the master
+    /// key can read it or make one the writer accepts, and `context` (what the snapshot says it
+    /// is: topic, shard, offset...) is bound to it.
+    pub fn seal_snapshot(&self, context: &[u8], plain: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; 12];
+        rand::rng().fill_bytes(&mut nonce);
+        let sealed = Aes256Gcm::new((&self.snapshots).into())
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: context })
+            .expect("encrypting to memory cannot fail");
+        [nonce.as_slice(), &sealed].concat()
+    }
+
+    /// A sealed snapshot's bytes, if it was sealed under this master key with this `context`.
+    pub fn open_snapshot(&self, context: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        let (nonce, sealed) = sealed.split_at_checked(12)?;
+        Aes256Gcm::new((&self.snapshots).into())
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: context })
+            .ok()
     }
 
     fn aad(tenant: TenantId, subject: &str, key_id: Uuid) -> Vec<u8> {

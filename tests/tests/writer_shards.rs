@@ -93,6 +93,34 @@ async fn every_event_of_a_tenant_goes_to_its_shard_and_a_log_written_before_shar
         assert_eq!(*p, partition_of(key, PARTITIONS), "{key} at offset {o}: by its stream");
     }
     assert!(command.log_text().contains("not partitioned by tenant"), "{}", command.log_text());
+
+    // Placed by neither (partitions added to a topic, or writers of both placements): the writer
+    // does not start, as any placement of new events could split a stream over two partitions.
+    let mixed = TestEnv::with_partitions(PARTITIONS).await;
+    let (event, partition) = loop {
+        let e = rsvp_tests::load::created_envelope(mixed.tenant, chrono::Utc::now(), 0);
+        let (by_tenant, by_stream) =
+            (events::shard_of(mixed.tenant, PARTITIONS as usize), partition_of(&e.key(), PARTITIONS));
+        if let Some(p) = (0..PARTITIONS).find(|p| *p != by_tenant && *p != by_stream) {
+            break (e, p);
+        }
+    };
+    let producer: rdkafka::producer::FutureProducer =
+        service_kit::kafka::client_config(&mixed.brokers, "rsvp-tests").create().unwrap();
+    let (key, payload) = (event.key(), event.data_json());
+    let record = rdkafka::producer::FutureRecord::to(&mixed.topic)
+        .key(&key)
+        .payload(&payload)
+        .headers(service_kit::kafka::headers_of(&event))
+        .partition(partition);
+    producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| e).unwrap();
+    let refused = Service::start("command-api", &mixed, &[]).await;
+    eventually(Duration::from_secs(30), "the writer to refuse the topic", || async {
+        refused.log_text().contains("placed neither by tenant").then_some(())
+    })
+    .await;
+    let ready = reqwest::get(format!("{}/readyz", refused.url)).await.unwrap().status();
+    assert_eq!(ready, StatusCode::SERVICE_UNAVAILABLE);
 }
 
 /// A command API that snapshots a shard one second after its first unsnapshotted event.
@@ -243,22 +271,51 @@ async fn a_snapshot_of_another_format_or_that_the_log_does_not_hold_is_ignored_a
     .await;
     second.kill().await;
 
-    // Of this format, but naming an event the log does not hold at that offset (a topic deleted
-    // and made again under the same name, say).
-    sqlx::query("UPDATE writer.snapshots SET last_event = gen_random_uuid()").execute(&env.pool).await.unwrap();
-    let (third, api) = snapshotting(&env).await;
+    // A row changed by anyone but a writer (here its state, one byte): it does not open under the
+    // master key for what the row says, and is ignored.
+    sqlx::query("UPDATE writer.snapshots SET state = overlay(state placing '\\x00'::bytea from 40 for 1)")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let (mut third, api) = snapshotting(&env).await;
     let rebuilt = last_line(&third, "state rebuilt").unwrap();
+    assert_eq!(rebuilt["tenants_from_snapshots"].as_u64(), Some(0), "{rebuilt}");
+    assert!(third.log_text().contains("does not open under this master key"), "{}", third.log_text());
+    decides_on_the_whole_history(&env, &api, &accepted, &keyed).await;
+    snapshot_of_everything(&env).await;
+    third.kill().await;
+
+    // Sealed by a writer, but naming a record the log no longer holds (here deleted, as retention
+    // or a topic made anew under the same name would): the log is read whole, and the snapshot
+    // that did not match is deleted so that new ones can be stored.
+    let (covered,): (i64,) =
+        sqlx::query_as("SELECT last_offset FROM writer.snapshots").fetch_one(&env.pool).await.unwrap();
+    let shard = events::shard_of(env.tenant, 3);
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        service_kit::kafka::client_config(&env.brokers, "rsvp-tests").create().unwrap();
+    let mut before = rdkafka::TopicPartitionList::new();
+    before.add_partition_offset(&env.topic, shard, rdkafka::Offset::Offset(covered + 1)).unwrap();
+    admin.delete_records(&before, &rdkafka::admin::AdminOptions::new()).await.unwrap();
+    let left = placed(&env).len();
+    let (fourth, _) = snapshotting(&env).await;
+    let rebuilt = last_line(&fourth, "state rebuilt").unwrap();
     assert_eq!(
         (rebuilt["tenants_from_snapshots"].as_u64(), rebuilt["events_read"].as_u64()),
-        (Some(0), Some(total as u64))
+        (Some(0), Some(left as u64)),
+        "{rebuilt}"
     );
-    let refused: HashMap<&str, Value> = json_lines(&third)
+    let refused = json_lines(&fourth)
         .into_iter()
-        .filter(|l| l["fields"]["message"] == "snapshots not used; reading the log whole")
-        .map(|l| ("error", l["fields"]["error"].clone()))
-        .collect();
-    assert!(refused.get("error").and_then(Value::as_str).is_some_and(|e| e.contains("names event")), "{refused:?}");
-    decides_on_the_whole_history(&env, &api, &accepted, &keyed).await;
+        .find(|l| l["fields"]["message"] == "snapshots not used; reading the log whole")
+        .map(|l| l["fields"]["error"].to_string())
+        .unwrap_or_default();
+    assert!(refused.contains(&format!("offset {covered}")), "{refused}");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM writer.snapshots WHERE last_offset = $1")
+        .bind(covered)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "the snapshot that did not match is gone");
 }
 
 #[tokio::test(flavor = "multi_thread")]
