@@ -558,7 +558,7 @@ async fn in_process(bench: &mut Bench) -> anyhow::Result<()> {
             "5. writer ready",
             "BENCH_RESTART_BIN",
             "restart",
-            vec![env_or("BENCH_RESTART_EVENTS", 1_000_000u64).to_string()],
+            vec![env_or("BENCH_RESTART_EVENTS", 1_000_000u64).to_string(), "--tenants=1000".into()],
         ),
         ("6. deep page", "BENCH_LIST_BIN", "list", vec![env_or("BENCH_LIST_INVITES", 1_000_000u64).to_string()]),
         (
