@@ -48,21 +48,21 @@ pub struct Rebuilt {
 pub fn read_state(
     brokers: &str,
     topic: &str,
-    secrets: &events::Secrets,
+    master: &service_kit::vault::MasterKey,
     snapshots: Vec<Stored>,
 ) -> anyhow::Result<Rebuilt> {
     let partitions = service_kit::kafka::topic_partitions(brokers, topic, Duration::from_secs(30))?;
     let snapshots: Vec<Stored> = snapshots.into_iter().filter(|s| partitions.contains(&s.partition)).collect();
     let mut refused = false;
     if !snapshots.is_empty() {
-        match read(brokers, topic, secrets, &partitions, snapshots) {
+        match read(brokers, topic, master, &partitions, snapshots) {
             Ok(rebuilt) if rebuilt.by_tenant => return Ok(rebuilt),
             Ok(_) => tracing::warn!("events outside their tenant's shard after the snapshots; reading the log whole"),
             Err(e) => tracing::warn!(error = format!("{e:#}"), "snapshots not used; reading the log whole"),
         }
         refused = true;
     }
-    let mut rebuilt = read(brokers, topic, secrets, &partitions, Vec::new())?;
+    let mut rebuilt = read(brokers, topic, master, &partitions, Vec::new())?;
     rebuilt.snapshots_refused = refused;
     Ok(rebuilt)
 }
@@ -70,13 +70,13 @@ pub fn read_state(
 fn read(
     brokers: &str,
     topic: &str,
-    secrets: &events::Secrets,
+    master: &service_kit::vault::MasterKey,
     partitions: &[i32],
     snapshots: Vec<Stored>,
 ) -> anyhow::Result<Rebuilt> {
     let count = partitions.len();
     let started = Instant::now();
-    let (mut state, restored) = restored_state(&snapshots)?;
+    let (mut state, restored) = restored_state(master, &snapshots)?;
     if !snapshots.is_empty() {
         tracing::info!(snapshots = snapshots.len(), tenants = restored, elapsed = ?started.elapsed(), "snapshots restored");
     }
@@ -87,7 +87,7 @@ fn read(
     // one reader 4.4 s, two 2.8-4.4 s, four 2.8-4.1 s).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let readers = (cores * 2).clamp(2, 8).min(count);
-    let secrets = secrets.clone();
+    let secrets = master.secrets();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(16);
     // After a snapshot, each tenant's first event read must continue the chain head the snapshot
     // holds (and every next one the one before, as a shard holds its tenants' events in order):
@@ -170,7 +170,10 @@ fn read(
 }
 
 /// The state the snapshots hold, decoded on every core; and how many tenants that is.
-fn restored_state(snapshots: &[Stored]) -> anyhow::Result<(WriterState, usize)> {
+fn restored_state(
+    master: &service_kit::vault::MasterKey,
+    snapshots: &[Stored],
+) -> anyhow::Result<(WriterState, usize)> {
     let mut state = WriterState::default();
     if snapshots.is_empty() {
         return Ok((state, 0));
@@ -185,7 +188,7 @@ fn restored_state(snapshots: &[Stored]) -> anyhow::Result<(WriterState, usize)> 
                         .skip(c)
                         .step_by(cores)
                         .map(|s| {
-                            crate::snapshot::decode(&s.state)
+                            crate::snapshot::open(master, s)
                                 .with_context(|| format!("snapshot of partition {}", s.partition))
                         })
                         .collect::<anyhow::Result<Vec<_>>>()

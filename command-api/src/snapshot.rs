@@ -39,13 +39,15 @@ pub struct Covered {
     pub event_id: Uuid,
 }
 
-/// A snapshot as read (opened; still compressed).
+/// A snapshot as read: still sealed (it is opened where it is decoded, on every core).
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub partition: i32,
     pub covered: Covered,
-    /// Compressed.
+    /// Sealed, compressed.
     pub state: Vec<u8>,
+    /// What its row says it is, which the seal binds.
+    context: Vec<u8>,
 }
 
 #[derive(serde::Serialize)]
@@ -91,7 +93,19 @@ pub fn compress(encoded: &[u8]) -> Vec<u8> {
     zstd::bulk::compress(encoded, 1).expect("compressing to memory cannot fail")
 }
 
-/// The tenants a stored snapshot holds.
+/// The tenants a stored snapshot holds, if it opens under `master` for what its row says.
+pub fn open(master: &service_kit::vault::MasterKey, stored: &Stored) -> anyhow::Result<Vec<TenantPart>> {
+    let compressed = master.open_snapshot(&stored.context, &stored.state).with_context(|| {
+        format!(
+            "the snapshot of partition {} does not open under this master key for what its row says (written or \
+             changed by something else than a writer)",
+            stored.partition
+        )
+    })?;
+    decode(&compressed)
+}
+
+/// The tenants an opened snapshot holds.
 pub fn decode(compressed: &[u8]) -> anyhow::Result<Vec<TenantPart>> {
     let encoded = zstd::stream::decode_all(compressed).context("the snapshot does not decompress")?;
     rmp_serde::from_slice(&encoded).context("the snapshot does not decode")
@@ -111,15 +125,9 @@ fn context(topic: &str, partition: i32, partitions: usize, format: i32, covered:
         .into_bytes()
 }
 
-/// The snapshots of `topic` this code can read, for a topic of `partitions` partitions, opened.
-/// Others (another format, another partition count, not sealed under this master key for what
-/// the row says) are named in the log and left out.
-pub async fn load(
-    pool: &sqlx::PgPool,
-    master: &service_kit::vault::MasterKey,
-    topic: &str,
-    partitions: usize,
-) -> anyhow::Result<Vec<Stored>> {
+/// The snapshots of `topic` this code can read, for a topic of `partitions` partitions. Others
+/// (another format, another partition count) are named in the log and left out.
+pub async fn load(pool: &sqlx::PgPool, topic: &str, partitions: usize) -> anyhow::Result<Vec<Stored>> {
     let rows: Vec<(i32, i32, i32, i64, Uuid, Vec<u8>)> = sqlx::query_as(
         "SELECT partition, partitions, format, last_offset, last_event, state FROM writer.snapshots WHERE topic = $1",
     )
@@ -140,15 +148,8 @@ pub async fn load(
             continue;
         }
         let covered = Covered { offset, event_id };
-        let Some(state) = master.open_snapshot(&context(topic, partition, partitions, format, covered), &state) else {
-            tracing::warn!(
-                partition,
-                "snapshot ignored: it does not open under this master key for what its row says (written by \
-                 something else than a writer); the shard is read from the log"
-            );
-            continue;
-        };
-        usable.push(Stored { partition, covered, state });
+        let context = context(topic, partition, partitions, format, covered);
+        usable.push(Stored { partition, covered, state, context });
     }
     Ok(usable)
 }

@@ -635,13 +635,11 @@ impl Writer {
         let _ = producer.client().fetch_watermarks(&config.topic, 0, TX_TIMEOUT);
         producer.init_transactions(TX_TIMEOUT).context("cannot initialise transactions")?;
         let started = Instant::now();
-        let secrets = config.master.secrets();
         // The keys first: any key made before the log's end is in the store by then.
         let vault = Vault::load(config.master.clone(), &config.pool, &config.runtime)?;
         let stored = if config.snapshots.every_events > 0 {
             let partitions = service_kit::kafka::topic_partitions(&config.brokers, &config.topic, TX_TIMEOUT)?.len();
-            let stored =
-                config.runtime.block_on(crate::snapshot::load(&config.pool, &config.master, &config.topic, partitions));
+            let stored = config.runtime.block_on(crate::snapshot::load(&config.pool, &config.topic, partitions));
             let stored = stored.unwrap_or_else(|e| {
                 tracing::warn!(error = format!("{e:#}"), "snapshots not read; reading the log whole");
                 Vec::new()
@@ -655,7 +653,7 @@ impl Writer {
         // The checkpoints are read beside the log (a read's fixed cost is about 150 ms).
         let (rebuilt, signed) = std::thread::scope(|scope| {
             let signed = scope.spawn(|| crate::chains::read_signed(&config.brokers, &config.topic));
-            let rebuilt = crate::rebuild::read_state(&config.brokers, &config.topic, &secrets, stored);
+            let rebuilt = crate::rebuild::read_state(&config.brokers, &config.topic, &config.master, stored);
             (rebuilt, signed.join().unwrap_or_else(|_| Err(anyhow::anyhow!("reading the checkpoints panicked"))))
         });
         let crate::rebuild::Rebuilt {
