@@ -140,6 +140,24 @@ fn run(steps: &[Step]) -> (Tenant, Vec<(Change, DateTime<Utc>)>, Vec<InviteId>, 
     (tenant, history, ids, definition)
 }
 
+/// Commands whose decisions read what a tenant keeps of its invites: accepting several at once
+/// for each target, and on each invite send, resend, accept by each target and revoke.
+fn probes(ids: &[InviteId]) -> Vec<TenantCommand> {
+    let mut probes: Vec<TenantCommand> = TARGETS
+        .iter()
+        .map(|t| TenantCommand::AcceptMany { target: (*t).into(), invite_ids: ids.to_vec(), accepted_by: None })
+        .collect();
+    for &id in ids {
+        probes.push(on(id, InviteCommand::Send { method: DeliveryMethod::Email, target: None }));
+        probes.push(on(id, InviteCommand::Resend { method: DeliveryMethod::Sms, target: Some(TARGETS[0].into()) }));
+        for t in TARGETS {
+            probes.push(on(id, InviteCommand::Accept { accepted_by: None, target: Some(t.into()) }));
+        }
+        probes.push(on(id, InviteCommand::Revoke { reason: None }));
+    }
+    probes
+}
+
 fn envelope(tenant: TenantId, change: &Change, at: DateTime<Utc>) -> Envelope {
     Envelope::new(
         EventMeta {
@@ -253,19 +271,7 @@ proptest! {
             }
             trimmed.apply(change.stream, &event);
             let ctx = ctx_at(*at + chrono::Duration::hours(1));
-            let mut probes: Vec<TenantCommand> = TARGETS
-                .iter()
-                .map(|t| TenantCommand::AcceptMany { target: (*t).into(), invite_ids: ids.clone(), accepted_by: None })
-                .collect();
-            for &id in &ids {
-                probes.push(on(id, InviteCommand::Send { method: DeliveryMethod::Email, target: None }));
-                probes.push(on(id, InviteCommand::Resend { method: DeliveryMethod::Sms, target: Some(TARGETS[0].into()) }));
-                for t in TARGETS {
-                    probes.push(on(id, InviteCommand::Accept { accepted_by: None, target: Some(t.into()) }));
-                }
-                probes.push(on(id, InviteCommand::Revoke { reason: None }));
-            }
-            for probe in &probes {
+            for probe in &probes(&ids) {
                 prop_assert_eq!(trimmed.decide(probe, &ctx), whole.decide(probe, &ctx), "{:?}", probe);
             }
         }
@@ -283,20 +289,12 @@ proptest! {
         prop_assert_eq!(back.definition(definition), tenant.definition(definition));
         let at = history.last().map_or_else(t0, |(_, at)| *at);
         let ctx = ctx_at(at + chrono::Duration::hours(1));
-        let mut probes: Vec<TenantCommand> = TARGETS
-            .iter()
-            .map(|t| TenantCommand::AcceptMany { target: (*t).into(), invite_ids: ids.clone(), accepted_by: None })
-            .collect();
-        for (i, &id) in ids.iter().enumerate() {
+        let mut probes = probes(&ids);
+        // Creates under the definition too: its quotas are part of the state.
+        for i in 0..ids.len() {
             let mut create = create_for(TARGETS[i % 2]);
             create.definition_id = Some(definition);
             probes.push(on(InviteId::from_uuid(Uuid::from_u128(i as u128 + 1)), InviteCommand::Create(Box::new(create))));
-            probes.push(on(id, InviteCommand::Send { method: DeliveryMethod::Email, target: None }));
-            probes.push(on(id, InviteCommand::Resend { method: DeliveryMethod::Sms, target: Some(TARGETS[0].into()) }));
-            for t in TARGETS {
-                probes.push(on(id, InviteCommand::Accept { accepted_by: None, target: Some(t.into()) }));
-            }
-            probes.push(on(id, InviteCommand::Revoke { reason: None }));
         }
         for probe in &probes {
             prop_assert_eq!(back.decide(probe, &ctx), tenant.decide(probe, &ctx), "{:?}", probe);

@@ -37,6 +37,20 @@ fn last_line(service: &Service, message: &str) -> Option<Value> {
     json_lines(service).into_iter().rev().find(|l| l["fields"]["message"] == message).map(|l| l["fields"].clone())
 }
 
+/// Makes the test's topic one written before shards: an invite created on its stream's partition,
+/// which is not its tenant's shard. Returns its creation.
+async fn written_before_shards(env: &TestEnv, partitions: i32) -> events::Envelope {
+    let shard = events::shard_of(env.tenant, partitions as usize);
+    let old = loop {
+        let e = rsvp_tests::load::created_envelope(env.tenant, chrono::Utc::now(), 0);
+        if partition_of(&e.key(), partitions) != shard {
+            break e;
+        }
+    };
+    env.produce_event(&old).await;
+    old
+}
+
 async fn create(api: &Api, target: &str) -> String {
     let created = api.post("/v1/invites", &invite_for(target)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
@@ -73,14 +87,7 @@ async fn every_event_of_a_tenant_goes_to_its_shard_and_a_log_written_before_shar
     // A log written before shards: its first event (by stream key, as then) is off its tenant's
     // shard. The writer keeps placing events by stream, so no stream is ever split, and says so.
     let legacy = TestEnv::with_partitions(PARTITIONS).await;
-    let shard = events::shard_of(legacy.tenant, PARTITIONS as usize);
-    let old = loop {
-        let e = rsvp_tests::load::created_envelope(legacy.tenant, chrono::Utc::now(), 0);
-        if partition_of(&e.key(), PARTITIONS) != shard {
-            break e;
-        }
-    };
-    legacy.produce_event(&old).await;
+    let old = written_before_shards(&legacy, PARTITIONS).await;
     let (command, api) = rsvp_tests::command_api(&legacy).await;
     for i in 0..8 {
         create(&api, &format!("l{i}@example.com")).await;
@@ -323,14 +330,7 @@ async fn reshard_copies_a_log_written_before_shards_by_tenant_keeping_every_stre
 ) {
     const PARTITIONS: i32 = 4;
     let mut env = TestEnv::with_partitions(PARTITIONS).await;
-    let shard = events::shard_of(env.tenant, PARTITIONS as usize);
-    let old = loop {
-        let e = rsvp_tests::load::created_envelope(env.tenant, chrono::Utc::now(), 0);
-        if partition_of(&e.key(), PARTITIONS) != shard {
-            break e;
-        }
-    };
-    env.produce_event(&old).await;
+    let old = written_before_shards(&env, PARTITIONS).await;
     let (mut command, api) = snapshotting(&env).await;
     let (accepted, keyed) = history(&api).await;
     let (_, other_key) = env.other_tenant("second").await;
