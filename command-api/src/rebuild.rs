@@ -42,27 +42,28 @@ pub struct Rebuilt {
     pub snapshots_refused: bool,
 }
 
-/// Reads the state: from `snapshots` and the log after them when they all match the log, or else
-/// from the whole log (read_committed). An event this version cannot read is a bug to fix, not
-/// something to skip: the state would be wrong, so the writer refuses to start.
+/// Reads the state of `topic`, whose partitions are `partitions` (asked of the cluster): from
+/// `snapshots` and the log after them when they all match the log, or else from the whole log
+/// (read_committed). An event this version cannot read is a bug to fix, not something to skip:
+/// the state would be wrong, so the writer refuses to start.
 pub fn read_state(
     brokers: &str,
     topic: &str,
+    partitions: &[i32],
     master: &service_kit::vault::MasterKey,
     snapshots: Vec<Stored>,
 ) -> anyhow::Result<Rebuilt> {
-    let partitions = service_kit::kafka::topic_partitions(brokers, topic, Duration::from_secs(30))?;
     let snapshots: Vec<Stored> = snapshots.into_iter().filter(|s| partitions.contains(&s.partition)).collect();
     let mut refused = false;
     if !snapshots.is_empty() {
-        match read(brokers, topic, master, &partitions, snapshots) {
+        match read(brokers, topic, master, partitions, snapshots) {
             Ok(rebuilt) if rebuilt.by_tenant => return Ok(rebuilt),
             Ok(_) => tracing::warn!("events outside their tenant's shard after the snapshots; reading the log whole"),
             Err(e) => tracing::warn!(error = format!("{e:#}"), "snapshots not used; reading the log whole"),
         }
         refused = true;
     }
-    let mut rebuilt = read(brokers, topic, master, &partitions, Vec::new())?;
+    let mut rebuilt = read(brokers, topic, master, partitions, Vec::new())?;
     rebuilt.snapshots_refused = refused;
     Ok(rebuilt)
 }

@@ -637,8 +637,9 @@ impl Writer {
         let started = Instant::now();
         // The keys first: any key made before the log's end is in the store by then.
         let vault = Vault::load(config.master.clone(), &config.pool, &config.runtime)?;
+        let topic_partitions = service_kit::kafka::topic_partitions(&config.brokers, &config.topic, TX_TIMEOUT)?;
         let stored = if config.snapshots.every_events > 0 {
-            let partitions = service_kit::kafka::topic_partitions(&config.brokers, &config.topic, TX_TIMEOUT)?.len();
+            let partitions = topic_partitions.len();
             let stored = config.runtime.block_on(crate::snapshot::load(&config.pool, &config.topic, partitions));
             let stored = stored.unwrap_or_else(|e| {
                 tracing::warn!(error = format!("{e:#}"), "snapshots not read; reading the log whole");
@@ -653,7 +654,8 @@ impl Writer {
         // The checkpoints are read beside the log (a read's fixed cost is about 150 ms).
         let (rebuilt, signed) = std::thread::scope(|scope| {
             let signed = scope.spawn(|| crate::chains::read_signed(&config.brokers, &config.topic));
-            let rebuilt = crate::rebuild::read_state(&config.brokers, &config.topic, &config.master, stored);
+            let rebuilt =
+                crate::rebuild::read_state(&config.brokers, &config.topic, &topic_partitions, &config.master, stored);
             (rebuilt, signed.join().unwrap_or_else(|_| Err(anyhow::anyhow!("reading the checkpoints panicked"))))
         });
         let crate::rebuild::Rebuilt {
