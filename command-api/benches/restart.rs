@@ -116,6 +116,8 @@ async fn main() -> anyhow::Result<()> {
             interval: std::time::Duration::from_secs(10),
         },
         snapshots: writer::SnapshotConfig { every_events: 10_000, interval: Duration::from_secs(300) },
+        ownership: writer::Ownership::Lease,
+        shard: None,
     };
     let before = rss_mb();
     let (first, first_s, _) = ready(config.clone()).await?;

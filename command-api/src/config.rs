@@ -27,6 +27,16 @@ pub struct Config {
     /// leader that pauses longer (GC, a busy machine) loses the lease.
     #[arg(long, env = "RSVP_WRITER_LEASE_TIMEOUT_MS", default_value_t = 6000, value_parser = clap::value_parser!(u64).range(1000..=3_600_000))]
     pub writer_lease_timeout_ms: u64,
+    /// How command-api instances divide the writes: `lease` (one writer holds every shard; the
+    /// other instances stand by and refuse writes) or `shards` (the instances divide the shards
+    /// through a Kafka consumer group, each shard fenced on its own, and any instance hands a
+    /// request to its shard's owner). `shards` needs a topic placed by tenant.
+    #[arg(long, env = "RSVP_WRITER_OWNERSHIP", default_value = "lease", value_parser = ["lease", "shards"])]
+    pub writer_ownership: String,
+    /// With `RSVP_WRITER_OWNERSHIP=shards`: the URL the other instances reach this one at
+    /// (default: `http://` and the address it listens on).
+    #[arg(long, env = "RSVP_WRITER_ADVERTISED_URL")]
+    pub writer_advertised_url: Option<String>,
     /// A shard's state is snapshotted (to PostgreSQL, `writer.snapshots`) once this many events
     /// were decided in it since its last snapshot, so a take-over reads the snapshot and at most
     /// about this many events of the shard's log. 0: never snapshot.

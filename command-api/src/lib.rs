@@ -3,10 +3,12 @@
 
 pub mod chains;
 pub mod config;
+pub mod forward;
 pub mod lease;
 pub mod metrics;
 pub mod rebuild;
 pub mod routes;
+pub mod shards;
 pub mod snapshot;
 pub mod startup;
 pub mod state;

@@ -59,6 +59,7 @@ impl WriterMetrics {
                 RejectionClass::NotFound => "not_found",
                 RejectionClass::Gone => "gone",
             },
+            Err(WriteError::ShardMoving) => "shard_moving",
             Err(WriteError::PreconditionFailed { .. }) => "precondition_failed",
             Err(WriteError::IdempotencyMismatch) => "idempotency_mismatch",
             Err(WriteError::Unavailable(_)) => "unavailable",

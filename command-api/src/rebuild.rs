@@ -42,13 +42,15 @@ pub struct Rebuilt {
     pub snapshots_refused: bool,
 }
 
-/// Reads the state of `topic`, whose partitions are `partitions` (asked of the cluster): from
-/// `snapshots` and the log after them when they all match the log, or else from the whole log
+/// Reads the state held in `partitions` of `topic` (of `count` partitions, asked of the cluster):
+/// every partition for the writer of a whole topic, one for a shard's owner. From `snapshots` and
+/// the log after them when they all match the log, or else from the start of those partitions
 /// (read_committed). An event this version cannot read is a bug to fix, not something to skip:
 /// the state would be wrong, so the writer refuses to start.
 pub fn read_state(
     brokers: &str,
     topic: &str,
+    count: usize,
     partitions: &[i32],
     master: &service_kit::vault::MasterKey,
     snapshots: Vec<Stored>,
@@ -56,14 +58,14 @@ pub fn read_state(
     let snapshots: Vec<Stored> = snapshots.into_iter().filter(|s| partitions.contains(&s.partition)).collect();
     let mut refused = false;
     if !snapshots.is_empty() {
-        match read(brokers, topic, master, partitions, snapshots) {
+        match read(brokers, topic, master, count, partitions, snapshots) {
             Ok(rebuilt) if rebuilt.by_tenant => return Ok(rebuilt),
             Ok(_) => tracing::warn!("events outside their tenant's shard after the snapshots; reading the log whole"),
             Err(e) => tracing::warn!(error = format!("{e:#}"), "snapshots not used; reading the log whole"),
         }
         refused = true;
     }
-    let mut rebuilt = read(brokers, topic, master, partitions, Vec::new())?;
+    let mut rebuilt = read(brokers, topic, master, count, partitions, Vec::new())?;
     rebuilt.snapshots_refused = refused;
     Ok(rebuilt)
 }
@@ -72,10 +74,10 @@ fn read(
     brokers: &str,
     topic: &str,
     master: &service_kit::vault::MasterKey,
+    count: usize,
     partitions: &[i32],
     snapshots: Vec<Stored>,
 ) -> anyhow::Result<Rebuilt> {
-    let count = partitions.len();
     let started = Instant::now();
     let (mut state, restored) = restored_state(master, &snapshots)?;
     if !snapshots.is_empty() {
@@ -87,7 +89,7 @@ fn read(
     // Two per core: a reader also waits for its fetches (measured on 2 cores, 300,000 events:
     // one reader 4.4 s, two 2.8-4.4 s, four 2.8-4.1 s).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let readers = (cores * 2).clamp(2, 8).min(count);
+    let readers = (cores * 2).clamp(2, 8).min(partitions.len());
     let secrets = master.secrets();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(16);
     // After a snapshot, each tenant's first event read must continue the chain head the snapshot

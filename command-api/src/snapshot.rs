@@ -191,10 +191,14 @@ pub async fn store(
     Ok(stored.rows_affected() == 1)
 }
 
-/// Deletes `topic`'s snapshots (they did not match the log: a newer-looking row would otherwise
-/// keep every new one out).
-pub async fn forget(pool: &sqlx::PgPool, topic: &str) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM writer.snapshots WHERE topic = $1").bind(topic).execute(pool).await?;
+/// Deletes the snapshots of `partitions` of `topic` (they did not match the log: a newer-looking
+/// row would otherwise keep every new one out).
+pub async fn forget(pool: &sqlx::PgPool, topic: &str, partitions: &[i32]) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM writer.snapshots WHERE topic = $1 AND partition = ANY($2)")
+        .bind(topic)
+        .bind(partitions)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

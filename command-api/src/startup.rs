@@ -34,6 +34,16 @@ impl Application {
         service_kit::db::migrate(&pool).await?;
         let registry = prometheus::Registry::new();
         let writer_metrics = WriterMetrics::register(&registry)?;
+        // Bound before the writer starts: with shards, the other instances are told this address.
+        let listener = TcpListener::bind((config.host.as_str(), config.port))
+            .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
+        let addr = listener.local_addr()?;
+        let ownership = match config.writer_ownership.as_str() {
+            "shards" => writer::Ownership::Shards {
+                advertised_url: config.writer_advertised_url.clone().unwrap_or_else(|| format!("http://{addr}")),
+            },
+            _ => writer::Ownership::Lease,
+        };
         let writer = writer::start(
             WriterConfig {
                 brokers: config.kafka_brokers.clone(),
@@ -48,13 +58,12 @@ impl Application {
                     every_events: config.writer_snapshot_events,
                     interval: std::time::Duration::from_secs(config.writer_snapshot_interval_seconds),
                 },
+                ownership,
+                shard: None,
             },
             writer_metrics,
         )
         .await?;
-        let listener = TcpListener::bind((config.host.as_str(), config.port))
-            .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
-        let addr = listener.local_addr()?;
         let auth = web::Data::new(Authenticator::configured(pool.clone(), &config.edge));
         let (cors_origins, metrics_token) = (config.edge.cors_origins(), config.edge.metrics.token());
         let unsealer = web::Data::new(service_kit::vault::Unsealer::new(master.clone(), pool.clone()));
@@ -77,6 +86,7 @@ impl Application {
             // The last `wrap` is the outermost: CORS answers preflights before anything else, the
             // access log sees every final status, the guard keeps `/metrics` for the operator.
             App::new()
+                .wrap(from_fn(crate::forward::route_to_owner))
                 .wrap(from_fn(service_kit::vault::unseal_answers))
                 .wrap(http_metrics.clone())
                 .wrap(from_fn(edge::guard_metrics))

@@ -20,10 +20,16 @@ impl Vault {
     /// Every stored key, unwrapped. A key that does not unwrap (another master key) is a
     /// misconfiguration the writer refuses to start with: it would seal new data under new keys
     /// while every older value stayed unreadable.
-    pub fn load(master: MasterKey, pool: &sqlx::PgPool, runtime: &tokio::runtime::Handle) -> anyhow::Result<Self> {
+    /// Only the keys of the tenants `mine` says this writer decides for.
+    pub fn load(
+        master: MasterKey,
+        pool: &sqlx::PgPool,
+        runtime: &tokio::runtime::Handle,
+        mine: impl Fn(TenantId) -> bool,
+    ) -> anyhow::Result<Self> {
         let rows = runtime.block_on(store::load_all(pool))?;
         let mut keys = HashMap::with_capacity(rows.len());
-        for (tenant, subject, key_id, wrapped) in rows {
+        for (tenant, subject, key_id, wrapped) in rows.into_iter().filter(|(tenant, ..)| mine(*tenant)) {
             let key = master.unwrap(tenant, &subject, key_id, &wrapped).with_context(|| {
                 format!("data key {key_id} does not open with RSVP_MASTER_KEY: is it the right one?")
             })?;

@@ -63,6 +63,24 @@ pub struct WriterConfig {
     pub audit: crate::chains::AuditConfig,
     /// When each shard's state is snapshotted.
     pub snapshots: SnapshotConfig,
+    /// How the instances divide the writes (see [`Ownership`]).
+    pub ownership: Ownership,
+    /// The one shard this writer decides for (ownership by shard); `None`: the whole topic.
+    pub shard: Option<i32>,
+}
+
+/// How command-api instances divide the writes among themselves.
+#[derive(Debug, Clone)]
+pub enum Ownership {
+    /// One writer holds every shard, chosen by a lease ([`crate::lease`]); the other instances
+    /// stand by and refuse writes.
+    Lease,
+    /// Each shard (a partition of the events topic) has its own owner among the instances, and
+    /// any instance hands a request to its shard's owner ([`crate::shards`]).
+    Shards {
+        /// The URL the other instances reach this one at.
+        advertised_url: String,
+    },
 }
 
 /// When a shard's state is snapshotted (see [`crate::snapshot`]).
@@ -157,6 +175,10 @@ pub enum WriteError {
     IdempotencyMismatch,
     #[error("the event log is unavailable: {0}")]
     Unavailable(String),
+    /// The command's shard has no owner that can decide it right now (between owners, or its new
+    /// owner is still reading its log): retry shortly.
+    #[error("the shard is moving between instances")]
+    ShardMoving,
     /// The writer failed (panicked) deciding this command: nothing of it was written, and the
     /// writer's state is rebuilt from the log before the next command.
     #[error("the writer failed on this command")]
@@ -169,7 +191,7 @@ type Reply = oneshot::Sender<Result<Committed, WriteError>>;
 type Read = Box<dyn FnOnce(&WriterState) -> Deliver + Send>;
 type Deliver = Box<dyn FnOnce() + Send>;
 
-enum Request {
+pub(crate) enum Request {
     /// `span`: the request's, which the decision and the answer are logged in.
     Write {
         command: TenantCommand,
@@ -191,21 +213,15 @@ pub enum Phase {
     Ready = 2,
 }
 
+/// One writer's inbox and life: the whole topic's (lease) or one shard's.
 #[derive(Clone)]
-pub struct WriterHandle {
-    tx: Sender<Request>,
-    phase: Arc<AtomicU8>,
-    lease: crate::lease::Release,
+pub(crate) struct Unit {
+    pub(crate) tx: Sender<Request>,
+    pub(crate) phase: Arc<AtomicU8>,
 }
 
-impl WriterHandle {
-    /// Leaves the lease group, handing the lease to a standby at once (a clean stop); this
-    /// instance takes no write after it. Blocks until the group was left.
-    pub fn release_lease(&self) {
-        self.lease.release();
-    }
-
-    pub fn phase(&self) -> Phase {
+impl Unit {
+    pub(crate) fn phase(&self) -> Phase {
         match self.phase.load(Ordering::Acquire) {
             2 => Phase::Ready,
             1 => Phase::Starting,
@@ -213,10 +229,7 @@ impl WriterHandle {
         }
     }
 
-    pub async fn submit(&self, command: TenantCommand, meta: CommandMeta) -> Result<Committed, WriteError> {
-        if self.phase() != Phase::Ready {
-            return Err(WriteError::Unavailable("this instance is not the writer now".into()));
-        }
+    async fn submit(&self, command: TenantCommand, meta: CommandMeta) -> Result<Committed, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request::Write { command, meta, reply, span: tracing::Span::current() })
@@ -224,15 +237,10 @@ impl WriterHandle {
         answer.await.map_err(|_| WriteError::Unavailable("the writer has stopped".into()))?
     }
 
-    /// Runs `f` on the writer's current state, in order with the writes; answers once the writes
-    /// decided before it are committed.
-    pub async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&WriterState) -> T + Send + 'static,
     ) -> Result<T, WriteError> {
-        if self.phase() != Phase::Ready {
-            return Err(WriteError::Unavailable("this instance is not the writer now".into()));
-        }
         let (reply, answer) = oneshot::channel();
         let read: Read = Box::new(move |state| {
             let found = f(state);
@@ -245,37 +253,149 @@ impl WriterHandle {
     }
 }
 
-/// Starts the writer: joins the lease group and, whenever it holds the lease, fences the previous
-/// writer, reads the log to its end and serves commands until it loses the lease or is fenced.
+#[derive(Clone)]
+pub struct WriterHandle {
+    units: Units,
+}
+
+#[derive(Clone)]
+enum Units {
+    Lease { unit: Unit, lease: crate::lease::Release },
+    Shards(Arc<crate::shards::Shards>),
+}
+
+impl WriterHandle {
+    /// Leaves the lease group (or the shards' group), handing the lease or the shards over at
+    /// once (a clean stop); this instance takes no write after it. Blocks until the group was left.
+    pub fn release_lease(&self) {
+        match &self.units {
+            Units::Lease { lease, .. } => lease.release(),
+            Units::Shards(shards) => shards.release(),
+        }
+    }
+
+    /// Whether this instance can take requests: the writer of the whole topic, or with its
+    /// shards (possibly none) assigned and read.
+    pub fn phase(&self) -> Phase {
+        match &self.units {
+            Units::Lease { unit, .. } => unit.phase(),
+            Units::Shards(shards) => shards.phase(),
+        }
+    }
+
+    /// The shards this instance owns, with ownership by shard.
+    pub fn owned_shards(&self) -> Option<Vec<i32>> {
+        match &self.units {
+            Units::Lease { .. } => None,
+            Units::Shards(shards) => Some(shards.owned()),
+        }
+    }
+
+    pub(crate) fn shards(&self) -> Option<&Arc<crate::shards::Shards>> {
+        match &self.units {
+            Units::Lease { .. } => None,
+            Units::Shards(shards) => Some(shards),
+        }
+    }
+
+    /// The writer that decides `tenant`'s commands here, if this instance holds it now; else
+    /// `ShardMoving` (its owner is another instance: the request is handed to it, see
+    /// [`crate::forward`]) or `Unavailable` (this instance stands by).
+    fn unit_of(&self, tenant: TenantId) -> Result<&Unit, WriteError> {
+        match &self.units {
+            Units::Lease { unit, .. } if unit.phase() == Phase::Ready => Ok(unit),
+            Units::Lease { .. } => Err(WriteError::Unavailable("this instance is not the writer now".into())),
+            Units::Shards(shards) => shards.unit_of(tenant),
+        }
+    }
+
+    pub async fn submit(&self, command: TenantCommand, meta: CommandMeta) -> Result<Committed, WriteError> {
+        let unit = self.unit_of(meta.tenant_id)?;
+        crate::forward::submitted_here();
+        unit.submit(command, meta).await
+    }
+
+    /// Runs `f` on the state of `tenant`'s writer, in order with the writes; answers once the
+    /// writes decided before it are committed.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        tenant: TenantId,
+        f: impl FnOnce(&WriterState) -> T + Send + 'static,
+    ) -> Result<T, WriteError> {
+        self.unit_of(tenant)?.read(f).await
+    }
+
+    /// The first `Some` that `f` finds on the state of any writer this instance holds (a public
+    /// link names no tenant). With shards held elsewhere, a `None` here hands the request to the
+    /// other instances in turn ([`crate::forward`]).
+    pub async fn find<T: Send + 'static>(
+        &self,
+        f: impl Fn(&WriterState) -> Option<T> + Send + Sync + 'static,
+    ) -> Result<Option<T>, WriteError> {
+        match &self.units {
+            Units::Lease { .. } => {
+                let unit = self.unit_of(TenantId::from_uuid(Uuid::nil()))?;
+                unit.read(move |s| f(s)).await
+            }
+            Units::Shards(shards) => shards.find(f).await,
+        }
+    }
+}
+
+/// Starts the writer. With a lease: joins the lease group and, whenever it holds the lease,
+/// fences the previous writer, reads the log to its end and serves commands until it loses the
+/// lease or is fenced. With shards: joins the shards' group and does the same per shard it is
+/// assigned ([`crate::shards`]).
 pub async fn start(config: WriterConfig, metrics: WriterMetrics) -> anyhow::Result<WriterHandle> {
-    let lease = Lease::join(&config.brokers, &config.topic, &config.transactional_id, config.lease_timeout).await?;
     audit::log::ensure_audit_topic(&config.brokers, &config.topic).await?;
+    let panics = Arc::new(Mutex::new(PanicBreaker::default()));
+    if let Ownership::Shards { advertised_url } = &config.ownership {
+        let shards = crate::shards::Shards::start(config.clone(), advertised_url.clone(), metrics, panics).await?;
+        return Ok(WriterHandle { units: Units::Shards(shards) });
+    }
+    let lease = Lease::join(&config.brokers, &config.topic, &config.transactional_id, config.lease_timeout).await?;
     let (tx, rx) = std::sync::mpsc::channel();
     let phase = Arc::new(AtomicU8::new(Phase::Standby as u8));
-    let thread_phase = phase.clone();
+    let unit = Unit { tx, phase: phase.clone() };
     let release = lease.releaser();
     std::thread::Builder::new()
         .name("rsvp-writer".into())
-        .spawn(move || lead_when_leased(config, metrics, lease, rx, &thread_phase))
+        .spawn(move || lead_while_held(config, metrics, panics, &|| lease.is_held(), &rx, &phase, &Hooks::none()))
         .context("cannot start the writer thread")?;
-    Ok(WriterHandle { tx, phase, lease: release })
+    Ok(WriterHandle { units: Units::Lease { unit, lease: release } })
 }
 
-fn lead_when_leased(
+/// What a writer's owner does when the writer becomes ready and when it stops serving.
+pub(crate) struct Hooks {
+    pub(crate) ready: Box<dyn Fn() + Send + Sync>,
+    pub(crate) stopped: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Hooks {
+    fn none() -> Self {
+        Self { ready: Box::new(|| ()), stopped: Box::new(|| ()) }
+    }
+}
+
+/// A writer's life: while `held()` (the lease, or the shard's assignment) it opens (fencing the
+/// previous writer of its `transactional.id`, reading its log) and serves; whenever it stops it
+/// waits to hold again. Returns when the request channel closes.
+pub(crate) fn lead_while_held(
     config: WriterConfig,
     metrics: WriterMetrics,
-    lease: Lease,
-    rx: Receiver<Request>,
+    panics: Arc<Mutex<PanicBreaker>>,
+    held: &dyn Fn() -> bool,
+    rx: &Receiver<Request>,
     phase: &AtomicU8,
+    hooks: &Hooks,
 ) {
     let set = |p: Phase| phase.store(p as u8, Ordering::Release);
-    let panics = Arc::new(Mutex::new(PanicBreaker::default()));
     loop {
         set(Phase::Standby);
-        refuse_pending(&rx, &metrics);
-        while !lease.is_held() {
-            std::thread::sleep(Duration::from_millis(50));
-            refuse_pending(&rx, &metrics);
+        refuse_pending(rx, &metrics);
+        while !held() {
+            std::thread::sleep(Duration::from_millis(20));
+            refuse_pending(rx, &metrics);
         }
         set(Phase::Starting);
         // A panic anywhere in a writer's life (a command's own is caught where it is decided)
@@ -284,27 +404,46 @@ fn lead_when_leased(
         let lead = std::panic::AssertUnwindSafe(|| {
             let writer = Writer::open(config.clone(), metrics.clone(), panics.clone())?;
             set(Phase::Ready);
-            anyhow::Ok(writer.serve(&rx, &lease))
+            (hooks.ready)();
+            anyhow::Ok(writer.serve(rx, held))
         });
         let stop = match std::panic::catch_unwind(lead) {
             Ok(Ok(stop)) => stop,
             Ok(Err(e)) => {
-                tracing::error!(error = ?e, "cannot become the writer; retrying");
+                set(Phase::Standby);
+                tracing::error!(error = ?e, shard = ?config.shard, "cannot become the writer; retrying");
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
             }
             Err(panic) => {
                 set(Phase::Standby);
+                (hooks.stopped)();
                 tracing::error!(panic = panic_message(&*panic), "the writer panicked; starting over from the log");
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
             }
         };
+        set(Phase::Standby);
+        (hooks.stopped)();
         match stop {
+            Stop::LeaseLost if config.shard.is_some() => tracing::info!(shard = ?config.shard, "shard handed over"),
             Stop::LeaseLost => tracing::warn!("lease lost; standing by"),
-            Stop::Fenced(e) => tracing::error!(error = %e, "fenced by another writer; standing by"),
-            Stop::AppendFailed(e) => tracing::error!(error = %e, "append failed; re-reading the log"),
-            Stop::Panicked => tracing::error!("the writer panicked; re-reading the log"),
+            Stop::Fenced(e) => {
+                tracing::error!(error = %e, shard = ?config.shard, "fenced by another writer; standing by");
+                // Another writer took over while this one still held: its group (or lease) said
+                // so first, and this one will hear it within a session. Opening again at once
+                // would fence the rightful writer in turn; only a hold that outlasts a session
+                // is this one's again.
+                let deadline = Instant::now() + config.lease_timeout;
+                while held() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                    refuse_pending(rx, &metrics);
+                }
+            }
+            Stop::AppendFailed(e) => {
+                tracing::error!(error = %e, shard = ?config.shard, "append failed; re-reading the log")
+            }
+            Stop::Panicked => tracing::error!(shard = ?config.shard, "the writer panicked; re-reading the log"),
             Stop::Closed => return,
         }
     }
@@ -336,7 +475,7 @@ fn refuse_pending(rx: &Receiver<Request>, metrics: &WriterMetrics) {
 /// be resent to force one full rebuild of every tenant's state after another, each stopping all
 /// writes while it reads the log.
 #[derive(Default)]
-struct PanicBreaker {
+pub(crate) struct PanicBreaker {
     recent: HashMap<PanicKey, PanicCount>,
 }
 
@@ -617,9 +756,13 @@ impl Drop for ClosesOnDrop {
 impl Writer {
     fn open(config: WriterConfig, metrics: WriterMetrics, panics: Arc<Mutex<PanicBreaker>>) -> anyhow::Result<Self> {
         let delivered = Arc::new(Mutex::new(HashMap::new()));
+        let transactional_id = match config.shard {
+            Some(p) => crate::shards::transactional_id(&config.transactional_id, p),
+            None => config.transactional_id.clone(),
+        };
         let producer: ThreadedProducer<Tracking> =
             service_kit::kafka::client_config(&config.brokers, "rsvp-command-api")
-                .set("transactional.id", &config.transactional_id)
+                .set("transactional.id", &transactional_id)
                 // Java-compatible murmur2, so every client agrees on an invite's partition.
                 .set("partitioner", "murmur2_random")
                 .set("enable.idempotence", "true")
@@ -636,10 +779,17 @@ impl Writer {
         producer.init_transactions(TX_TIMEOUT).context("cannot initialise transactions")?;
         let started = Instant::now();
         // The keys first: any key made before the log's end is in the store by then.
-        let vault = Vault::load(config.master.clone(), &config.pool, &config.runtime)?;
         let topic_partitions = service_kit::kafka::topic_partitions(&config.brokers, &config.topic, TX_TIMEOUT)?;
+        let count = topic_partitions.len();
+        // A shard's owner reads its partition only, and holds its tenants' keys only.
+        let reading = match config.shard {
+            Some(p) => vec![p],
+            None => topic_partitions.clone(),
+        };
+        let mine = |tenant: TenantId| config.shard.is_none_or(|p| events::shard_of(tenant, count) == p);
+        let vault = Vault::load(config.master.clone(), &config.pool, &config.runtime, mine)?;
         let stored = if config.snapshots.every_events > 0 {
-            let partitions = topic_partitions.len();
+            let partitions = count;
             let stored = config.runtime.block_on(crate::snapshot::load(&config.pool, &config.topic, partitions));
             let stored = stored.unwrap_or_else(|e| {
                 tracing::warn!(error = format!("{e:#}"), "snapshots not read; reading the log whole");
@@ -655,7 +805,7 @@ impl Writer {
         let (rebuilt, signed) = std::thread::scope(|scope| {
             let signed = scope.spawn(|| crate::chains::read_signed(&config.brokers, &config.topic));
             let rebuilt =
-                crate::rebuild::read_state(&config.brokers, &config.topic, &topic_partitions, &config.master, stored);
+                crate::rebuild::read_state(&config.brokers, &config.topic, count, &reading, &config.master, stored);
             (rebuilt, signed.join().unwrap_or_else(|_| Err(anyhow::anyhow!("reading the checkpoints panicked"))))
         });
         let crate::rebuild::Rebuilt {
@@ -669,10 +819,18 @@ impl Writer {
             snapshots_refused,
         } = rebuilt?;
         if snapshots_refused {
-            if let Err(e) = config.runtime.block_on(crate::snapshot::forget(&config.pool, &config.topic)) {
+            if let Err(e) = config.runtime.block_on(crate::snapshot::forget(&config.pool, &config.topic, &reading)) {
                 tracing::warn!(error = format!("{e:#}"), "the snapshots that did not match the log are not deleted");
             }
         }
+        // A shard decided alone must hold every event of its tenants: the topic's placement is
+        // checked once for all (`crate::shards::check_placement`), and here for this partition.
+        anyhow::ensure!(
+            by_tenant || config.shard.is_none(),
+            "partition {:?} holds events outside their tenant's shard: ownership by shard needs a topic placed by \
+             tenant (`rsvp-admin reshard`)",
+            config.shard
+        );
         state.chains.signed_up_to(signed?);
         tracing::info!(
             events_read = read,
@@ -680,6 +838,7 @@ impl Writer {
             tenants = state.tenants.len(),
             partitions,
             by_tenant,
+            shard = ?config.shard,
             elapsed = ?started.elapsed(),
             "state rebuilt"
         );
@@ -740,9 +899,9 @@ impl Writer {
     }
 
     /// Decides until the writer must stop, then lets the committer finish what was decided.
-    fn serve(mut self, rx: &Receiver<Request>, lease: &Lease) -> Stop {
+    fn serve(mut self, rx: &Receiver<Request>, held: &dyn Fn() -> bool) -> Stop {
         let stop = loop {
-            if !lease.is_held() {
+            if !held() {
                 break Stop::LeaseLost;
             }
             self.snapshot_when_due();

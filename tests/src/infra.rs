@@ -268,6 +268,24 @@ impl Drop for TestEnv {
     }
 }
 
+/// Every event of the test's topic: (partition, offset, tenant, stream key, event id).
+pub fn placed(env: &TestEnv) -> Vec<(i32, i64, events::TenantId, String, uuid::Uuid)> {
+    let mut found = Vec::new();
+    service_kit::kafka::read_to_end(
+        &env.brokers,
+        &env.topic,
+        &Default::default(),
+        std::time::Duration::from_secs(60),
+        |p, o, m| {
+            let e = service_kit::kafka::envelope_of(m)?;
+            found.push((p, o, e.meta.tenant_id, e.key(), e.meta.event_id));
+            Ok(())
+        },
+    )
+    .unwrap();
+    found
+}
+
 pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =
         service_kit::kafka::client_config(brokers, "rsvp-tests").create().context("cannot create admin client")?;

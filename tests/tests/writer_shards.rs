@@ -4,29 +4,12 @@
 //! another format or one that does not match the log.
 
 use reqwest::{Method, StatusCode};
+use rsvp_tests::infra::placed;
 use rsvp_tests::services::bin_path;
 use rsvp_tests::{eventually, invite_for, partition_of, run_command, Api, Service, TestEnv};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
-
-/// Every event of the test's topic: (partition, offset, tenant, stream key, event id).
-fn placed(env: &TestEnv) -> Vec<(i32, i64, events::TenantId, String, uuid::Uuid)> {
-    let mut found = Vec::new();
-    service_kit::kafka::read_to_end(
-        &env.brokers,
-        &env.topic,
-        &Default::default(),
-        Duration::from_secs(60),
-        |p, o, m| {
-            let e = service_kit::kafka::envelope_of(m)?;
-            found.push((p, o, e.meta.tenant_id, e.key(), e.meta.event_id));
-            Ok(())
-        },
-    )
-    .unwrap();
-    found
-}
 
 fn json_lines(service: &Service) -> Vec<Value> {
     service.log_text().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()

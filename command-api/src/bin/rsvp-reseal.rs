@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
     })?;
     let partitions = partition_count(&cli.brokers, &cli.from)?;
     runtime.block_on(create_empty(&cli.brokers, &cli.to, partitions))?;
-    let mut vault = Vault::load(cli.vault.master()?, &pool, runtime.handle())?;
+    let mut vault = Vault::load(cli.vault.master()?, &pool, runtime.handle(), |_| true)?;
     let secrets = vault.secrets().clone();
     let producer: ThreadedProducer<DefaultProducerContext> =
         service_kit::kafka::client_config(&cli.brokers, "rsvp-reseal")

@@ -108,7 +108,9 @@ pub async fn update(
         None => {
             let tenant = auth.tenant_id;
             writer
-                .read(move |s| s.tenant(tenant).and_then(|t| t.definition(id)).map(|d| (d.rules.clone(), d.version)))
+                .read(tenant, move |s| {
+                    s.tenant(tenant).and_then(|t| t.definition(id)).map(|d| (d.rules.clone(), d.version))
+                })
                 .await
                 .map_err(problem_of)?
                 .ok_or_else(|| Problem::not_found("definition"))?
@@ -137,7 +139,7 @@ pub async fn list(
     let tenant = auth.tenant_id;
     let inviter = auth.inviter_to_read(params.into_inner().inviter)?;
     let mut items: Vec<Value> = writer
-        .read(move |s| {
+        .read(tenant, move |s| {
             let Some(t) = s.tenant(tenant) else { return Vec::new() };
             t.definitions()
                 .map(|(id, d)| {

@@ -8,12 +8,19 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// Readiness: this instance is the writer and has read the log to its end.
+/// Readiness: this instance is the writer and has read the log to its end; with ownership by
+/// shard, it has its shards (possibly none: it hands every request on) and has read each. The
+/// answer names the shards it owns.
 #[route("/readyz", method = "GET", method = "HEAD")]
 pub async fn readyz(writer: web::Data<WriterHandle>) -> HttpResponse {
+    let status = format!("{:?}", writer.phase()).to_lowercase();
+    let body = match writer.owned_shards() {
+        Some(shards) => json!({ "status": status, "shards": shards }),
+        None => json!({ "status": status }),
+    };
     match writer.phase() {
-        Phase::Ready => HttpResponse::Ok().json(json!({ "status": "ready" })),
-        phase => HttpResponse::ServiceUnavailable().json(json!({ "status": format!("{phase:?}").to_lowercase() })),
+        Phase::Ready => HttpResponse::Ok().json(body),
+        _ => HttpResponse::ServiceUnavailable().json(body),
     }
 }
 

@@ -25,7 +25,7 @@ pub async fn follow(
 ) -> HttpResponse {
     let token = LinkToken::new(token.into_inner());
     let (lookup, secrets) = (token.clone(), state.unsealer.master().secrets());
-    let found = match writer.read(move |s| s.tenant_of_token(&lookup, &secrets)).await {
+    let found = match writer.find(move |s| s.tenant_of_token(&lookup, &secrets)).await {
         Ok(found) => found,
         Err(_) => {
             return page(StatusCode::SERVICE_UNAVAILABLE, "Try again shortly", "This link cannot be opened right now.")
@@ -54,7 +54,7 @@ pub async fn follow(
             let id = events::InviteId::from_uuid(committed.changes[0].stream.as_uuid().to_owned());
             let secrets = state.unsealer.master().secrets();
             let landing = writer
-                .read(move |s| {
+                .read(tenant, move |s| {
                     s.tenant(tenant)
                         .and_then(|t| t.invite_by_token(&token, &secrets))
                         .and_then(|(_, i)| i.created.landing_url.clone())

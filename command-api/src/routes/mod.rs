@@ -292,6 +292,13 @@ pub(crate) fn problem_of(error: WriteError) -> Problem {
             tracing::warn!(%reason, "write refused");
             Problem::unavailable("the event log cannot take writes right now; retry later")
         }
+        WriteError::ShardMoving => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shard-moving",
+            "the tenant's shard is moving between instances",
+        )
+        .with_detail("no instance decides this tenant's commands at this moment; retry shortly")
+        .with_retry_after(1),
         WriteError::Failed => Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "writer-failed",

@@ -44,7 +44,7 @@ pub async fn create(
     let who = inviter.clone();
     // The tenant's definitions as the writer holds them (the authority on quotas and windows).
     let definitions = writer
-        .read(move |s| {
+        .read(tenant, move |s| {
             let Some(t) = s.tenant(tenant) else { return Vec::new() };
             let mut all: Vec<DefinitionFacts> = t
                 .definitions()
@@ -179,7 +179,7 @@ async fn read_back(
     }
     let now = Utc::now();
     let current = writer
-        .read(move |s| {
+        .read(tenant, move |s| {
             let t = s.tenant(tenant)?;
             let i = t.invite(id)?;
             let (stored, open) = i.stored_status();

@@ -179,7 +179,7 @@ async fn answer(
     // stage it had reached, as the reads show it.
     let now = chrono::Utc::now();
     let status = writer
-        .read(move |s| {
+        .read(tenant, move |s| {
             let invite = s.tenant(tenant)?.invite(id)?;
             invite.status_at(now).to_vendor(Vendor::Vortex).or(invite.stage.to_vendor(Vendor::Vortex))
         })
@@ -237,7 +237,7 @@ pub async fn reinvite(
         // decided (and authorized) on its own, so a change in between is refused, not lost.
         let tenant: TenantId = caller.tenant_id;
         let found = writer
-            .read(move |s| {
+            .read(tenant, move |s| {
                 let i = s.tenant(tenant)?.invite(invite)?;
                 Some((i.counters.sends, i.created.targets.first().map(|t| t.kind)))
             })
