@@ -74,8 +74,13 @@ pub async fn route_to_owner(
         // A lease (one writer for all), or a request forwarded here: decided here or refused.
         return next.call(req).await.map(ServiceResponse::map_into_left_body);
     };
-    // The body is kept, in case the request goes on to another instance.
-    let body = req.extract::<web::Bytes>().await?;
+    // The body is kept as it came (still compressed if it was), in case the request goes on to
+    // another instance; the handler reads it as it would have.
+    let limit = req.app_data::<web::Data<BodyLimit>>().map_or(1 << 20, |l| l.0);
+    let body = match raw_body(&mut req, limit).await {
+        Ok(body) => body,
+        Err(problem) => return Ok(req.error_response(problem).map_into_right_body()),
+    };
     req.set_payload(Payload::from(body.clone()));
     let (method, uri, headers) = (req.method().clone(), req.uri().clone(), req.headers().clone());
     let (response, target) = ROUTE
@@ -101,27 +106,86 @@ pub async fn route_to_owner(
     };
     let (request, local) = response.into_parts();
     if target == Target::AnyOwner {
-        // A link no shard here knows: the first owner that knows it answers; else the answer here.
+        // A link no shard here knows: the first owner that knows it answers. "Not found" only
+        // when every other owner said so, and every shard has an owner: else it may be on a
+        // shard that is moving, or an owner that did not answer.
+        let mut unsure = owners.is_empty() || shards.unowned().await;
         for owner in owners {
             match send(&owner, &method, &uri, &headers, &body, shards.me()).await {
                 Ok(answer) if answer.status() != StatusCode::NOT_FOUND => {
                     return Ok(ServiceResponse::new(request, answer).map_into_right_body())
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(owner, error = %e, "a shard owner did not answer"),
+                Err(e) => {
+                    tracing::warn!(owner, error = %e.without_url(), "a shard owner did not answer");
+                    unsure = true;
+                }
             }
+        }
+        if unsure {
+            return Ok(ServiceResponse::new(request, moving()).map_into_right_body());
         }
         return Ok(ServiceResponse::new(request, local).map_into_left_body());
     }
     let answer = match owners.first() {
-        Some(owner) => send(owner, &method, &uri, &headers, &body, shards.me()).await.unwrap_or_else(|e| {
-            tracing::warn!(owner, error = %e, "the shard's owner did not answer");
-            moving()
-        }),
+        Some(owner) => match send(owner, &method, &uri, &headers, &body, shards.me()).await {
+            Ok(answer) => answer,
+            // Never reached it: nothing was decided there.
+            Err(e) if e.is_connect() => {
+                tracing::warn!(owner, error = %e.without_url(), "the shard's owner cannot be reached");
+                moving()
+            }
+            // Sent, and no answer: it may or may not have been decided.
+            Err(e) => {
+                tracing::warn!(owner, error = %e.without_url(), "the shard's owner did not answer");
+                unknown_outcome()
+            }
+        },
         // No owner published (between owners), or this instance is published but not ready.
         None => return Ok(ServiceResponse::new(request, local).map_into_left_body()),
     };
     Ok(ServiceResponse::new(request, answer).map_into_right_body())
+}
+
+/// The largest body the middleware keeps (`RSVP_MAX_BODY_BYTES`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// The request's body as it came, up to `limit` bytes (413 problem+json beyond).
+async fn raw_body(req: &mut ServiceRequest, limit: usize) -> Result<web::Bytes, service_kit::Problem> {
+    use actix_web::HttpMessage as _;
+    use futures::StreamExt as _;
+    let mut payload = req.take_payload();
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            service_kit::Problem::new(StatusCode::BAD_REQUEST, "bad-request", "the request body could not be read")
+                .with_detail(e.to_string())
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(service_kit::Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "the request body is too large",
+            )
+            .with_detail(format!("at most {limit} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// 504: the owner took the request and did not answer; the command may have been decided.
+fn unknown_outcome() -> HttpResponse {
+    let problem = service_kit::Problem::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "outcome-unknown",
+        "the shard's owner took the request and did not answer",
+    )
+    .with_detail(
+        "the command may or may not have been decided: retry with the same Idempotency-Key, or read the invite first",
+    );
+    actix_web::ResponseError::error_response(&problem)
 }
 
 /// 503 `shard-moving`: what a shard between owners answers.

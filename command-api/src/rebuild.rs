@@ -274,3 +274,24 @@ fn read_partitions(
     }
     Ok(found)
 }
+
+/// How the events of a topic of `count` partitions are placed, read from their headers and keys
+/// only (no event is decoded, no state kept): whether every event is in its tenant's shard.
+pub fn placed_by_tenant(brokers: &str, topic: &str, count: usize) -> anyhow::Result<(bool, u64)> {
+    let partitions: Vec<i32> = (0..count as i32).collect();
+    let (mut events, mut off_shard) = (0u64, 0u64);
+    service_kit::kafka::read_partitions_from(brokers, topic, &partitions, &HashMap::new(), TIMEOUT, |p, o, m| {
+        use rdkafka::message::{Headers as _, Message as _};
+        let tenant = m
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "ce_tenantid").and_then(|h| h.value))
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<uuid::Uuid>().ok())
+            .with_context(|| format!("the event at partition {p} offset {o} names no tenant"))?;
+        events += 1;
+        if events::shard_of(events::TenantId::from_uuid(tenant), count) != p {
+            off_shard += 1;
+        }
+        Ok(())
+    })?;
+    Ok((off_shard == 0, events))
+}

@@ -46,6 +46,10 @@ pub struct Shards {
     owned: Arc<Vec<AtomicBool>>,
     /// The group gave this instance its first assignment (possibly empty).
     assigned: Arc<AtomicBool>,
+    /// Every shard of that first assignment was read: the instance serves from then on (a shard
+    /// it takes over later answers 503 `shard-moving` until read, and never makes the whole
+    /// instance unready).
+    started: AtomicBool,
     pool: sqlx::PgPool,
     topic: String,
     me: String,
@@ -71,6 +75,16 @@ impl Shards {
         };
         let count = partitions.len();
         check_placement(&config, count).await?;
+        // Recorded before the lease's writer is fenced: a lease writer opening after the fence
+        // finds the record and refuses (`refuse_if_owned_by_shard`).
+        sqlx::query(
+            "INSERT INTO writer.topic_ownership (topic, mode) VALUES ($1, 'shards') \
+             ON CONFLICT (topic) DO UPDATE SET mode = 'shards', since = now()",
+        )
+        .bind(&config.topic)
+        .execute(&config.pool)
+        .await
+        .context("cannot record the topic's ownership by shard")?;
         fence_whole_topic_writer(&config).await?;
         let shards_topic = format!("{}.writer-shards", config.topic);
         service_kit::kafka::ensure_topic(&config.brokers, &shards_topic, count as i32).await?;
@@ -128,6 +142,7 @@ impl Shards {
             units,
             owned,
             assigned: Arc::new(AtomicBool::new(false)),
+            started: AtomicBool::new(false),
             pool: config.pool.clone(),
             topic: config.topic.clone(),
             me: advertised_url,
@@ -147,17 +162,26 @@ impl Shards {
         }
     }
 
-    /// Ready once the group assigned this instance its shards (possibly none) and each is read.
+    /// Ready once the group assigned this instance its first shards (possibly none) and each
+    /// was read; from then on for good (shards taken over later are reported per shard).
     pub fn phase(&self) -> Phase {
+        if self.started.load(Ordering::Acquire) {
+            return Phase::Ready;
+        }
         if !self.assigned.load(Ordering::Acquire) {
             return Phase::Starting;
         }
-        let owned = self.owned();
-        if owned.iter().all(|p| self.units[*p as usize].phase() == Phase::Ready) {
+        if self.owned().iter().all(|p| self.units[*p as usize].phase() == Phase::Ready) {
+            self.started.store(true, Ordering::Release);
             Phase::Ready
         } else {
             Phase::Starting
         }
+    }
+
+    /// The shards this instance owns that are read and deciding.
+    pub fn serving(&self) -> Vec<i32> {
+        self.owned().into_iter().filter(|p| self.units[*p as usize].phase() == Phase::Ready).collect()
     }
 
     pub fn owned(&self) -> Vec<i32> {
@@ -218,6 +242,17 @@ impl Shards {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(owner.filter(|o| *o != self.me))
+    }
+
+    /// Some shard has no published owner (it is moving).
+    pub async fn unowned(&self) -> bool {
+        let owned: Result<i64, _> =
+            sqlx::query_scalar("SELECT count(*) FROM writer.shard_owners WHERE topic = $1 AND partition < $2")
+                .bind(&self.topic)
+                .bind(self.count as i32)
+                .fetch_one(&self.pool)
+                .await;
+        owned.map_or(true, |n| n < self.count as i64)
     }
 
     /// Every published owner but this instance.
@@ -283,17 +318,10 @@ async fn check_placement(config: &WriterConfig, count: usize) -> anyhow::Result<
                     return Ok(true);
                 }
                 let started = Instant::now();
-                tracing::info!("the topic's placement is not recorded: reading the log whole once to find it");
-                let rebuilt = crate::rebuild::read_state(
-                    &config.brokers,
-                    &config.topic,
-                    count,
-                    &partitions,
-                    &config.master,
-                    Vec::new(),
-                )?;
-                tracing::info!(by_tenant = rebuilt.by_tenant, events = rebuilt.read, elapsed = ?started.elapsed(), "placement found");
-                Ok(rebuilt.by_tenant)
+                tracing::info!("the topic's placement is not recorded: reading its events' tenants once to find it");
+                let (by_tenant, events) = crate::rebuild::placed_by_tenant(&config.brokers, &config.topic, count)?;
+                tracing::info!(by_tenant, events, elapsed = ?started.elapsed(), "placement found");
+                Ok(by_tenant)
             })
             .await??;
             sqlx::query(
@@ -316,6 +344,24 @@ async fn check_placement(config: &WriterConfig, count: usize) -> anyhow::Result<
          a tenant from one partition. Run with RSVP_WRITER_OWNERSHIP=lease, or copy the topic with `rsvp-admin \
          reshard` (README, Operations guide)",
         config.topic
+    );
+    Ok(())
+}
+
+/// A writer of the whole topic (ownership by lease) refuses a topic that instances own by shard:
+/// the two would decide the same tenants side by side (their producers do not fence each other).
+pub async fn refuse_if_owned_by_shard(pool: &sqlx::PgPool, topic: &str) -> anyhow::Result<()> {
+    let mode: Option<String> = sqlx::query_scalar("SELECT mode FROM writer.topic_ownership WHERE topic = $1")
+        .bind(topic)
+        .fetch_optional(pool)
+        .await
+        .context("cannot read the topic's ownership")?;
+    anyhow::ensure!(
+        mode.as_deref() != Some("shards"),
+        "{topic} is owned by shard (instances with RSVP_WRITER_OWNERSHIP=shards took it over): this instance, with \
+         RSVP_WRITER_OWNERSHIP=lease, would decide beside them. Run it with RSVP_WRITER_OWNERSHIP=shards; to go back \
+         to a lease, stop every instance, then `DELETE FROM writer.topic_ownership WHERE topic = '{topic}'` \
+         (README, Operations guide)"
     );
     Ok(())
 }

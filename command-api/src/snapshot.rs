@@ -125,13 +125,15 @@ fn context(topic: &str, partition: i32, partitions: usize, format: i32, covered:
         .into_bytes()
 }
 
-/// The snapshots of `topic` this code can read, for a topic of `partitions` partitions. Others
-/// (another format, another partition count) are named in the log and left out.
-pub async fn load(pool: &sqlx::PgPool, topic: &str, partitions: usize) -> anyhow::Result<Vec<Stored>> {
+/// The snapshots of the shards `only` of `topic` this code can read, for a topic of `partitions`
+/// partitions. Others (another format, another partition count) are named in the log and left out.
+pub async fn load(pool: &sqlx::PgPool, topic: &str, partitions: usize, only: &[i32]) -> anyhow::Result<Vec<Stored>> {
     let rows: Vec<(i32, i32, i32, i64, Uuid, Vec<u8>)> = sqlx::query_as(
-        "SELECT partition, partitions, format, last_offset, last_event, state FROM writer.snapshots WHERE topic = $1",
+        "SELECT partition, partitions, format, last_offset, last_event, state FROM writer.snapshots \
+         WHERE topic = $1 AND partition = ANY($2)",
     )
     .bind(topic)
+    .bind(only)
     .fetch_all(pool)
     .await
     .context("cannot read the writer's snapshots")?;

@@ -39,9 +39,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let addr = listener.local_addr()?;
         let ownership = match config.writer_ownership.as_str() {
-            "shards" => writer::Ownership::Shards {
-                advertised_url: config.writer_advertised_url.clone().unwrap_or_else(|| format!("http://{addr}")),
-            },
+            "shards" => writer::Ownership::Shards { advertised_url: advertised_url(&config, addr)? },
             _ => writer::Ownership::Lease,
         };
         let writer = writer::start(
@@ -100,6 +98,7 @@ impl Application {
                 .app_data(dispatcher_token.clone())
                 .app_data(public_key.clone())
                 .app_data(web::PayloadConfig::new(max_body))
+                .app_data(web::Data::new(crate::forward::BodyLimit(max_body)))
                 .app_data(problem::query_config())
                 .app_data(problem::path_config())
                 .configure(routes::configure)
@@ -124,6 +123,27 @@ impl Application {
         tracing::info!("writer lease handed over");
         served
     }
+}
+
+/// The URL the other instances reach this one at, with ownership by shard: given, or the
+/// address it listens on when that names this host alone (a wildcard address would publish the
+/// same URL for every instance, and none would ever reach another).
+fn advertised_url(config: &Config, addr: std::net::SocketAddr) -> anyhow::Result<String> {
+    if let Some(url) = config.writer_advertised_url.as_deref().filter(|u| !u.trim().is_empty()) {
+        let parsed = url::Url::parse(url).with_context(|| format!("RSVP_WRITER_ADVERTISED_URL {url:?}"))?;
+        anyhow::ensure!(
+            matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some(),
+            "RSVP_WRITER_ADVERTISED_URL must be an http(s) URL with a host, not {url:?}"
+        );
+        return Ok(url.trim_end_matches('/').to_owned());
+    }
+    anyhow::ensure!(
+        !addr.ip().is_unspecified(),
+        "RSVP_WRITER_OWNERSHIP=shards with COMMAND_API_HOST={}: set RSVP_WRITER_ADVERTISED_URL to the URL the other \
+         instances reach this one at (e.g. http://$(POD_IP):8081)",
+        addr.ip()
+    );
+    Ok(format!("http://{addr}"))
 }
 
 /// The checkpoints' signing key: required, since a log without signed checkpoints cannot show that

@@ -283,11 +283,11 @@ impl WriterHandle {
         }
     }
 
-    /// The shards this instance owns, with ownership by shard.
-    pub fn owned_shards(&self) -> Option<Vec<i32>> {
+    /// The shards this instance owns, and those of them it serves, with ownership by shard.
+    pub fn owned_shards(&self) -> Option<(Vec<i32>, Vec<i32>)> {
         match &self.units {
             Units::Lease { .. } => None,
-            Units::Shards(shards) => Some(shards.owned()),
+            Units::Shards(shards) => Some((shards.owned(), shards.serving())),
         }
     }
 
@@ -403,6 +403,11 @@ pub(crate) fn lead_while_held(
         // from the log.
         let lead = std::panic::AssertUnwindSafe(|| {
             let writer = Writer::open(config.clone(), metrics.clone(), panics.clone())?;
+            // Revoked while it read (the next owner may already serve): it neither publishes
+            // itself nor decides.
+            if !held() {
+                return anyhow::Ok(Stop::LeaseLost);
+            }
             set(Phase::Ready);
             (hooks.ready)();
             anyhow::Ok(writer.serve(rx, held))
@@ -777,6 +782,12 @@ impl Writer {
         // is up yet, again only 500 ms later: a request to a broker first saves a start 500 ms.
         let _ = producer.client().fetch_watermarks(&config.topic, 0, TX_TIMEOUT);
         producer.init_transactions(TX_TIMEOUT).context("cannot initialise transactions")?;
+        // Checked once this writer's producer is initialised: an instance that turned the topic
+        // over to ownership by shard recorded it before fencing the lease's writer, so a lease
+        // writer either sees the record here or is fenced.
+        if matches!(config.ownership, Ownership::Lease) {
+            config.runtime.block_on(crate::shards::refuse_if_owned_by_shard(&config.pool, &config.topic))?;
+        }
         let started = Instant::now();
         // The keys first: any key made before the log's end is in the store by then.
         let topic_partitions = service_kit::kafka::topic_partitions(&config.brokers, &config.topic, TX_TIMEOUT)?;
@@ -790,7 +801,8 @@ impl Writer {
         let vault = Vault::load(config.master.clone(), &config.pool, &config.runtime, mine)?;
         let stored = if config.snapshots.every_events > 0 {
             let partitions = count;
-            let stored = config.runtime.block_on(crate::snapshot::load(&config.pool, &config.topic, partitions));
+            let stored =
+                config.runtime.block_on(crate::snapshot::load(&config.pool, &config.topic, partitions, &reading));
             let stored = stored.unwrap_or_else(|e| {
                 tracing::warn!(error = format!("{e:#}"), "snapshots not read; reading the log whole");
                 Vec::new()

@@ -85,6 +85,11 @@ impl Service {
         let _ = self.child.kill().await;
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the process: a leader that stops heartbeating.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("the process is running").to_string();

@@ -9,13 +9,14 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// Readiness: this instance is the writer and has read the log to its end; with ownership by
-/// shard, it has its shards (possibly none: it hands every request on) and has read each. The
-/// answer names the shards it owns.
+/// shard, it was given its first shards (possibly none: it hands every request on) and has read
+/// each; a shard it takes over later is not ready until read, which the answer says (`serving`)
+/// without making the instance unready.
 #[route("/readyz", method = "GET", method = "HEAD")]
 pub async fn readyz(writer: web::Data<WriterHandle>) -> HttpResponse {
     let status = format!("{:?}", writer.phase()).to_lowercase();
     let body = match writer.owned_shards() {
-        Some(shards) => json!({ "status": status, "shards": shards }),
+        Some((owned, serving)) => json!({ "status": status, "shards": owned, "serving": serving }),
         None => json!({ "status": status }),
     };
     match writer.phase() {
