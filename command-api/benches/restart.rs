@@ -5,7 +5,9 @@
 //! failover: snapshots and the log after them), and one more with the snapshots deleted (the
 //! whole log, as before snapshots), for the baseline in the same run.
 //!
-//!   cargo bench -p command-api --bench restart -- [N] [--tenants=T]
+//!   cargo bench -p command-api --bench restart -- [N] [--tenants=T] [--per-shard]
+//!
+//! With `--per-shard`, the take-over of one shard as an owner by shard does it (see `per_shard`).
 //!
 //! The last line, `result: {...}`, is the same figures as JSON, for `make bench`.
 //! Needs a running Kafka (`make run`).
@@ -119,6 +121,9 @@ async fn main() -> anyhow::Result<()> {
         ownership: writer::Ownership::Lease,
         shard: None,
     };
+    if args.iter().any(|a| a == "--per-shard") {
+        return per_shard(config, &pool, &topic, n, tenants).await;
+    }
     let before = rss_mb();
     let (first, first_s, _) = ready(config.clone()).await?;
     let rss_growth = rss_mb() - before;
@@ -158,6 +163,81 @@ async fn main() -> anyhow::Result<()> {
             "restart_whole_log_after_lease_s": whole_leased_s.as_secs_f64(),
             "rss_growth_mb": rss_growth,
             "snapshot_mb": bytes as f64 / 1e6,
+        })
+    );
+    Ok(())
+}
+
+/// `--per-shard`: the take-over of one shard, as an owner by shard does it. Each shard is first
+/// read by a writer of its own, one after another (so the state of one shard at a time is in
+/// memory, whatever the log's size), which stores its snapshot; then shard 0 is taken over from
+/// its snapshot and the log after it, and once more with its snapshot deleted (its whole
+/// partition), the baseline in the same run.
+async fn per_shard(
+    config: WriterConfig,
+    pool: &sqlx::PgPool,
+    topic: &str,
+    n: usize,
+    tenants: usize,
+) -> anyhow::Result<()> {
+    let partitions = 12;
+    let shard = |p: i32| WriterConfig { shard: Some(p), ..config.clone() };
+    let stored = |p: i32| async move {
+        let started = Instant::now();
+        loop {
+            let n: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM writer.snapshots WHERE topic = $1 AND partition = $2")
+                    .bind(topic)
+                    .bind(p)
+                    .fetch_one(pool)
+                    .await?;
+            if n > 0 {
+                return anyhow::Ok(started.elapsed());
+            }
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(900), "no snapshot of shard {p} after 15 minutes");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let mut firsts = Vec::new();
+    let mut peak_growth: f64 = 0.0;
+    for p in 0..partitions {
+        let before = rss_mb();
+        let (writer, first_s, _) = ready(shard(p)).await?;
+        peak_growth = peak_growth.max(rss_mb() - before);
+        stored(p).await?;
+        stop(writer);
+        firsts.push(first_s.as_secs_f64());
+    }
+    let bytes: i64 =
+        sqlx::query_scalar("SELECT length(state)::bigint FROM writer.snapshots WHERE topic = $1 AND partition = 0")
+            .bind(topic)
+            .fetch_one(pool)
+            .await?;
+    println!(
+        "every shard read by a writer of its own, one after another: {:.2} s to {:.2} s each; memory grew at most {peak_growth:.0} MB; shard 0's snapshot {:.1} MB",
+        firsts.iter().copied().fold(f64::MAX, f64::min),
+        firsts.iter().copied().fold(0.0, f64::max),
+        bytes as f64 / 1e6
+    );
+    let (writer, takeover_s, takeover_leased_s) = ready(shard(0)).await?;
+    println!("take-over of shard 0 (its snapshot and the log after it): ready in {takeover_s:.2?}, {takeover_leased_s:.2?} of it after the lease");
+    stop(writer);
+    sqlx::query("DELETE FROM writer.snapshots WHERE partition = 0").execute(pool).await?;
+    let (writer, whole_s, whole_leased_s) = ready(shard(0)).await?;
+    println!("shard 0 without its snapshot (its whole partition): ready in {whole_s:.2?}, {whole_leased_s:.2?} of it after the lease");
+    stop(writer);
+    rsvp_tests::infra::delete_topic(&config.brokers, topic).await;
+    println!(
+        "result: {}",
+        serde_json::json!({
+            "events": n,
+            "tenants": tenants,
+            "per_shard": true,
+            "shard_takeover_s": takeover_s.as_secs_f64(),
+            "shard_takeover_after_lease_s": takeover_leased_s.as_secs_f64(),
+            "shard_whole_partition_s": whole_s.as_secs_f64(),
+            "shard_whole_partition_after_lease_s": whole_leased_s.as_secs_f64(),
+            "shard_snapshot_mb": bytes as f64 / 1e6,
         })
     );
     Ok(())

@@ -105,6 +105,8 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         .listen(listener)?
+        // The stop signals are ours: the writer hands over before the server stops (below).
+        .disable_signals()
         .run();
         service_kit::telemetry::announce_listening("command-api", addr);
         Ok(Self { port: addr.port(), server, writer: handle })
@@ -114,14 +116,26 @@ impl Application {
         self.port
     }
 
-    /// Serves until a stop signal (SIGTERM, SIGINT) and every request in flight has been answered,
-    /// then hands the writer lease over, so that a standby takes over at once.
+    /// Serves until a stop signal (SIGTERM, SIGINT), then hands the writer's lease (or its
+    /// shards) over first, so that the next writer takes over at once, and stops the server once
+    /// every request in flight has been answered: each of them was decided and committed before
+    /// the hand-over (the writer commits what it decided before it lets go), or is refused with a
+    /// 503 (or, with shards, handed to the new owner).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let served = self.server.await.context("server failed");
+        use tokio::signal::unix::{signal, SignalKind};
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
+        tokio::select! {
+            served = &mut server => return served.context("server task failed")?.context("server failed"),
+            _ = term.recv() => tracing::info!("SIGTERM: handing the writer over, then stopping"),
+            _ = int.recv() => tracing::info!("SIGINT: handing the writer over, then stopping"),
+        }
         let writer = self.writer;
         tokio::task::spawn_blocking(move || writer.release_lease()).await.context("cannot release the writer lease")?;
         tracing::info!("writer lease handed over");
-        served
+        handle.stop(true).await;
+        server.await.context("server task failed")?.context("server failed")
     }
 }
 
