@@ -271,7 +271,7 @@ async fn main() -> anyhow::Result<()> {
         b.kill().await;
     };
     let (answers, _) =
-        load(&http, &tenants, &[a.url.clone()], clients, seconds.max(Duration::from_secs(12)), kill_b).await;
+        load(&http, &tenants, &[a.url.clone()], clients, seconds.max(Duration::from_secs(20)), kill_b).await;
     report.insert("failover_sigkill".into(), failover("SIGKILL", &answers, signal_at, &on_a, &on_b));
     println!("result: {}", Value::Object(report));
     Ok(())
