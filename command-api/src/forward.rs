@@ -47,14 +47,17 @@ pub(crate) fn to_shard(p: i32) {
     let _ = ROUTE.try_with(|r| r.borrow_mut().target = Some(Target::Shard(p)));
 }
 
-/// The request may belong to any other owner.
-pub(crate) fn to_every_owner() {
-    let _ = ROUTE.try_with(|r| {
-        let mut r = r.borrow_mut();
-        if r.target.is_none() {
-            r.target = Some(Target::AnyOwner);
-        }
-    });
+/// The request may belong to any other owner; `false` when it will not be handed on (it was
+/// handed here by another instance).
+pub(crate) fn to_every_owner() -> bool {
+    ROUTE
+        .try_with(|r| {
+            let mut r = r.borrow_mut();
+            if r.target.is_none() {
+                r.target = Some(Target::AnyOwner);
+            }
+        })
+        .is_ok()
 }
 
 /// A command of the request was handed to a writer of this instance.
@@ -109,18 +112,24 @@ pub async fn route_to_owner(
         // A link no shard here knows: the first owner that knows it answers. "Not found" only
         // when every other owner said so, and every shard has an owner: else it may be on a
         // shard that is moving, or an owner that did not answer.
-        let mut unsure = owners.is_empty() || shards.unowned().await;
+        let (mut unsure, mut unknown) = (owners.is_empty() || shards.unowned().await, false);
         for owner in owners {
             match send(&owner, &method, &uri, &headers, &body, shards.me()).await {
+                // That owner's shards were moving: another may still know it.
+                Ok(answer) if answer.status() == StatusCode::SERVICE_UNAVAILABLE => unsure = true,
                 Ok(answer) if answer.status() != StatusCode::NOT_FOUND => {
                     return Ok(ServiceResponse::new(request, answer).map_into_right_body())
                 }
                 Ok(_) => {}
                 Err(e) => {
+                    unknown |= !e.is_connect();
                     tracing::warn!(owner, error = %e.without_url(), "a shard owner did not answer");
                     unsure = true;
                 }
             }
+        }
+        if unknown {
+            return Ok(ServiceResponse::new(request, unknown_outcome()).map_into_right_body());
         }
         if unsure {
             return Ok(ServiceResponse::new(request, moving()).map_into_right_body());

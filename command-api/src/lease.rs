@@ -52,13 +52,21 @@ pub struct Lease {
 /// that a standby (or the next instance) need not wait out the session timeout.
 #[derive(Clone)]
 pub struct Release {
+    held: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Release {
+    /// Stops holding the lease here (the writer stops deciding and commits what it decided)
+    /// while still a member of the group, so that nobody takes it over yet.
+    pub fn let_go(&self) {
+        self.held.store(false, Ordering::Release);
+    }
+
     /// Stops the membership and waits until the group was left.
     pub fn release(&self) {
+        self.let_go();
         self.stop.store(true, Ordering::Release);
         if let Some(thread) = self.thread.lock().unwrap().take() {
             let _ = thread.join();
@@ -108,7 +116,7 @@ impl Lease {
                 drop(consumer); // leaves the group at once, handing the lease over
             })
             .context("cannot start the lease thread")?;
-        Ok(Self { held, release: Release { stop, thread: Arc::new(Mutex::new(Some(thread))) } })
+        Ok(Self { held: held.clone(), release: Release { held, stop, thread: Arc::new(Mutex::new(Some(thread))) } })
     }
 
     pub fn is_held(&self) -> bool {

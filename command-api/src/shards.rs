@@ -165,6 +165,9 @@ impl Shards {
     /// Ready once the group assigned this instance its first shards (possibly none) and each
     /// was read; from then on for good (shards taken over later are reported per shard).
     pub fn phase(&self) -> Phase {
+        if self.stop.load(Ordering::Acquire) {
+            return Phase::Standby;
+        }
         if self.started.load(Ordering::Acquire) {
             return Phase::Ready;
         }
@@ -216,21 +219,31 @@ impl Shards {
         f: impl Fn(&WriterState) -> Option<T> + Send + Sync + 'static,
     ) -> Result<Option<T>, WriteError> {
         let f = Arc::new(f);
-        let mut everywhere = true;
+        // `everywhere`: this instance holds every shard; `complete`: every shard it owns answered.
+        let (mut everywhere, mut complete) = (true, true);
         for (p, unit) in self.units.iter().enumerate() {
-            if !self.owned[p].load(Ordering::Acquire) || unit.phase() != Phase::Ready {
+            if !self.owned[p].load(Ordering::Acquire) {
                 everywhere = false;
                 continue;
             }
+            if unit.phase() != Phase::Ready {
+                (everywhere, complete) = (false, false);
+                continue;
+            }
             let f = f.clone();
-            if let Ok(Some(found)) = unit.read(move |s| f(s)).await {
-                return Ok(Some(found));
+            match unit.read(move |s| f(s)).await {
+                Ok(Some(found)) => return Ok(Some(found)),
+                Ok(None) => {}
+                Err(_) => (everywhere, complete) = (false, false),
             }
         }
-        if !everywhere {
-            crate::forward::to_every_owner();
+        // Not everywhere: the first instance asks the other owners; an owner asked by another
+        // says "not found" only for shards it answered for.
+        if everywhere || crate::forward::to_every_owner() || complete {
+            Ok(None)
+        } else {
+            Err(WriteError::ShardMoving)
         }
-        Ok(None)
     }
 
     /// The published owner of shard `p`, unless it is this instance.

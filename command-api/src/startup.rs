@@ -126,16 +126,25 @@ impl Application {
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
         let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
-        tokio::select! {
-            served = &mut server => return served.context("server task failed")?.context("server failed"),
-            _ = term.recv() => tracing::info!("SIGTERM: handing the writer over, then stopping"),
-            _ = int.recv() => tracing::info!("SIGINT: handing the writer over, then stopping"),
+        let ended = tokio::select! {
+            served = &mut server => Some(served),
+            _ = term.recv() => None,
+            _ = int.recv() => None,
+        };
+        if ended.is_none() {
+            tracing::info!("stop signal: handing the writer over, then stopping");
         }
         let writer = self.writer;
         tokio::task::spawn_blocking(move || writer.release_lease()).await.context("cannot release the writer lease")?;
         tracing::info!("writer lease handed over");
-        handle.stop(true).await;
-        server.await.context("server task failed")?.context("server failed")
+        let served = match ended {
+            Some(served) => served,
+            None => {
+                handle.stop(true).await;
+                server.await
+            }
+        };
+        served.context("server task failed")?.context("server failed")
     }
 }
 

@@ -269,7 +269,16 @@ impl WriterHandle {
     /// once (a clean stop); this instance takes no write after it. Blocks until the group was left.
     pub fn release_lease(&self) {
         match &self.units {
-            Units::Lease { lease, .. } => lease.release(),
+            Units::Lease { unit, lease } => {
+                // The writer commits what it decided before the lease goes to the next one, whose
+                // `init_transactions` would abort it.
+                lease.let_go();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while unit.phase() != Phase::Standby && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                lease.release()
+            }
             Units::Shards(shards) => shards.release(),
         }
     }
@@ -408,8 +417,9 @@ pub(crate) fn lead_while_held(
             if !held() {
                 return anyhow::Ok(Stop::LeaseLost);
             }
-            set(Phase::Ready);
+            // Published first: once this instance says it serves the shard, others find it.
             (hooks.ready)();
+            set(Phase::Ready);
             anyhow::Ok(writer.serve(rx, held))
         });
         let stop = match std::panic::catch_unwind(lead) {
