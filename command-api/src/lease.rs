@@ -42,6 +42,27 @@ impl ConsumerContext for LeaseContext {
     }
 }
 
+/// A member of a group whose assignment is ownership (the lease's, the shards'): sticky and
+/// cooperative, so a rebalance moves only what must move, with nothing ever committed.
+pub(crate) fn group_config(
+    brokers: &str,
+    client_id: &str,
+    group: &str,
+    session_timeout: Duration,
+) -> rdkafka::ClientConfig {
+    let session_timeout_ms = session_timeout.as_millis() as u64;
+    let mut config = service_kit::kafka::client_config(brokers, client_id);
+    config
+        .set("group.id", group)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        // How long a dead member keeps what it holds: the failover time after a crash.
+        .set("session.timeout.ms", session_timeout_ms.to_string())
+        // Several heartbeats per session, so one late heartbeat does not cost the assignment.
+        .set("heartbeat.interval.ms", (session_timeout_ms / 4).min(500).to_string())
+        .set("enable.auto.commit", "false");
+    config
+}
+
 /// Membership in the lease group, kept alive by a background thread.
 pub struct Lease {
     held: Arc<AtomicBool>,
@@ -83,16 +104,10 @@ impl Lease {
         let held = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let session_timeout_ms = session_timeout.as_millis() as u64;
-        let consumer: BaseConsumer<LeaseContext> = service_kit::kafka::client_config(brokers, "rsvp-writer-lease")
-            .set("group.id", format!("{writer_id}.lease"))
-            .set("partition.assignment.strategy", "cooperative-sticky")
-            // How long a dead leader keeps the lease: the failover time after a crash.
-            .set("session.timeout.ms", session_timeout_ms.to_string())
-            // Several heartbeats per session, so one late heartbeat does not cost the lease.
-            .set("heartbeat.interval.ms", (session_timeout_ms / 4).min(500).to_string())
-            .set("enable.auto.commit", "false")
-            .create_with_context(LeaseContext { held: held.clone(), topic: lease_topic.clone() })
-            .context("cannot create the lease consumer")?;
+        let consumer: BaseConsumer<LeaseContext> =
+            group_config(brokers, "rsvp-writer-lease", &format!("{writer_id}.lease"), session_timeout)
+                .create_with_context(LeaseContext { held: held.clone(), topic: lease_topic.clone() })
+                .context("cannot create the lease consumer")?;
         consumer.subscribe(&[&lease_topic]).context("cannot join the lease group")?;
         let (thread_stop, thread_held) = (stop.clone(), held.clone());
         let thread = std::thread::Builder::new()

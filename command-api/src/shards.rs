@@ -108,26 +108,18 @@ impl Shards {
             units.push(Unit { tx, phase: phase.clone() });
             let config = WriterConfig { shard: Some(p), ..config.clone() };
             let (metrics, panics, owned) = (metrics.clone(), panics.clone(), owned.clone());
+            let registry = Registry {
+                pool: config.pool.clone(),
+                topic: config.topic.clone(),
+                me: advertised_url.clone(),
+                runtime: config.runtime.clone(),
+            };
             let hooks = Hooks {
-                ready: {
-                    let (pool, topic, me, runtime) =
-                        (config.pool.clone(), config.topic.clone(), advertised_url.clone(), config.runtime.clone());
-                    Box::new(move || {
-                        if let Err(e) = runtime.block_on(publish(&pool, &topic, p, &me)) {
-                            tracing::warn!(shard = p, error = format!("{e:#}"), "shard owner not published");
-                        }
-                        tracing::info!(shard = p, "shard ready");
-                    })
-                },
-                stopped: {
-                    let (pool, topic, me, runtime) =
-                        (config.pool.clone(), config.topic.clone(), advertised_url.clone(), config.runtime.clone());
-                    Box::new(move || {
-                        if let Err(e) = runtime.block_on(withdraw(&pool, &topic, p, &me)) {
-                            tracing::warn!(shard = p, error = format!("{e:#}"), "shard owner not withdrawn");
-                        }
-                    })
-                },
+                ready: Box::new({
+                    let registry = registry.clone();
+                    move || registry.publish(p)
+                }),
+                stopped: Box::new(move || registry.withdraw(p)),
             };
             std::thread::Builder::new()
                 .name(format!("rsvp-shard-{p}"))
@@ -281,27 +273,45 @@ impl Shards {
     }
 }
 
-async fn publish(pool: &sqlx::PgPool, topic: &str, p: i32, me: &str) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO writer.shard_owners (topic, partition, owner_url) VALUES ($1, $2, $3) \
-         ON CONFLICT (topic, partition) DO UPDATE SET owner_url = EXCLUDED.owner_url, since = now()",
-    )
-    .bind(topic)
-    .bind(p)
-    .bind(me)
-    .execute(pool)
-    .await?;
-    Ok(())
+/// Where a shard's writer publishes itself as the owner (`writer.shard_owners`), from its thread.
+#[derive(Clone)]
+struct Registry {
+    pool: sqlx::PgPool,
+    topic: String,
+    me: String,
+    runtime: tokio::runtime::Handle,
 }
 
-async fn withdraw(pool: &sqlx::PgPool, topic: &str, p: i32, me: &str) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM writer.shard_owners WHERE topic = $1 AND partition = $2 AND owner_url = $3")
-        .bind(topic)
-        .bind(p)
-        .bind(me)
-        .execute(pool)
-        .await?;
-    Ok(())
+impl Registry {
+    fn publish(&self, p: i32) {
+        let published = self.runtime.block_on(
+            sqlx::query(
+                "INSERT INTO writer.shard_owners (topic, partition, owner_url) VALUES ($1, $2, $3) \
+                 ON CONFLICT (topic, partition) DO UPDATE SET owner_url = EXCLUDED.owner_url, since = now()",
+            )
+            .bind(&self.topic)
+            .bind(p)
+            .bind(&self.me)
+            .execute(&self.pool),
+        );
+        if let Err(e) = published {
+            tracing::warn!(shard = p, error = %e, "shard owner not published");
+        }
+        tracing::info!(shard = p, "shard ready");
+    }
+
+    fn withdraw(&self, p: i32) {
+        let withdrawn = self.runtime.block_on(
+            sqlx::query("DELETE FROM writer.shard_owners WHERE topic = $1 AND partition = $2 AND owner_url = $3")
+                .bind(&self.topic)
+                .bind(p)
+                .bind(&self.me)
+                .execute(&self.pool),
+        );
+        if let Err(e) = withdrawn {
+            tracing::warn!(shard = p, error = %e, "shard owner not withdrawn");
+        }
+    }
 }
 
 /// Ownership by shard is only sound on a topic where every event is in its tenant's shard: a
@@ -451,15 +461,11 @@ impl ConsumerContext for GroupContext {
 
 /// Joins the shards' group; its thread keeps the membership alive until [`Shards::release`].
 fn join_group(config: &WriterConfig, shards_topic: &str, shards: &Arc<Shards>) -> anyhow::Result<JoinHandle<()>> {
-    let session_timeout_ms = config.lease_timeout.as_millis() as u64;
-    let consumer: BaseConsumer<GroupContext> = service_kit::kafka::client_config(&config.brokers, "rsvp-writer-shards")
-        .set("group.id", format!("{}.shards", config.transactional_id))
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("session.timeout.ms", session_timeout_ms.to_string())
-        .set("heartbeat.interval.ms", (session_timeout_ms / 4).min(500).to_string())
-        .set("enable.auto.commit", "false")
-        .create_with_context(GroupContext { topic: shards_topic.to_owned(), shards: shards.clone() })
-        .context("cannot create the shards' group consumer")?;
+    let group = format!("{}.shards", config.transactional_id);
+    let consumer: BaseConsumer<GroupContext> =
+        crate::lease::group_config(&config.brokers, "rsvp-writer-shards", &group, config.lease_timeout)
+            .create_with_context(GroupContext { topic: shards_topic.to_owned(), shards: shards.clone() })
+            .context("cannot create the shards' group consumer")?;
     consumer.subscribe(&[shards_topic]).context("cannot join the shards' group")?;
     let stop = shards.stop.clone();
     let shards = shards.clone();

@@ -60,12 +60,7 @@ fn usage(pid: u32) -> (f64, f64) {
 }
 
 async fn owned(http: &reqwest::Client, service: &Service) -> Option<BTreeSet<i32>> {
-    let response = http.get(format!("{}/readyz", service.url)).send().await.ok()?;
-    if response.status() != StatusCode::OK {
-        return None;
-    }
-    let body: Value = response.json().await.ok()?;
-    Some(body["serving"].as_array()?.iter().filter_map(|p| p.as_i64().map(|p| p as i32)).collect())
+    service.shards_served(http).await
 }
 
 async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
@@ -80,12 +75,7 @@ async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut f:
 }
 
 async fn divided(http: &reqwest::Client, a: &Service, b: &Service) -> (BTreeSet<i32>, BTreeSet<i32>) {
-    until("the shards divided", || async {
-        let (x, y) = (owned(http, a).await?, owned(http, b).await?);
-        (x.is_disjoint(&y) && !x.is_empty() && !y.is_empty() && x.len() + y.len() == PARTITIONS as usize)
-            .then_some((x, y))
-    })
-    .await
+    rsvp_tests::shards_divided(http, a, b, PARTITIONS as usize, Duration::from_secs(900)).await
 }
 
 /// One answer: when (since the load started), the tenant's shard, its status.
@@ -204,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
     baseline.wait_ready(Duration::from_secs(900)).await;
     let pid = baseline.pid().expect("running");
     let before = usage(pid).0;
-    let (answers, _) = load(&http, &tenants, &[baseline.url.clone()], clients, seconds, async {}).await;
+    let (answers, _) = load(&http, &tenants, std::slice::from_ref(&baseline.url), clients, seconds, async {}).await;
     let one =
         throughput("baseline: one instance, one lease", &answers, seconds, &[("a".into(), usage(pid).0 - before)]);
     report.insert("baseline_lease".into(), one);
@@ -228,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
     // Let the first snapshots be stored (they are due at once after a start over this many events).
     tokio::time::sleep(Duration::from_secs(5)).await;
     let before = usage(pid_a).0;
-    let (answers, _) = load(&http, &tenants, &[a.url.clone()], clients, seconds, async {}).await;
+    let (answers, _) = load(&http, &tenants, std::slice::from_ref(&a.url), clients, seconds, async {}).await;
     let one = throughput("one instance", &answers, seconds, &[("a".into(), usage(pid_a).0 - before)]);
     report.insert("one_instance".into(), one);
 
@@ -257,7 +247,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(signal_at).await;
         b.signal("TERM");
     };
-    let (answers, _) = load(&http, &tenants, &[a.url.clone()], clients, seconds, stop_b).await;
+    let (answers, _) = load(&http, &tenants, std::slice::from_ref(&a.url), clients, seconds, stop_b).await;
     report.insert("failover_graceful".into(), failover("graceful stop (SIGTERM)", &answers, signal_at, &on_a, &on_b));
     until("a to own every shard", || async { (owned(&http, &a).await?.len() == PARTITIONS as usize).then_some(()) })
         .await;
@@ -271,7 +261,8 @@ async fn main() -> anyhow::Result<()> {
         b.kill().await;
     };
     let (answers, _) =
-        load(&http, &tenants, &[a.url.clone()], clients, seconds.max(Duration::from_secs(20)), kill_b).await;
+        load(&http, &tenants, std::slice::from_ref(&a.url), clients, seconds.max(Duration::from_secs(20)), kill_b)
+            .await;
     report.insert("failover_sigkill".into(), failover("SIGKILL", &answers, signal_at, &on_a, &on_b));
     println!("result: {}", Value::Object(report));
     Ok(())

@@ -24,7 +24,9 @@ pub use gateway::Gateway;
 pub use infra::TestEnv;
 pub use mailpit::{Mailpit, MailpitOptions};
 pub use receiver::Receiver;
-pub use services::{command_api, dispatcher, run_command, run_command_split, Service, Services};
+pub use services::{
+    command_api, create_invite, dispatcher, run_command, run_command_split, shards_divided, Service, Services,
+};
 
 use std::future::Future;
 

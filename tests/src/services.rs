@@ -119,6 +119,50 @@ impl Service {
     }
 }
 
+impl Service {
+    /// With ownership by shard: the shards this command-api owns, once it is ready and serves
+    /// every one of them (`GET /readyz`).
+    pub async fn shards_served(&self, http: &reqwest::Client) -> Option<std::collections::BTreeSet<i32>> {
+        let response = http.get(format!("{}/readyz", self.url)).send().await.ok()?;
+        if response.status() != reqwest::StatusCode::OK {
+            return None;
+        }
+        let body: serde_json::Value = response.json().await.ok()?;
+        let set = |field: &str| -> Option<std::collections::BTreeSet<i32>> {
+            Some(body[field].as_array()?.iter().filter_map(|p| p.as_i64().map(|p| p as i32)).collect())
+        };
+        let (owned, serving) = (set("shards")?, set("serving")?);
+        (owned == serving).then_some(owned)
+    }
+}
+
+/// Waits until two command-api instances by shard own and serve the `partitions` shards between
+/// them, each some; their shards.
+pub async fn shards_divided(
+    http: &reqwest::Client,
+    a: &Service,
+    b: &Service,
+    partitions: usize,
+    timeout: Duration,
+) -> (std::collections::BTreeSet<i32>, std::collections::BTreeSet<i32>) {
+    crate::eventually(timeout, "the shards divided between the two instances", || async {
+        let (mine, theirs) = (a.shards_served(http).await?, b.shards_served(http).await?);
+        (mine.is_disjoint(&theirs) && !mine.is_empty() && !theirs.is_empty() && mine.len() + theirs.len() == partitions)
+            .then_some((mine, theirs))
+    })
+    .await
+}
+
+/// `POST /v1/invites` of one email target, inviter `u`, as the key `key`.
+pub async fn create_invite(http: &reqwest::Client, url: &str, key: &str, target: &str) -> reqwest::Response {
+    http.post(format!("{url}/v1/invites"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": target }] }))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The whole system for one test.
 pub struct Services {
     pub projector: Service,

@@ -6,14 +6,7 @@ use rsvp_tests::{eventually, Service, TestEnv};
 use serde_json::json;
 use std::time::Duration;
 
-async fn create(http: &reqwest::Client, url: &str, key: &str, target: &str) -> reqwest::Response {
-    http.post(format!("{url}/v1/invites"))
-        .bearer_auth(key)
-        .json(&json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": target }] }))
-        .send()
-        .await
-        .unwrap()
-}
+use rsvp_tests::create_invite as create;
 
 async fn ready_status(http: &reqwest::Client, service: &Service) -> StatusCode {
     http.get(format!("{}/readyz", service.url)).send().await.unwrap().status()

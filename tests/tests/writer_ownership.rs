@@ -16,27 +16,12 @@ fn shards_mode() -> Vec<(&'static str, String)> {
 
 /// The shards an instance owns, once it is ready and serves every one of them.
 async fn owned(http: &reqwest::Client, service: &Service) -> Option<BTreeSet<i32>> {
-    let response = http.get(format!("{}/readyz", service.url)).send().await.ok()?;
-    if response.status() != StatusCode::OK {
-        return None;
-    }
-    let body: Value = response.json().await.ok()?;
-    let set = |field: &str| -> Option<BTreeSet<i32>> {
-        Some(body[field].as_array()?.iter().filter_map(|p| p.as_i64().map(|p| p as i32)).collect())
-    };
-    let (owned, serving) = (set("shards")?, set("serving")?);
-    (owned == serving).then_some(owned)
+    service.shards_served(http).await
 }
 
 /// Waits until the two instances are ready and own every shard between them, each some.
 async fn divided(http: &reqwest::Client, a: &Service, b: &Service) -> (BTreeSet<i32>, BTreeSet<i32>) {
-    eventually(Duration::from_secs(60), "the shards divided between the two instances", || async {
-        let (mine, theirs) = (owned(http, a).await?, owned(http, b).await?);
-        let all: BTreeSet<i32> = mine.union(&theirs).copied().collect();
-        (mine.is_disjoint(&theirs) && !mine.is_empty() && !theirs.is_empty() && all.len() == PARTITIONS as usize)
-            .then_some((mine, theirs))
-    })
-    .await
+    rsvp_tests::shards_divided(http, a, b, PARTITIONS as usize, Duration::from_secs(60)).await
 }
 
 /// Tenants with keys, at least one in every shard.
@@ -50,14 +35,7 @@ async fn tenants_in_every_shard(env: &TestEnv) -> Vec<(events::TenantId, String)
     tenants
 }
 
-async fn create(http: &reqwest::Client, url: &str, key: &str, target: &str) -> reqwest::Response {
-    http.post(format!("{url}/v1/invites"))
-        .bearer_auth(key)
-        .json(&json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": target }] }))
-        .send()
-        .await
-        .unwrap()
-}
+use rsvp_tests::create_invite as create;
 
 async fn created_id(response: reqwest::Response) -> String {
     assert_eq!(response.status(), StatusCode::CREATED);
