@@ -95,6 +95,11 @@ impl Chains {
         (head, streams.filter_map(|s| Some((s, *self.streams.get(&s)?))).collect())
     }
 
+    /// Makes room for `streams` more streams' heads.
+    pub fn reserve(&mut self, streams: usize) {
+        self.streams.reserve(streams);
+    }
+
     /// Takes a tenant's part back from a snapshot ([`Chains::signed_up_to`] then says whether it
     /// is due a checkpoint).
     pub fn restore_tenant(&mut self, tenant: TenantId, head: TenantHead, streams: Vec<(StreamId, Hash)>) {

@@ -172,43 +172,64 @@ fn read(
     Ok(rebuilt)
 }
 
-/// The state the snapshots hold, decoded on every core; and how many tenants that is.
-fn restored_state(
+/// The state the snapshots hold, and how many tenants that is. They are opened on every core,
+/// then their segments decoded on every core while this thread puts each decoded one into the
+/// state (so one large shard's take-over uses every core too).
+pub fn restored_state(
     master: &service_kit::vault::MasterKey,
     snapshots: &[Stored],
 ) -> anyhow::Result<(WriterState, usize)> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let mut state = WriterState::default();
     if snapshots.is_empty() {
         return Ok((state, 0));
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(snapshots.len());
-    let decoded = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..cores)
-            .map(|c| {
-                scope.spawn(move || {
-                    snapshots
-                        .iter()
-                        .skip(c)
-                        .step_by(cores)
-                        .map(|s| {
-                            crate::snapshot::open(master, s)
-                                .with_context(|| format!("snapshot of partition {}", s.partition))
-                        })
-                        .collect::<anyhow::Result<Vec<_>>>()
-                })
-            })
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let opened: Vec<anyhow::Result<Vec<u8>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = snapshots
+            .chunks(snapshots.len().div_ceil(cores))
+            .map(|some| scope.spawn(move || some.iter().map(|s| crate::snapshot::open(master, s)).collect::<Vec<_>>()))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().map_err(|_| anyhow::anyhow!("decoding a snapshot panicked"))?)
-            .collect::<anyhow::Result<Vec<_>>>()
-    })?;
-    let mut tenants = 0;
-    for parts in decoded.into_iter().flatten() {
-        tenants += parts.len();
-        crate::snapshot::restore(&mut state, parts);
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    });
+    let mut jobs: Vec<(i32, crate::snapshot::Segment<'_>)> = Vec::new();
+    for (s, opened) in snapshots.iter().zip(&opened) {
+        let opened = opened.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let segments =
+            crate::snapshot::segments(opened).with_context(|| format!("snapshot of partition {}", s.partition))?;
+        jobs.extend(segments.into_iter().map(|segment| (s.partition, segment)));
     }
-    Ok((state, tenants))
+    crate::snapshot::reserve(&mut state, jobs.iter().map(|(_, s)| s.streams).sum());
+    let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::sync_channel(cores * 2);
+    let restored = std::thread::scope(|scope| {
+        for _ in 0..cores.min(jobs.len()) {
+            let (tx, jobs, next, failed) = (tx.clone(), &jobs, &next, &failed);
+            scope.spawn(move || {
+                let mut buffer = Vec::new();
+                while !failed.load(Ordering::Relaxed) {
+                    let Some((partition, segment)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                    let decoded = crate::snapshot::decode(segment, &mut buffer)
+                        .with_context(|| format!("snapshot of partition {partition}"));
+                    if decoded.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    if tx.send(decoded).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut tenants = 0;
+        for decoded in rx {
+            let parts = decoded?;
+            tenants += parts.len();
+            crate::snapshot::restore(&mut state, parts);
+        }
+        anyhow::Ok(tenants)
+    });
+    Ok((state, restored?))
 }
 
 /// What one reader found.

@@ -30,7 +30,7 @@ use uuid::Uuid;
 /// or what the writer folds from an event: a snapshot of another format is ignored. The test
 /// `the_frozen_snapshot_of_this_format_reads_back` fails when a change makes the snapshot frozen
 /// in `tests/fixtures` unreadable without a new format.
-pub const FORMAT: i32 = 1;
+pub const FORMAT: i32 = 2;
 
 /// The last record of its partition a snapshot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,46 +69,128 @@ pub struct TenantPart {
     streams: Vec<(StreamId, Hash)>,
 }
 
-/// The state of the tenants of `partition`, serialized (MessagePack with field names, which the
-/// events' own optional fields need), uncompressed; `None` when the shard has no tenant.
-pub fn encode(state: &WriterState, partition: i32, partitions: usize) -> Option<(usize, Vec<u8>)> {
-    let tenants: Vec<TenantOut<'_>> = state
-        .tenants
-        .iter()
-        .filter(|(id, _)| events::shard_of(**id, partitions) == partition)
-        .map(|(id, tenant)| {
-            let (head, streams) = state.chains.tenant_part(*id, tenant.streams());
-            TenantOut { id: *id, tenant, idempotency: state.idempotency.get(id), head, streams }
-        })
-        .collect();
-    if tenants.is_empty() {
-        return None;
+/// Tenants are encoded in segments of about this many streams (invites and definitions), each
+/// compressed apart, so a take-over decodes one shard's snapshot on every core.
+const SEGMENT_STREAMS: usize = 16_384;
+
+/// A shard's state encoded (not compressed yet): segments of whole tenants.
+pub struct Encoded {
+    pub tenants: usize,
+    /// Each segment's streams (so a take-over sizes its maps once) and encoding.
+    segments: Vec<(u32, Vec<u8>)>,
+}
+
+impl Encoded {
+    /// The encoded size, uncompressed.
+    pub fn len(&self) -> usize {
+        self.segments.iter().map(|(_, s)| s.len()).sum()
     }
-    let bytes = rmp_serde::to_vec_named(&tenants).expect("the writer's state serializes");
-    Some((tenants.len(), bytes))
+
+    pub fn is_empty(&self) -> bool {
+        self.tenants == 0
+    }
 }
 
-/// Compresses an encoded state for storing (zstd, the fast end: it runs beside the writer).
-pub fn compress(encoded: &[u8]) -> Vec<u8> {
-    zstd::bulk::compress(encoded, 1).expect("compressing to memory cannot fail")
+/// The state of the tenants of `partition`, serialized (MessagePack with field names, which the
+/// events' own optional fields need) in segments of whole tenants, uncompressed; `None` when the
+/// shard has no tenant.
+pub fn encode(state: &WriterState, partition: i32, partitions: usize) -> Option<Encoded> {
+    encode_in_segments_of(state, partition, partitions, SEGMENT_STREAMS)
 }
 
-/// The tenants a stored snapshot holds, if it opens under `master` for what its row says.
-pub fn open(master: &service_kit::vault::MasterKey, stored: &Stored) -> anyhow::Result<Vec<TenantPart>> {
-    let compressed = master.open_snapshot(&stored.context, &stored.state).with_context(|| {
+fn encode_in_segments_of(
+    state: &WriterState,
+    partition: i32,
+    partitions: usize,
+    segment_streams: usize,
+) -> Option<Encoded> {
+    let mut encoded = Encoded { tenants: 0, segments: Vec::new() };
+    let mut segment: Vec<TenantOut<'_>> = Vec::new();
+    let mut streams = 0;
+    let flush = |segment: &mut Vec<TenantOut<'_>>, encoded: &mut Encoded| {
+        encoded.tenants += segment.len();
+        let streams = segment.iter().map(|t| t.streams.len()).sum::<usize>();
+        let bytes = rmp_serde::to_vec_named(&segment).expect("the writer's state serializes");
+        encoded.segments.push((u32::try_from(streams).expect("fewer than 4 billion streams"), bytes));
+        segment.clear();
+    };
+    for (id, tenant) in state.tenants.iter().filter(|(id, _)| events::shard_of(**id, partitions) == partition) {
+        let (head, heads) = state.chains.tenant_part(*id, tenant.streams());
+        streams += heads.len();
+        segment.push(TenantOut { id: *id, tenant, idempotency: state.idempotency.get(id), head, streams: heads });
+        if streams >= segment_streams {
+            flush(&mut segment, &mut encoded);
+            streams = 0;
+        }
+    }
+    if !segment.is_empty() {
+        flush(&mut segment, &mut encoded);
+    }
+    (encoded.tenants > 0).then_some(encoded)
+}
+
+/// Compresses an encoded state for storing (zstd, the fast end: it runs beside the writer): each
+/// segment apart, each after its compressed length and its streams (4 bytes each, little-endian).
+pub fn compress(encoded: &Encoded) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (streams, segment) in &encoded.segments {
+        let compressed = zstd::bulk::compress(segment, 1).expect("compressing to memory cannot fail");
+        out.extend_from_slice(&u32::try_from(compressed.len()).expect("a segment is far below 4 GB").to_le_bytes());
+        out.extend_from_slice(&streams.to_le_bytes());
+        out.extend_from_slice(&compressed);
+    }
+    out
+}
+
+/// One compressed segment of an opened snapshot, as [`segments`] finds it.
+pub struct Segment<'a> {
+    /// The streams its tenants hold.
+    pub streams: usize,
+    pub compressed: &'a [u8],
+}
+
+/// A stored snapshot opened under `master`, if it opens for what its row says: its segments,
+/// still compressed (see [`segments`] and [`decode`]).
+pub fn open(master: &service_kit::vault::MasterKey, stored: &Stored) -> anyhow::Result<Vec<u8>> {
+    master.open_snapshot(&stored.context, &stored.state).with_context(|| {
         format!(
             "the snapshot of partition {} does not open under this master key for what its row says (written or \
              changed by something else than a writer)",
             stored.partition
         )
-    })?;
-    decode(&compressed)
+    })
 }
 
-/// The tenants an opened snapshot holds.
-pub fn decode(compressed: &[u8]) -> anyhow::Result<Vec<TenantPart>> {
-    let encoded = zstd::stream::decode_all(compressed).context("the snapshot does not decompress")?;
-    rmp_serde::from_slice(&encoded).context("the snapshot does not decode")
+/// The compressed segments of an opened snapshot, each decoded apart by [`decode`].
+pub fn segments(opened: &[u8]) -> anyhow::Result<Vec<Segment<'_>>> {
+    let mut rest = opened;
+    let mut segments = Vec::new();
+    while !rest.is_empty() {
+        let (head, after) = rest.split_first_chunk::<8>().context("the snapshot is cut inside a segment's head")?;
+        let (len, streams) = head.split_at(4);
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        let streams = u32::from_le_bytes(streams.try_into().expect("4 bytes")) as usize;
+        anyhow::ensure!(after.len() >= len, "the snapshot is cut inside a segment");
+        let (compressed, after) = after.split_at(len);
+        segments.push(Segment { streams, compressed });
+        rest = after;
+    }
+    Ok(segments)
+}
+
+/// The tenants one compressed segment holds; `buffer` is reused between calls (so its pages are
+/// touched once per thread, not once per segment).
+pub fn decode(segment: &Segment<'_>, buffer: &mut Vec<u8>) -> anyhow::Result<Vec<TenantPart>> {
+    buffer.clear();
+    zstd::stream::copy_decode(segment.compressed, &mut *buffer).context("the snapshot does not decompress")?;
+    rmp_serde::from_slice(buffer).context("the snapshot does not decode")
+}
+
+/// Makes room in `state` for `streams` more streams (restored from snapshots), so its maps grow
+/// once.
+pub fn reserve(state: &mut WriterState, streams: usize) {
+    state.invite_tenants.reserve(streams);
+    state.chains.reserve(streams);
 }
 
 /// Puts decoded tenants into a state (which must not hold them yet).
@@ -156,6 +238,20 @@ pub async fn load(pool: &sqlx::PgPool, topic: &str, partitions: usize, only: &[i
     Ok(usable)
 }
 
+/// Seals a shard's compressed snapshot for storing, bound to what its row will say it is.
+pub fn seal(
+    master: &service_kit::vault::MasterKey,
+    topic: &str,
+    partitions: usize,
+    partition: i32,
+    covered: Covered,
+    compressed: &[u8],
+) -> Stored {
+    let context = context(topic, partition, partitions, FORMAT, covered);
+    let state = master.seal_snapshot(&context, compressed);
+    Stored { partition, covered, state, context }
+}
+
 /// Seals and stores a shard's snapshot, unless a newer one of the same format is there already
 /// (`false` then).
 #[allow(clippy::too_many_arguments)]
@@ -169,7 +265,7 @@ pub async fn store(
     tenants: usize,
     compressed: &[u8],
 ) -> anyhow::Result<bool> {
-    let sealed = master.seal_snapshot(&context(topic, partition, partitions, FORMAT, covered), compressed);
+    let sealed = seal(master, topic, partitions, partition, covered, compressed);
     let stored = sqlx::query(
         "INSERT INTO writer.snapshots (topic, partition, partitions, format, last_offset, last_event, tenants, state) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -186,7 +282,7 @@ pub async fn store(
     .bind(covered.offset)
     .bind(covered.event_id)
     .bind(tenants as i32)
-    .bind(sealed)
+    .bind(sealed.state)
     .execute(pool)
     .await
     .context("cannot store the snapshot")?;
@@ -210,6 +306,16 @@ mod tests {
     use events::{Envelope, EventMeta};
 
     const PARTITIONS: usize = 4;
+
+    /// Every tenant of a compressed snapshot, segment after segment.
+    fn decode_all(compressed: &[u8]) -> Vec<TenantPart> {
+        let mut buffer = Vec::new();
+        segments(compressed)
+            .expect("the segments are whole")
+            .into_iter()
+            .flat_map(|segment| decode(&segment, &mut buffer).expect("the snapshot of this format reads"))
+            .collect()
+    }
 
     /// A state as a writer folds it: `tenants` tenants with three invites and a definition each,
     /// every event chained, the first invite of each created with an idempotency key.
@@ -299,19 +405,38 @@ mod tests {
     fn a_state_restored_from_its_shards_snapshots_is_the_state_they_were_taken_of() {
         let state = folded(&tenants());
         let mut restored = WriterState::default();
-        let mut shards = 0;
+        let (mut shards, mut segments) = (0, 0);
         for p in 0..PARTITIONS as i32 {
-            if let Some((n, encoded)) = encode(&state, p, PARTITIONS) {
+            // Two tenants' streams (four each) to a segment at most.
+            if let Some(encoded) = encode_in_segments_of(&state, p, PARTITIONS, 5) {
                 shards += 1;
-                let parts = decode(&compress(&encoded)).unwrap();
-                assert_eq!(parts.len(), n);
+                segments += encoded.segments.len();
+                let parts = decode_all(&compress(&encoded));
+                assert_eq!(parts.len(), encoded.tenants);
                 assert!(parts.iter().all(|t| events::shard_of(t.id, PARTITIONS) == p), "only the shard's tenants");
                 restore(&mut restored, parts);
             }
         }
         assert!(shards > 1, "the tenants spread over shards");
+        assert!(segments > shards, "some shard in more than one segment");
         assert_eq!(summary(&restored), summary(&state));
         assert_eq!(restored.tenants.len(), 8);
+    }
+
+    #[test]
+    fn a_snapshot_cut_inside_a_segment_is_refused_not_half_restored() {
+        let state = folded(&tenants());
+        let p = (0..PARTITIONS as i32).find(|p| encode(&state, *p, PARTITIONS).is_some()).unwrap();
+        let compressed = compress(&encode_in_segments_of(&state, p, PARTITIONS, 1).unwrap());
+        // Inside the first segment's head, inside its body, inside the last one's body.
+        for cut in [1, 4, 9, compressed.len() - 1] {
+            let cut = &compressed[..cut];
+            let refused = segments(cut).and_then(|all| {
+                let mut buffer = Vec::new();
+                all.iter().map(|s| decode(s, &mut buffer)).collect::<anyhow::Result<Vec<_>>>()
+            });
+            assert!(refused.is_err(), "a snapshot cut at {} of {} bytes", cut.len(), compressed.len());
+        }
     }
 
     /// The events a frozen snapshot was taken over: whole invite lives of two tenants, some under
@@ -374,7 +499,7 @@ mod tests {
             let state = fold(envelopes);
             let mut shards = Vec::new();
             for p in 0..PARTITIONS as i32 {
-                if let Some((_, encoded)) = encode(&state, p, PARTITIONS) {
+                if let Some(encoded) = encode_in_segments_of(&state, p, PARTITIONS, 5) {
                     shards.push((p, compress(&encoded)));
                 }
             }
@@ -398,7 +523,7 @@ mod tests {
         let shards: Vec<(i32, Vec<u8>)> = rmp_serde::from_slice(&read(&snapshot_path)).unwrap();
         let mut restored = WriterState::default();
         for (_, compressed) in shards {
-            restore(&mut restored, decode(&compressed).expect("the frozen snapshot of this format reads"));
+            restore(&mut restored, decode_all(&compressed));
         }
         let folded = fold(envelopes);
         assert_eq!(folded.tenants.len(), 2);

@@ -1225,7 +1225,7 @@ struct Snapshots {
     /// Per shard: events decided (or read past its last snapshot) since, and when the first was.
     pending: HashMap<i32, (u64, Instant)>,
     delivered: Arc<Mutex<HashMap<i32, Covered>>>,
-    store: std::sync::mpsc::SyncSender<(i32, Covered, usize, Vec<u8>)>,
+    store: std::sync::mpsc::SyncSender<(i32, Covered, crate::snapshot::Encoded)>,
     /// The snapshot thread is compressing and storing one: the next waits (its encoding would
     /// pause the writer for nothing).
     storing: Arc<std::sync::atomic::AtomicBool>,
@@ -1245,14 +1245,14 @@ impl Snapshots {
         partitions: usize,
     ) -> anyhow::Result<Self> {
         // One waiting at most: a writer faster than the store skips a turn, never waits.
-        let (store, rx) = std::sync::mpsc::sync_channel::<(i32, Covered, usize, Vec<u8>)>(1);
+        let (store, rx) = std::sync::mpsc::sync_channel::<(i32, Covered, crate::snapshot::Encoded)>(1);
         let storing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let busy = storing.clone();
         std::thread::Builder::new()
             .name("rsvp-snapshots".into())
             .spawn(move || {
-                for (partition, covered, tenants, encoded) in rx {
-                    let started = Instant::now();
+                for (partition, covered, encoded) in rx {
+                    let (started, tenants) = (Instant::now(), encoded.tenants);
                     let compressed = crate::snapshot::compress(&encoded);
                     let stored = runtime.block_on(crate::snapshot::store(
                         &pool,
@@ -1314,13 +1314,13 @@ impl Snapshots {
             return;
         };
         let started = Instant::now();
-        let Some((tenants, encoded)) = crate::snapshot::encode(state, partition, self.partitions) else {
+        let Some(encoded) = crate::snapshot::encode(state, partition, self.partitions) else {
             self.pending.remove(&partition);
             return;
         };
-        let bytes = encoded.len();
+        let (tenants, bytes) = (encoded.tenants, encoded.len());
         self.storing.store(true, Ordering::Release);
-        if self.store.try_send((partition, covered, tenants, encoded)).is_ok() {
+        if self.store.try_send((partition, covered, encoded)).is_ok() {
             self.pending.remove(&partition);
             tracing::debug!(partition, tenants, bytes, elapsed = ?started.elapsed(), "snapshot taken");
         } else {
