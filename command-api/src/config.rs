@@ -37,6 +37,12 @@ pub struct Config {
     /// (default: `http://` and the address it listens on).
     #[arg(long, env = "RSVP_WRITER_ADVERTISED_URL")]
     pub writer_advertised_url: Option<String>,
+    /// With `RSVP_WRITER_OWNERSHIP=shards`: keep every shard this instance does not own warm (its
+    /// state read from its snapshot and log, then followed as records are committed), so a shard
+    /// that moves here is ready after its last few records instead of its whole snapshot. Costs
+    /// the memory of those shards' state and the CPU to follow their writes.
+    #[arg(long, env = "RSVP_WRITER_WARM_STANDBYS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub writer_warm_standbys: bool,
     /// A shard's state is snapshotted (to PostgreSQL, `writer.snapshots`) once this many events
     /// were decided in it since its last snapshot, so a take-over reads the snapshot and at most
     /// about this many events of the shard's log. 0: never snapshot.

@@ -42,32 +42,124 @@ pub struct Rebuilt {
     pub snapshots_refused: bool,
 }
 
+/// A shard's state kept up to date beside its log by an instance that does not own it (a warm
+/// standby, as Kafka Streams' standby replicas): taking the shard over then reads only the records
+/// after `last`.
+pub struct Warm {
+    pub state: WriterState,
+    /// The last record folded in, per partition that has one.
+    pub last: HashMap<i32, Covered>,
+}
+
+/// Where a start begins: the snapshots (none: the log whole), or a warm standby's state.
+pub enum From {
+    Snapshots(Vec<Stored>),
+    Warm(Warm),
+}
+
 /// Reads the state held in `partitions` of `topic` (of `count` partitions, asked of the cluster):
-/// every partition for the writer of a whole topic, one for a shard's owner. From `snapshots` and
-/// the log after them when they all match the log, or else from the start of those partitions
-/// (read_committed). An event this version cannot read is a bug to fix, not something to skip:
-/// the state would be wrong, so the writer refuses to start.
+/// every partition for the writer of a whole topic, one for a shard's owner. From `from` (the
+/// snapshots, or a warm standby's state) and the log after it when it matches the log, or else
+/// from the start of those partitions (read_committed). An event this version cannot read is a
+/// bug to fix, not something to skip: the state would be wrong, so the writer refuses to start.
 pub fn read_state(
     brokers: &str,
     topic: &str,
     count: usize,
     partitions: &[i32],
     master: &service_kit::vault::MasterKey,
-    snapshots: Vec<Stored>,
+    from: From,
 ) -> anyhow::Result<Rebuilt> {
-    let snapshots: Vec<Stored> = snapshots.into_iter().filter(|s| partitions.contains(&s.partition)).collect();
+    let (from, snapshots) = match from {
+        From::Snapshots(snapshots) => {
+            let mine: Vec<Stored> = snapshots.into_iter().filter(|s| partitions.contains(&s.partition)).collect();
+            let given = !mine.is_empty();
+            (given.then_some(From::Snapshots(mine)), given)
+        }
+        warm @ From::Warm(_) => (Some(warm), false),
+    };
     let mut refused = false;
-    if !snapshots.is_empty() {
-        match read(brokers, topic, master, count, partitions, snapshots) {
+    if let Some(from) = from {
+        match read(brokers, topic, master, count, partitions, from) {
             Ok(rebuilt) if rebuilt.by_tenant => return Ok(rebuilt),
             Ok(_) => tracing::warn!("events outside their tenant's shard after the snapshots; reading the log whole"),
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "snapshots not used; reading the log whole"),
+            Err(e) if snapshots => {
+                tracing::warn!(error = format!("{e:#}"), "snapshots not used; reading the log whole")
+            }
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "standby state not used; reading the log whole"),
         }
-        refused = true;
+        refused = snapshots;
     }
-    let mut rebuilt = read(brokers, topic, master, count, partitions, Vec::new())?;
+    let mut rebuilt = read(brokers, topic, master, count, partitions, From::Snapshots(Vec::new()))?;
     rebuilt.snapshots_refused = refused;
     Ok(rebuilt)
+}
+
+/// Folds one event read back from the log into `state`, with its hash chain. `false` when
+/// `check` and it does not continue its tenant's chain from where `state` holds it.
+fn fold(
+    state: &mut WriterState,
+    secrets: &events::Secrets,
+    mut envelope: Envelope,
+    observed: Observed,
+    check: bool,
+) -> bool {
+    let continues = !check || state.chains.continues(&envelope.meta, &observed);
+    state.chains.observe(&envelope.meta, observed);
+    // Invites from before blind indexes match like every other.
+    if let events::DomainEvent::Invite(event) = &mut envelope.event {
+        if events::personal::needs_index(event) {
+            events::personal::index_legacy(event, &secrets.for_tenant(envelope.meta.tenant_id));
+        }
+    }
+    state.apply_owned(envelope);
+    continues
+}
+
+/// Keeps `warm` (shard `p`'s state, read up to `warm.last`) up to date with the records committed
+/// to the partition after it, until `go_on()` says to stop (`Ok`); an error leaves `warm` as it
+/// was when it happened, not to be used (it may be behind a record it could not fold).
+pub fn follow(
+    brokers: &str,
+    topic: &str,
+    p: i32,
+    master: &service_kit::vault::MasterKey,
+    warm: &mut Warm,
+    go_on: &dyn Fn() -> bool,
+) -> anyhow::Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::message::Message as _;
+    let consumer: BaseConsumer = service_kit::kafka::client_config(brokers, "rsvp-command-api-standby")
+        .set("group.id", "rsvp-writer-standby")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "error")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .context("cannot create the standby's consumer")?;
+    let offset = warm.last.get(&p).map_or(rdkafka::Offset::Beginning, |c| rdkafka::Offset::Offset(c.offset + 1));
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment.add_partition_offset(topic, p, offset)?;
+    consumer.assign(&assignment).context("cannot assign the standby's partition")?;
+    let secrets = master.secrets();
+    while go_on() {
+        let Some(message) = consumer.poll(Duration::from_millis(50)) else { continue };
+        let message = message.with_context(|| format!("reading partition {p} as a standby"))?;
+        let o = message.offset();
+        let headers = service_kit::kafka::record_headers(&message);
+        let payload = message.payload().unwrap_or_default();
+        let envelope = service_kit::kafka::envelope_of_parts(&headers, payload)
+            .with_context(|| format!("undecodable event at partition {p} offset {o}"))?;
+        let event_id = envelope.meta.event_id;
+        let observed = Observed::of_record(headers.iter().copied(), payload);
+        anyhow::ensure!(
+            fold(&mut warm.state, &secrets, envelope, observed, true),
+            "event {event_id} at partition {p} offset {o} does not continue its tenant's chain"
+        );
+        warm.last.insert(p, Covered { offset: o, event_id });
+    }
+    Ok(())
 }
 
 fn read(
@@ -76,46 +168,45 @@ fn read(
     master: &service_kit::vault::MasterKey,
     count: usize,
     partitions: &[i32],
-    snapshots: Vec<Stored>,
+    from: From,
 ) -> anyhow::Result<Rebuilt> {
     let started = Instant::now();
-    let (mut state, restored) = restored_state(master, &snapshots)?;
-    if !snapshots.is_empty() {
-        tracing::info!(snapshots = snapshots.len(), tenants = restored, elapsed = ?started.elapsed(), "snapshots restored");
-    }
-    let covered: HashMap<i32, Covered> = snapshots.iter().map(|s| (s.partition, s.covered)).collect();
+    let (mut state, restored, covered) = match from {
+        From::Snapshots(snapshots) => {
+            let (state, restored) = restored_state(master, &snapshots)?;
+            if !snapshots.is_empty() {
+                tracing::info!(snapshots = snapshots.len(), tenants = restored, elapsed = ?started.elapsed(), "snapshots restored");
+            }
+            (state, restored, snapshots.iter().map(|s| (s.partition, s.covered)).collect())
+        }
+        From::Warm(warm) => {
+            let tenants = warm.state.tenants.len();
+            (warm.state, tenants, warm.last)
+        }
+    };
     let start: HashMap<i32, i64> = covered.iter().map(|(p, c)| (*p, c.offset)).collect();
-    let mut chains = std::mem::take(&mut state.chains);
     // Two per core: a reader also waits for its fetches (measured on 2 cores, 300,000 events:
     // one reader 4.4 s, two 2.8-4.4 s, four 2.8-4.1 s).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let readers = (cores * 2).clamp(2, 8).min(partitions.len());
     let secrets = master.secrets();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(16);
-    // After a snapshot, each tenant's first event read must continue the chain head the snapshot
-    // holds (and every next one the one before, as a shard holds its tenants' events in order):
-    // a snapshot that is not exactly the log up to where it says fails here.
-    let check_chains = !snapshots.is_empty();
+    // After a snapshot (or a standby's state), each tenant's first event read must continue the
+    // chain head it holds (and every next one the one before, as a shard holds its tenants'
+    // events in order): a state that is not exactly the log up to where it says fails here.
+    let check_chains = !covered.is_empty();
     let folder = std::thread::Builder::new()
         .name("rsvp-writer-fold".into())
         .spawn(move || {
             let mut broken = None;
             for chunk in rx {
-                for (mut envelope, observed) in chunk {
-                    if check_chains && broken.is_none() && !chains.continues(&envelope.meta, &observed) {
-                        broken = Some(envelope.meta.event_id);
+                for (envelope, observed) in chunk {
+                    let event_id = envelope.meta.event_id;
+                    if !fold(&mut state, &secrets, envelope, observed, check_chains && broken.is_none()) {
+                        broken = Some(event_id);
                     }
-                    chains.observe(&envelope.meta, observed);
-                    // Invites from before blind indexes match like every other.
-                    if let events::DomainEvent::Invite(event) = &mut envelope.event {
-                        if events::personal::needs_index(event) {
-                            events::personal::index_legacy(event, &secrets.for_tenant(envelope.meta.tenant_id));
-                        }
-                    }
-                    state.apply_owned(envelope);
                 }
             }
-            state.chains = chains;
             (state, broken)
         })
         .context("cannot start the folding thread")?;
@@ -138,7 +229,9 @@ fn read(
     drop(tx);
     let (state, broken) = folder.join().map_err(|_| anyhow::anyhow!("the folding thread panicked"))?;
     if let Some(event) = broken {
-        anyhow::bail!("event {event} does not continue its tenant's chain from where the snapshot leaves it");
+        anyhow::bail!(
+            "event {event} does not continue its tenant's chain from where the snapshot (or standby) leaves it"
+        );
     }
     let mut rebuilt = Rebuilt {
         state,

@@ -44,6 +44,8 @@ pub struct Shards {
     count: usize,
     units: Vec<Unit>,
     owned: Arc<Vec<AtomicBool>>,
+    /// The shards whose state this instance keeps warm (not owned).
+    warm: Arc<Vec<AtomicBool>>,
     /// The group gave this instance its first assignment (possibly empty).
     assigned: Arc<AtomicBool>,
     /// Every shard of that first assignment was read: the instance serves from then on (a shard
@@ -63,6 +65,7 @@ impl Shards {
     pub(crate) async fn start(
         config: WriterConfig,
         advertised_url: String,
+        warm_standbys: bool,
         metrics: WriterMetrics,
         panics: Arc<Mutex<PanicBreaker>>,
     ) -> anyhow::Result<Arc<Self>> {
@@ -101,6 +104,9 @@ impl Shards {
             config.topic
         );
         let owned: Arc<Vec<AtomicBool>> = Arc::new((0..count).map(|_| AtomicBool::new(false)).collect());
+        let warm: Arc<Vec<AtomicBool>> = Arc::new((0..count).map(|_| AtomicBool::new(false)).collect());
+        // Set once the instance is made: standbys are kept warm once it serves its own shards.
+        let this: Arc<std::sync::OnceLock<std::sync::Weak<Self>>> = Arc::new(std::sync::OnceLock::new());
         let mut units = Vec::with_capacity(count);
         for p in 0..count as i32 {
             let (tx, rx) = std::sync::mpsc::channel();
@@ -120,6 +126,17 @@ impl Shards {
                     move || registry.publish(p)
                 }),
                 stopped: Box::new(move || registry.withdraw(p)),
+                warm: Box::new({
+                    let warm = warm.clone();
+                    move |is| warm[p as usize].store(is, Ordering::Release)
+                }),
+                keep_warm: Box::new({
+                    let this = this.clone();
+                    move || {
+                        warm_standbys
+                            && this.get().and_then(std::sync::Weak::upgrade).is_some_and(|s| s.phase() == Phase::Ready)
+                    }
+                }),
             };
             std::thread::Builder::new()
                 .name(format!("rsvp-shard-{p}"))
@@ -133,6 +150,7 @@ impl Shards {
             count,
             units,
             owned,
+            warm,
             assigned: Arc::new(AtomicBool::new(false)),
             started: AtomicBool::new(false),
             pool: config.pool.clone(),
@@ -141,6 +159,7 @@ impl Shards {
             stop: Arc::new(AtomicBool::new(false)),
             group: Mutex::new(None),
         });
+        let _ = this.set(Arc::downgrade(&shards));
         let group = join_group(&config, &shards_topic, &shards)?;
         *shards.group.lock().expect("never poisoned") = Some(group);
         Ok(shards)
@@ -172,6 +191,11 @@ impl Shards {
         } else {
             Phase::Starting
         }
+    }
+
+    /// The shards this instance keeps a warm standby of.
+    pub fn warm(&self) -> Vec<i32> {
+        (0..self.count as i32).filter(|p| self.warm[*p as usize].load(Ordering::Acquire)).collect()
     }
 
     /// The shards this instance owns that are read and deciding.

@@ -39,7 +39,10 @@ impl Application {
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let addr = listener.local_addr()?;
         let ownership = match config.writer_ownership.as_str() {
-            "shards" => writer::Ownership::Shards { advertised_url: advertised_url(&config, addr)? },
+            "shards" => writer::Ownership::Shards {
+                advertised_url: advertised_url(&config, addr)?,
+                warm_standbys: config.writer_warm_standbys,
+            },
             _ => writer::Ownership::Lease,
         };
         let writer = writer::start(

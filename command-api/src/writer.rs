@@ -80,6 +80,9 @@ pub enum Ownership {
     Shards {
         /// The URL the other instances reach this one at.
         advertised_url: String,
+        /// Keep every shard this instance does not own warm (its state followed from the log,
+        /// as Kafka Streams' standby replicas), so taking one over reads only the last records.
+        warm_standbys: bool,
     },
 }
 
@@ -293,10 +296,11 @@ impl WriterHandle {
     }
 
     /// The shards this instance owns, and those of them it serves, with ownership by shard.
-    pub fn owned_shards(&self) -> Option<(Vec<i32>, Vec<i32>)> {
+    /// With ownership by shard: the shards owned, those of them serving, and the warm standbys.
+    pub fn owned_shards(&self) -> Option<(Vec<i32>, Vec<i32>, Vec<i32>)> {
         match &self.units {
             Units::Lease { .. } => None,
-            Units::Shards(shards) => Some((shards.owned(), shards.serving())),
+            Units::Shards(shards) => Some((shards.owned(), shards.serving(), shards.warm())),
         }
     }
 
@@ -358,8 +362,10 @@ impl WriterHandle {
 pub async fn start(config: WriterConfig, metrics: WriterMetrics) -> anyhow::Result<WriterHandle> {
     audit::log::ensure_audit_topic(&config.brokers, &config.topic).await?;
     let panics = Arc::new(Mutex::new(PanicBreaker::default()));
-    if let Ownership::Shards { advertised_url } = &config.ownership {
-        let shards = crate::shards::Shards::start(config.clone(), advertised_url.clone(), metrics, panics).await?;
+    if let Ownership::Shards { advertised_url, warm_standbys } = &config.ownership {
+        let shards =
+            crate::shards::Shards::start(config.clone(), advertised_url.clone(), *warm_standbys, metrics, panics)
+                .await?;
         return Ok(WriterHandle { units: Units::Shards(shards) });
     }
     let lease = Lease::join(&config.brokers, &config.topic, &config.transactional_id, config.lease_timeout).await?;
@@ -378,11 +384,60 @@ pub async fn start(config: WriterConfig, metrics: WriterMetrics) -> anyhow::Resu
 pub(crate) struct Hooks {
     pub(crate) ready: Box<dyn Fn() + Send + Sync>,
     pub(crate) stopped: Box<dyn Fn() + Send + Sync>,
+    /// While not held: whether to keep the shard's state warm now (see
+    /// [`Ownership::Shards::warm_standbys`]); checked as it is followed, `false` drops it.
+    pub(crate) keep_warm: Box<dyn Fn() -> bool + Send + Sync>,
+    /// The shard's state is warm (`true`) or no longer (`false`).
+    pub(crate) warm: Box<dyn Fn(bool) + Send + Sync>,
 }
 
 impl Hooks {
     fn none() -> Self {
-        Self { ready: Box::new(|| ()), stopped: Box::new(|| ()) }
+        Self { ready: Box::new(|| ()), stopped: Box::new(|| ()), keep_warm: Box::new(|| false), warm: Box::new(|_| ()) }
+    }
+}
+
+/// While shard `p` is not held and `hooks.keep_warm()`: its state, from its snapshot and log, then
+/// followed record by record. `Some` when held again (the state to open with), `None` when told
+/// to stop keeping it or it failed (the writer then reads as without one).
+fn keep_warm(config: &WriterConfig, p: i32, held: &dyn Fn() -> bool, hooks: &Hooks) -> Option<crate::rebuild::Warm> {
+    let started = Instant::now();
+    let built = (|| {
+        let count = service_kit::kafka::topic_partitions(&config.brokers, &config.topic, TX_TIMEOUT)?.len();
+        let stored = if config.snapshots.every_events > 0 {
+            config.runtime.block_on(crate::snapshot::load(&config.pool, &config.topic, count, &[p]))?
+        } else {
+            Vec::new()
+        };
+        let rebuilt = crate::rebuild::read_state(
+            &config.brokers,
+            &config.topic,
+            count,
+            &[p],
+            &config.master,
+            crate::rebuild::From::Snapshots(stored),
+        )?;
+        anyhow::Ok(crate::rebuild::Warm { state: rebuilt.state, last: rebuilt.last })
+    })();
+    let mut warm = match built {
+        Ok(warm) => warm,
+        Err(e) => {
+            tracing::warn!(shard = p, error = format!("{e:#}"), "standby state not built");
+            return None;
+        }
+    };
+    tracing::info!(shard = p, tenants = warm.state.tenants.len(), elapsed = ?started.elapsed(), "standby warm");
+    let go_on = || !held() && (hooks.keep_warm)();
+    (hooks.warm)(true);
+    let followed = crate::rebuild::follow(&config.brokers, &config.topic, p, &config.master, &mut warm, &go_on);
+    (hooks.warm)(false);
+    match followed {
+        Ok(()) if held() => Some(warm),
+        Ok(()) => None,
+        Err(e) => {
+            tracing::warn!(shard = p, error = format!("{e:#}"), "standby state dropped");
+            None
+        }
     }
 }
 
@@ -402,16 +457,22 @@ pub(crate) fn lead_while_held(
     loop {
         set(Phase::Standby);
         refuse_pending(rx, &metrics);
+        let (mut warm, mut warm_after) = (None, Instant::now());
         while !held() {
             std::thread::sleep(Duration::from_millis(20));
             refuse_pending(rx, &metrics);
+            if let (Some(p), true) = (config.shard, Instant::now() >= warm_after && (hooks.keep_warm)()) {
+                warm = keep_warm(&config, p, held, hooks);
+                // Not again at once after a failure (or after being told to stop).
+                warm_after = Instant::now() + Duration::from_secs(5);
+            }
         }
         set(Phase::Starting);
         // A panic anywhere in a writer's life (a command's own is caught where it is decided)
         // ends that writer, never the thread: readiness says so, and the next one starts over
         // from the log.
         let lead = std::panic::AssertUnwindSafe(|| {
-            let writer = Writer::open(config.clone(), metrics.clone(), panics.clone())?;
+            let writer = Writer::open(config.clone(), metrics.clone(), panics.clone(), warm.take())?;
             // Revoked while it read (the next owner may already serve): it neither publishes
             // itself nor decides.
             if !held() {
@@ -769,7 +830,12 @@ impl Drop for ClosesOnDrop {
 }
 
 impl Writer {
-    fn open(config: WriterConfig, metrics: WriterMetrics, panics: Arc<Mutex<PanicBreaker>>) -> anyhow::Result<Self> {
+    fn open(
+        config: WriterConfig,
+        metrics: WriterMetrics,
+        panics: Arc<Mutex<PanicBreaker>>,
+        warm: Option<crate::rebuild::Warm>,
+    ) -> anyhow::Result<Self> {
         let delivered = Arc::new(Mutex::new(HashMap::new()));
         let transactional_id = match config.shard {
             Some(p) => crate::shards::transactional_id(&config.transactional_id, p),
@@ -809,7 +875,10 @@ impl Writer {
         };
         let mine = |tenant: TenantId| config.shard.is_none_or(|p| events::shard_of(tenant, count) == p);
         let vault = Vault::load(config.master.clone(), &config.pool, &config.runtime, mine)?;
-        let stored = if config.snapshots.every_events > 0 {
+        let from = if let Some(warm) = warm {
+            tracing::info!(tenants = warm.state.tenants.len(), shard = ?config.shard, "taking over from a warm standby");
+            crate::rebuild::From::Warm(warm)
+        } else if config.snapshots.every_events > 0 {
             let partitions = count;
             let stored =
                 config.runtime.block_on(crate::snapshot::load(&config.pool, &config.topic, partitions, &reading));
@@ -819,15 +888,15 @@ impl Writer {
             });
             let bytes: usize = stored.iter().map(|s| s.state.len()).sum();
             tracing::info!(snapshots = stored.len(), bytes, elapsed = ?started.elapsed(), "snapshots read");
-            stored
+            crate::rebuild::From::Snapshots(stored)
         } else {
-            Vec::new()
+            crate::rebuild::From::Snapshots(Vec::new())
         };
         // The checkpoints are read beside the log (a read's fixed cost is about 150 ms).
         let (rebuilt, signed) = std::thread::scope(|scope| {
             let signed = scope.spawn(|| crate::chains::read_signed(&config.brokers, &config.topic));
             let rebuilt =
-                crate::rebuild::read_state(&config.brokers, &config.topic, count, &reading, &config.master, stored);
+                crate::rebuild::read_state(&config.brokers, &config.topic, count, &reading, &config.master, from);
             (rebuilt, signed.join().unwrap_or_else(|_| Err(anyhow::anyhow!("reading the checkpoints panicked"))))
         });
         let crate::rebuild::Rebuilt {

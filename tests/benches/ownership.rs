@@ -14,7 +14,10 @@
 //!    from the signal to its first success after its last refusal.
 //!
 //!   cargo build --release --bins && cargo bench -p rsvp-tests --bench ownership -- [--events=N]
-//!     [--tenants=T] [--clients=C] [--seconds=S]
+//!     [--tenants=T] [--clients=C] [--seconds=S] [--warm]
+//!
+//! `--warm`: the instances keep warm standbys (`RSVP_WRITER_WARM_STANDBYS=true`); each failover
+//! starts once the survivor is warm on the other's shards.
 //!
 //! Needs Kafka and PostgreSQL as the tests do (`RSVP_TEST_KAFKA_BROKERS`, `RSVP_TEST_DATABASE_URL`;
 //! the README's test section).
@@ -35,12 +38,33 @@ fn arg(name: &str, default: u64) -> u64 {
     std::env::args().find_map(|a| a.strip_prefix(&format!("--{name}=")).and_then(|v| v.parse().ok())).unwrap_or(default)
 }
 
+/// `--warm`: every instance keeps warm standbys of the shards it does not own.
+fn warm_standbys() -> bool {
+    std::env::args().any(|a| a == "--warm")
+}
+
 fn shards_mode() -> Vec<(&'static str, String)> {
     vec![
         ("RSVP_WRITER_OWNERSHIP", "shards".into()),
+        ("RSVP_WRITER_WARM_STANDBYS", warm_standbys().to_string()),
         ("RSVP_RATE_LIMIT_PER_SECOND", "0".into()),
         ("RUST_LOG", "warn,command_api=info".into()),
     ]
+}
+
+/// With `--warm`, waits until `service` keeps warm standbys of `shards`.
+async fn warm_on(http: &reqwest::Client, service: &Service, shards: &BTreeSet<i32>) {
+    if !warm_standbys() {
+        return;
+    }
+    let started = Instant::now();
+    until("warm standbys", || async {
+        let body: Value = http.get(format!("{}/readyz", service.url)).send().await.ok()?.json().await.ok()?;
+        let warm: BTreeSet<i32> = body["warm"].as_array()?.iter().filter_map(|p| Some(p.as_i64()? as i32)).collect();
+        (warm == *shards).then_some(())
+    })
+    .await;
+    println!("{} warm on {shards:?} after {:.2?}", service.url, started.elapsed());
 }
 
 /// (utime + stime in seconds, VmHWM in MB) of a process.
@@ -242,6 +266,10 @@ async fn main() -> anyhow::Result<()> {
     report.insert("peak_rss_mb".into(), json!({ "a": rss_a, "b": rss_b }));
 
     // Failover after a graceful stop: the load goes to a; b is stopped at 2 s.
+    warm_on(&http, &a, &on_b).await;
+    if warm_standbys() {
+        println!("peak RSS with warm standbys: a {:.0} MB, b {:.0} MB", usage(pid_a).1, usage(pid_b).1);
+    }
     let signal_at = Duration::from_secs(2);
     let stop_b = async {
         tokio::time::sleep(signal_at).await;
@@ -256,6 +284,7 @@ async fn main() -> anyhow::Result<()> {
     // Failover after a SIGKILL.
     let mut b = Service::start("command-api", &env, &shards_mode()).await;
     let (on_a, on_b) = divided(&http, &a, &b).await;
+    warm_on(&http, &a, &on_b).await;
     let kill_b = async {
         tokio::time::sleep(signal_at).await;
         b.kill().await;

@@ -397,3 +397,123 @@ async fn a_lease_writer_never_decides_beside_the_owners_of_shards() {
     let refused = create(&http, &late.url, &env.key, "late@example.com").await;
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// A service's log without its terminal colours.
+fn without_colours(log: &str) -> String {
+    let mut plain = String::with_capacity(log.len());
+    let mut rest = log;
+    while let Some(at) = rest.find('\x1b') {
+        plain.push_str(&rest[..at]);
+        rest = rest[at..].find('m').map_or("", |end| &rest[at + end + 1..]);
+    }
+    plain.push_str(rest);
+    plain
+}
+
+/// The shards an instance keeps warm standbys of (`GET /readyz`, `warm`).
+async fn warm(http: &reqwest::Client, service: &Service) -> BTreeSet<i32> {
+    let Ok(response) = http.get(format!("{}/readyz", service.url)).send().await else { return BTreeSet::new() };
+    let body: Value = response.json().await.unwrap_or_default();
+    body["warm"].as_array().into_iter().flatten().filter_map(|p| Some(p.as_i64()? as i32)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warm_standby_follows_the_shards_it_does_not_own_and_takes_them_over_knowing_every_acknowledged_write() {
+    let env = TestEnv::with_partitions(PARTITIONS).await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let mut settings = shards_mode();
+    settings.push(("RSVP_WRITER_WARM_STANDBYS", "true".into()));
+    // Only the clean hand-over below moves shards within the test's bounds.
+    settings.push(("RSVP_WRITER_LEASE_TIMEOUT_MS", "60000".into()));
+    let a = Service::start("command-api", &env, &settings).await;
+    a.wait_ready(Duration::from_secs(60)).await;
+    let b = Service::start("command-api", &env, &settings).await;
+    let (on_a, on_b) = divided(&http, &a, &b).await;
+    let tenants = tenants_in_every_shard(&env).await;
+    let moving: Vec<&(events::TenantId, String)> =
+        tenants.iter().filter(|(t, _)| on_b.contains(&events::shard_of(*t, PARTITIONS as usize))).collect();
+    assert!(!moving.is_empty());
+
+    // Each keeps the other's shards warm.
+    eventually(Duration::from_secs(60), "each instance warm on the other's shards", || async {
+        (warm(&http, &a).await == on_b && warm(&http, &b).await == on_a).then_some(())
+    })
+    .await;
+
+    // Written through b, the owner, while a follows: an invite under an idempotency key, and an
+    // invite accepted.
+    let body = |i: usize| json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": format!("w{i}@example.com") }] });
+    let mut written = Vec::new();
+    for (i, (_, key)) in moving.iter().enumerate() {
+        let keyed = http
+            .post(format!("{}/v1/invites", b.url))
+            .bearer_auth(key)
+            .header("idempotency-key", format!("warm-{i}"))
+            .json(&body(i))
+            .send()
+            .await
+            .unwrap();
+        let keyed = created_id(keyed).await;
+        let accepted = created_id(create(&http, &b.url, key, &format!("acc{i}@example.com")).await).await;
+        let response =
+            http.post(format!("{}/v1/invites/{accepted}/accept", b.url)).bearer_auth(key).json(&json!({})).send().await;
+        let response = response.unwrap();
+        let status = response.status();
+        assert_eq!(status, StatusCode::OK, "{}", response.text().await.unwrap());
+        written.push((keyed, accepted));
+    }
+    // Followed by a (its standby reads committed records as they come), then handed over.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    b.signal("TERM");
+    eventually(Duration::from_secs(30), "a to own and serve every shard", || async {
+        owned(&http, &a).await.filter(|o| o.len() == PARTITIONS as usize)
+    })
+    .await;
+    for (i, (tenant, key)) in moving.iter().enumerate() {
+        let (keyed, accepted) = &written[i];
+        // The idempotency record was followed: the same answer, nothing new.
+        let again = http
+            .post(format!("{}/v1/invites", a.url))
+            .bearer_auth(key)
+            .header("idempotency-key", format!("warm-{i}"))
+            .json(&body(i))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+        assert_eq!(created_id(again).await, *keyed, "tenant {tenant}: the keyed create replayed");
+        // The acceptance was followed: a decline of that invite conflicts; the keyed one is open.
+        let declined =
+            http.post(format!("{}/v1/invites/{accepted}/decline", a.url)).bearer_auth(key).json(&json!({})).send();
+        assert_eq!(declined.await.unwrap().status(), StatusCode::CONFLICT, "tenant {tenant}");
+        let declined =
+            http.post(format!("{}/v1/invites/{keyed}/decline", a.url)).bearer_auth(key).json(&json!({})).send();
+        assert_eq!(declined.await.unwrap().status(), StatusCode::OK, "tenant {tenant}");
+    }
+    // Each moved shard was taken over from its warm state, not from its snapshot or whole log.
+    let log = a.log_text();
+    let taken_warm = log.lines().filter(|l| l.contains("taking over from a warm standby")).count();
+    assert!(taken_warm >= on_b.len(), "{taken_warm} take-overs from a warm standby for {} shards moved", on_b.len());
+    // And the standby had followed every record b wrote: nothing was left to read at the take-over.
+    let plain = without_colours(&log);
+    let hand_over = &plain[plain.find("taking over from a warm standby").unwrap()..];
+    for p in &on_b {
+        let rebuilt = hand_over
+            .lines()
+            .filter(|l| l.contains("state rebuilt") && l.contains(&format!("shard=Some({p})")))
+            .last()
+            .unwrap_or_else(|| panic!("shard {p} taken over: {log}"));
+        assert!(rebuilt.contains("events_read=0"), "shard {p} read records the standby had not followed: {rebuilt}");
+    }
+    assert!(!log.contains("standby state dropped") && !log.contains("standby state not used"), "{log}");
+    // Every keyed create once in the log; each accepted invite closed once.
+    let events = env.read_log();
+    for (keyed, accepted) in &written {
+        let of = |id: &str, kind: &str| {
+            events.iter().filter(|e| e.meta.stream.as_uuid().to_string() == id && e.event_type() == kind).count()
+        };
+        assert_eq!(of(keyed, "InviteCreated"), 1);
+        assert_eq!((of(accepted, "InviteAccepted"), of(accepted, "InviteDeclined")), (1, 0));
+        assert_eq!(of(keyed, "InviteDeclined"), 1);
+    }
+}

@@ -11,12 +11,12 @@ pub async fn healthz() -> HttpResponse {
 /// Readiness: this instance is the writer and has read the log to its end; with ownership by
 /// shard, it was given its first shards (possibly none: it hands every request on) and has read
 /// each; a shard it takes over later is not ready until read, which the answer says (`serving`)
-/// without making the instance unready.
+/// without making the instance unready; `warm` lists the shards it keeps warm standbys of.
 #[route("/readyz", method = "GET", method = "HEAD")]
 pub async fn readyz(writer: web::Data<WriterHandle>) -> HttpResponse {
     let status = format!("{:?}", writer.phase()).to_lowercase();
     let body = match writer.owned_shards() {
-        Some((owned, serving)) => json!({ "status": status, "shards": owned, "serving": serving }),
+        Some((owned, serving, warm)) => json!({ "status": status, "shards": owned, "serving": serving, "warm": warm }),
         None => json!({ "status": status }),
     };
     match writer.phase() {
