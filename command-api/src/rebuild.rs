@@ -159,6 +159,9 @@ pub fn follow(
         );
         warm.last.insert(p, Covered { offset: o, event_id });
     }
+    let stopping = Instant::now();
+    drop(consumer);
+    tracing::info!(shard = p, closed_in = ?stopping.elapsed(), "standby stopped following");
     Ok(())
 }
 
