@@ -1,11 +1,11 @@
 //! How long the writer takes to become ready over a long log: loads N events (default 1,000,000,
-//! of 10 tenants or `--tenants=T`) into a fresh topic of 12 partitions, starts a writer (it
+//! of 10 tenants or `--tenants=T`) into a fresh topic of 12 partitions (or `--partitions=P`), starts a writer (it
 //! fences nothing, reads the whole log, folds it) and waits until it has stored a snapshot of
 //! every shard; then starts another one (the take-over an operator sees after a crash or a
 //! failover: snapshots and the log after them), and one more with the snapshots deleted (the
 //! whole log, as before snapshots), for the baseline in the same run.
 //!
-//!   cargo bench -p command-api --bench restart -- [N] [--tenants=T] [--per-shard]
+//!   cargo bench -p command-api --bench restart -- [N] [--tenants=T] [--partitions=P] [--per-shard]
 //!
 //! With `--per-shard`, the take-over of one shard as an owner by shard does it (see `per_shard`).
 //!
@@ -82,14 +82,15 @@ async fn main() -> anyhow::Result<()> {
     }
     let brokers = std::env::var("RSVP_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let topic = format!("rsvp-bench-restart-{}", Uuid::new_v4().simple());
-    const PARTITIONS: i32 = 12;
-    rsvp_tests::infra::create_topic(&brokers, &topic, PARTITIONS).await?;
+    let partitions: i32 =
+        args.iter().find_map(|a| a.strip_prefix("--partitions=").and_then(|t| t.parse().ok())).unwrap_or(12);
+    rsvp_tests::infra::create_topic(&brokers, &topic, partitions).await?;
     let started = Instant::now();
     rsvp_tests::load::invites_created_by(&brokers, &topic, n, tenants).await?;
     println!("loaded {n} events of {tenants} tenants in {:.1?}", started.elapsed());
     let shards = {
         let mut with_events = 0;
-        for p in 0..PARTITIONS {
+        for p in 0..partitions {
             let (low, high) = service_kit::kafka::watermarks(&brokers, &topic, p, Duration::from_secs(10))?;
             with_events += i64::from(high > low);
         }
