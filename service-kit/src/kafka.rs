@@ -227,7 +227,7 @@ fn read(
         None => partitions(&consumer, topic, timeout)?,
     };
     for p in all {
-        let (low, high) = probe.fetch_watermarks(topic, p, timeout)?;
+        let (low, high) = watermarks_once_led(&probe, topic, p, deadline)?;
         let from = start.get(&p).copied().unwrap_or(low).max(low);
         let stop = end.map_or(high, |e| e.get(&p).copied().unwrap_or(0)).min(high);
         if from < stop {
@@ -263,6 +263,26 @@ fn read(
         }
     }
     Ok(())
+}
+
+/// A partition's watermarks, waiting while it has no leader yet (a topic just created, or a
+/// leader moving): the broker answers `NotLeaderForPartition` for a moment then.
+fn watermarks_once_led<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    p: i32,
+    deadline: Instant,
+) -> anyhow::Result<(i64, i64)> {
+    use rdkafka::types::RDKafkaErrorCode::{LeaderNotAvailable, NotLeaderForPartition};
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match consumer.fetch_watermarks(topic, p, remaining.max(Duration::from_millis(100))) {
+            Err(KafkaError::MetadataFetch(NotLeaderForPartition | LeaderNotAvailable)) if !remaining.is_zero() => {
+                std::thread::sleep(Duration::from_millis(50).min(remaining));
+            }
+            watermarks => return watermarks.with_context(|| format!("cannot read the watermarks of {topic}/{p}")),
+        }
+    }
 }
 
 /// Waits until every transaction with records below `stop` in partition `p` is decided (its last
