@@ -49,6 +49,9 @@ pub struct Warm {
     pub state: WriterState,
     /// The last record folded in, per partition that has one.
     pub last: HashMap<i32, Covered>,
+    /// Records folded since the snapshot it started from: the next owner's snapshot is due that
+    /// much sooner.
+    pub since_snapshot: u64,
 }
 
 /// Where a start begins: the snapshots (none: the log whole), or a warm standby's state.
@@ -58,40 +61,49 @@ pub enum From {
 }
 
 /// Reads the state held in `partitions` of `topic` (of `count` partitions, asked of the cluster):
-/// every partition for the writer of a whole topic, one for a shard's owner. From `from` (the
-/// snapshots, or a warm standby's state) and the log after it when it matches the log, or else
-/// from the start of those partitions (read_committed). An event this version cannot read is a
-/// bug to fix, not something to skip: the state would be wrong, so the writer refuses to start.
+/// every partition for the writer of a whole topic, one for a shard's owner. From `snapshots` and
+/// the log after them when they all match the log, or else from the start of those partitions
+/// (read_committed). An event this version cannot read is a bug to fix, not something to skip:
+/// the state would be wrong, so the writer refuses to start.
 pub fn read_state(
     brokers: &str,
     topic: &str,
     count: usize,
     partitions: &[i32],
     master: &service_kit::vault::MasterKey,
-    from: From,
+    snapshots: Vec<Stored>,
 ) -> anyhow::Result<Rebuilt> {
-    let (from, snapshots) = match from {
-        From::Snapshots(snapshots) => {
-            let mine: Vec<Stored> = snapshots.into_iter().filter(|s| partitions.contains(&s.partition)).collect();
-            let given = !mine.is_empty();
-            (given.then_some(From::Snapshots(mine)), given)
-        }
-        warm @ From::Warm(_) => (Some(warm), false),
-    };
+    let snapshots: Vec<Stored> = snapshots.into_iter().filter(|s| partitions.contains(&s.partition)).collect();
     let mut refused = false;
-    if let Some(from) = from {
-        match read(brokers, topic, master, count, partitions, from) {
+    if !snapshots.is_empty() {
+        match read(brokers, topic, master, count, partitions, From::Snapshots(snapshots)) {
             Ok(rebuilt) if rebuilt.by_tenant => return Ok(rebuilt),
             Ok(_) => tracing::warn!("events outside their tenant's shard after the snapshots; reading the log whole"),
-            Err(e) if snapshots => {
-                tracing::warn!(error = format!("{e:#}"), "snapshots not used; reading the log whole")
-            }
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "standby state not used; reading the log whole"),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "snapshots not used; reading the log whole"),
         }
-        refused = snapshots;
+        refused = true;
     }
     let mut rebuilt = read(brokers, topic, master, count, partitions, From::Snapshots(Vec::new()))?;
     rebuilt.snapshots_refused = refused;
+    Ok(rebuilt)
+}
+
+/// [`read_state`] from a warm standby's state and the log after it; an error when it does not
+/// match the log (the caller then reads as without one).
+pub fn read_after_warm(
+    brokers: &str,
+    topic: &str,
+    count: usize,
+    partitions: &[i32],
+    master: &service_kit::vault::MasterKey,
+    warm: Warm,
+) -> anyhow::Result<Rebuilt> {
+    let since_snapshot = warm.since_snapshot;
+    let mut rebuilt = read(brokers, topic, master, count, partitions, From::Warm(warm))?;
+    anyhow::ensure!(rebuilt.by_tenant, "events outside their tenant's shard after the standby's state");
+    for p in partitions {
+        *rebuilt.tails.entry(*p).or_default() += since_snapshot;
+    }
     Ok(rebuilt)
 }
 
@@ -117,52 +129,96 @@ fn fold(
 }
 
 /// Keeps `warm` (shard `p`'s state, read up to `warm.last`) up to date with the records committed
-/// to the partition after it, until `go_on()` says to stop (`Ok`); an error leaves `warm` as it
-/// was when it happened, not to be used (it may be behind a record it could not fold).
+/// to the partition after it, until `go_on()` says to stop (`Ok`). With `snapshot`, the record it
+/// names is read first and must be the one named (else `Err`). `caught_up()` is called each time
+/// the end of the partition is reached. An error leaves `warm` not to be used (it may be behind a
+/// record it could not fold); errors of the connection are waited out, not errors.
 pub fn follow(
     brokers: &str,
     topic: &str,
     p: i32,
     master: &service_kit::vault::MasterKey,
     warm: &mut Warm,
+    snapshot: Option<Covered>,
+    caught_up: &dyn Fn(),
     go_on: &dyn Fn() -> bool,
 ) -> anyhow::Result<()> {
     use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::error::KafkaError;
     use rdkafka::message::Message as _;
-    let consumer: BaseConsumer = service_kit::kafka::client_config(brokers, "rsvp-command-api-standby")
-        .set("group.id", "rsvp-writer-standby")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "error")
-        .set("fetch.wait.max.ms", "50")
-        .create()
-        .context("cannot create the standby's consumer")?;
-    let offset = warm.last.get(&p).map_or(rdkafka::Offset::Beginning, |c| rdkafka::Offset::Offset(c.offset + 1));
+    use rdkafka::types::RDKafkaErrorCode;
+    let consumer: BaseConsumer<service_kit::kafka::EofIsNotAnError> =
+        service_kit::kafka::client_config(brokers, "rsvp-command-api-standby")
+            .set("group.id", "rsvp-writer-standby")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", "read_committed")
+            .set("auto.offset.reset", "error")
+            .set("fetch.wait.max.ms", "50")
+            .create_with_context(service_kit::kafka::EofIsNotAnError)
+            .context("cannot create the standby's consumer")?;
+    let offset = match (snapshot, warm.last.get(&p)) {
+        (Some(c), _) => rdkafka::Offset::Offset(c.offset),
+        (None, Some(c)) => rdkafka::Offset::Offset(c.offset + 1),
+        (None, None) => rdkafka::Offset::Beginning,
+    };
     let mut assignment = rdkafka::TopicPartitionList::new();
     assignment.add_partition_offset(topic, p, offset)?;
     consumer.assign(&assignment).context("cannot assign the standby's partition")?;
     let secrets = master.secrets();
-    while go_on() {
-        let Some(message) = consumer.poll(Duration::from_millis(50)) else { continue };
-        let message = message.with_context(|| format!("reading partition {p} as a standby"))?;
-        let o = message.offset();
-        let headers = service_kit::kafka::record_headers(&message);
-        let payload = message.payload().unwrap_or_default();
-        let envelope = service_kit::kafka::envelope_of_parts(&headers, payload)
-            .with_context(|| format!("undecodable event at partition {p} offset {o}"))?;
-        let event_id = envelope.meta.event_id;
-        let observed = Observed::of_record(headers.iter().copied(), payload);
-        anyhow::ensure!(
-            fold(&mut warm.state, &secrets, envelope, observed, true),
-            "event {event_id} at partition {p} offset {o} does not continue its tenant's chain"
-        );
-        warm.last.insert(p, Covered { offset: o, event_id });
-    }
+    let mut unchecked = snapshot;
+    let followed = (|| {
+        while go_on() {
+            let message = match consumer.poll(Duration::from_millis(50)) {
+                None => continue,
+                Some(Ok(message)) => message,
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    caught_up();
+                    continue;
+                }
+                // The partition no longer holds the record to read next (retention, a topic made
+                // anew): this state cannot be continued.
+                Some(Err(e @ KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)))
+                | Some(Err(e @ KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange))) => {
+                    return Err(e).with_context(|| format!("partition {p} as a standby"));
+                }
+                // A broker away: librdkafka reconnects and goes on where it was.
+                Some(Err(e)) => {
+                    tracing::debug!(shard = p, error = %e, "standby's consumer");
+                    continue;
+                }
+            };
+            let o = message.offset();
+            let headers = service_kit::kafka::record_headers(&message);
+            let payload = message.payload().unwrap_or_default();
+            let envelope = service_kit::kafka::envelope_of_parts(&headers, payload)
+                .with_context(|| format!("undecodable event at partition {p} offset {o}"))?;
+            let event_id = envelope.meta.event_id;
+            if let Some(expected) = unchecked.take() {
+                anyhow::ensure!(
+                    o == expected.offset && event_id == expected.event_id,
+                    "the snapshot of partition {p} names event {} at offset {}, the log has event {event_id} at \
+                     offset {o}",
+                    expected.event_id,
+                    expected.offset
+                );
+                continue;
+            }
+            let observed = Observed::of_record(headers.iter().copied(), payload);
+            anyhow::ensure!(
+                fold(&mut warm.state, &secrets, envelope, observed, true),
+                "event {event_id} at partition {p} offset {o} does not continue its tenant's chain"
+            );
+            warm.last.insert(p, Covered { offset: o, event_id });
+            warm.since_snapshot += 1;
+        }
+        Ok(())
+    })();
     let stopping = Instant::now();
     drop(consumer);
     tracing::info!(shard = p, closed_in = ?stopping.elapsed(), "standby stopped following");
-    Ok(())
+    followed
 }
 
 fn read(

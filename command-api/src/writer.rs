@@ -397,45 +397,64 @@ impl Hooks {
     }
 }
 
-/// While shard `p` is not held and `hooks.keep_warm()`: its state, from its snapshot and log, then
-/// followed record by record. `Some` when held again (the state to open with), `None` when told
-/// to stop keeping it or it failed (the writer then reads as without one).
-fn keep_warm(config: &WriterConfig, p: i32, held: &dyn Fn() -> bool, hooks: &Hooks) -> Option<crate::rebuild::Warm> {
+/// While shard `p` is not held and `hooks.keep_warm()`: its state, from its snapshot (unless
+/// `*from_snapshot` is false), then followed record by record. `Some` when held again (the state
+/// to open with, however far it got: the take-over reads the rest), `None` when told to stop
+/// keeping it or it failed (the writer then reads as without one). A snapshot that does not match
+/// the log turns `*from_snapshot` off for the next tries. Never blocks a take-over for longer than
+/// restoring the snapshot: the log is read by polling, `held()` checked between polls.
+fn keep_warm(
+    config: &WriterConfig,
+    p: i32,
+    held: &dyn Fn() -> bool,
+    hooks: &Hooks,
+    from_snapshot: &mut bool,
+) -> Option<crate::rebuild::Warm> {
     let started = Instant::now();
-    let built = (|| {
-        let count = service_kit::kafka::topic_partitions(&config.brokers, &config.topic, TX_TIMEOUT)?.len();
-        let stored = if config.snapshots.every_events > 0 {
+    let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let stored = if config.snapshots.every_events > 0 && *from_snapshot {
+            let count = service_kit::kafka::topic_partitions(&config.brokers, &config.topic, TX_TIMEOUT)?.len();
             config.runtime.block_on(crate::snapshot::load(&config.pool, &config.topic, count, &[p]))?
         } else {
             Vec::new()
         };
-        let rebuilt = crate::rebuild::read_state(
+        let snapshot = stored.first().map(|s| s.covered);
+        let (state, _) = crate::rebuild::restored_state(&config.master, &stored)?;
+        let mut warm =
+            crate::rebuild::Warm { state, last: snapshot.map(|c| (p, c)).into_iter().collect(), since_snapshot: 0 };
+        let announced = std::cell::Cell::new(false);
+        let caught_up = || {
+            if !announced.replace(true) {
+                tracing::info!(shard = p, elapsed = ?started.elapsed(), "standby warm");
+                (hooks.warm)(true);
+            }
+        };
+        let go_on = || !held() && (hooks.keep_warm)();
+        let followed = crate::rebuild::follow(
             &config.brokers,
             &config.topic,
-            count,
-            &[p],
+            p,
             &config.master,
-            crate::rebuild::From::Snapshots(stored),
-        )?;
-        anyhow::Ok(crate::rebuild::Warm { state: rebuilt.state, last: rebuilt.last })
-    })();
-    let mut warm = match built {
-        Ok(warm) => warm,
-        Err(e) => {
-            tracing::warn!(shard = p, error = format!("{e:#}"), "standby state not built");
-            return None;
+            &mut warm,
+            snapshot,
+            &caught_up,
+            &go_on,
+        );
+        (hooks.warm)(false);
+        if followed.is_err() && snapshot.is_some() && warm.last.get(&p) == snapshot.as_ref() {
+            // Failed before anything after the snapshot was folded: the snapshot is the cause.
+            *from_snapshot = false;
         }
-    };
-    tracing::info!(shard = p, tenants = warm.state.tenants.len(), elapsed = ?started.elapsed(), "standby warm");
-    let go_on = || !held() && (hooks.keep_warm)();
-    (hooks.warm)(true);
-    let followed = crate::rebuild::follow(&config.brokers, &config.topic, p, &config.master, &mut warm, &go_on);
-    (hooks.warm)(false);
-    match followed {
-        Ok(()) if held() => Some(warm),
-        Ok(()) => None,
-        Err(e) => {
+        followed.map(|()| held().then_some(warm))
+    }));
+    match kept {
+        Ok(Ok(warm)) => warm,
+        Ok(Err(e)) => {
             tracing::warn!(shard = p, error = format!("{e:#}"), "standby state dropped");
+            None
+        }
+        Err(panic) => {
+            tracing::error!(shard = p, panic = panic_message(&*panic), "standby state dropped: it panicked");
             None
         }
     }
@@ -454,6 +473,7 @@ pub(crate) fn lead_while_held(
     hooks: &Hooks,
 ) {
     let set = |p: Phase| phase.store(p as u8, Ordering::Release);
+    let mut warm_from_snapshot = true;
     loop {
         set(Phase::Standby);
         refuse_pending(rx, &metrics);
@@ -462,7 +482,7 @@ pub(crate) fn lead_while_held(
             std::thread::sleep(Duration::from_millis(20));
             refuse_pending(rx, &metrics);
             if let (Some(p), true) = (config.shard, Instant::now() >= warm_after && (hooks.keep_warm)()) {
-                warm = keep_warm(&config, p, held, hooks);
+                warm = keep_warm(&config, p, held, hooks, &mut warm_from_snapshot);
                 // Not again at once after a failure (or after being told to stop).
                 warm_after = Instant::now() + Duration::from_secs(5);
             }
@@ -878,7 +898,24 @@ impl Writer {
         };
         let mine = |tenant: TenantId| config.shard.is_none_or(|p| events::shard_of(tenant, count) == p);
         let vault = Vault::load(config.master.clone(), &config.pool, &config.runtime, mine)?;
-        let from = if let Some(warm) = warm {
+        let snapshots = || {
+            if config.snapshots.every_events == 0 {
+                return Vec::new();
+            }
+            let stored = config.runtime.block_on(crate::snapshot::load(&config.pool, &config.topic, count, &reading));
+            let stored = stored.unwrap_or_else(|e| {
+                tracing::warn!(error = format!("{e:#}"), "snapshots not read; reading the log whole");
+                Vec::new()
+            });
+            let bytes: usize = stored.iter().map(|s| s.state.len()).sum();
+            tracing::info!(snapshots = stored.len(), bytes, elapsed = ?started.elapsed(), "snapshots read");
+            stored
+        };
+        let read = || {
+            let from_snapshots = || {
+                crate::rebuild::read_state(&config.brokers, &config.topic, count, &reading, &config.master, snapshots())
+            };
+            let Some(warm) = warm else { return from_snapshots() };
             tracing::info!(
                 tenants = warm.state.tenants.len(),
                 shard = ?config.shard,
@@ -886,20 +923,14 @@ impl Writer {
                 keys_read_in = ?started.elapsed(),
                 "taking over from a warm standby"
             );
-            crate::rebuild::From::Warm(warm)
-        } else if config.snapshots.every_events > 0 {
-            let partitions = count;
-            let stored =
-                config.runtime.block_on(crate::snapshot::load(&config.pool, &config.topic, partitions, &reading));
-            let stored = stored.unwrap_or_else(|e| {
-                tracing::warn!(error = format!("{e:#}"), "snapshots not read; reading the log whole");
-                Vec::new()
-            });
-            let bytes: usize = stored.iter().map(|s| s.state.len()).sum();
-            tracing::info!(snapshots = stored.len(), bytes, elapsed = ?started.elapsed(), "snapshots read");
-            crate::rebuild::From::Snapshots(stored)
-        } else {
-            crate::rebuild::From::Snapshots(Vec::new())
+            crate::rebuild::read_after_warm(&config.brokers, &config.topic, count, &reading, &config.master, warm)
+                .or_else(|e| {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "standby state not used; reading the snapshots and the log after them"
+                    );
+                    from_snapshots()
+                })
         };
         // The checkpoints are read beside the log (a read's fixed cost is about 150 ms).
         let (rebuilt, (signed, checkpoints_read_in), log_read_in) = std::thread::scope(|scope| {
@@ -907,8 +938,7 @@ impl Writer {
                 let started = Instant::now();
                 (crate::chains::read_signed(&config.brokers, &config.topic), started.elapsed())
             });
-            let rebuilt =
-                crate::rebuild::read_state(&config.brokers, &config.topic, count, &reading, &config.master, from);
+            let rebuilt = read();
             let log_read_in = started.elapsed();
             let signed = signed
                 .join()
