@@ -442,18 +442,19 @@ async fn a_warm_standby_follows_the_shards_it_does_not_own_and_takes_them_over_k
 
     // Written through b, the owner, while a follows: an invite under an idempotency key, and an
     // invite accepted.
-    let body = |i: usize| json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": format!("w{i}@example.com") }] });
-    let mut written = Vec::new();
-    for (i, (_, key)) in moving.iter().enumerate() {
-        let keyed = http
-            .post(format!("{}/v1/invites", b.url))
+    // The i-th tenant's create under its idempotency key, through `url`.
+    let keyed_create = |url: &str, key: &str, i: usize| {
+        let body =
+            json!({ "inviter": { "id": "u" }, "targets": [{ "type": "email", "value": format!("w{i}@example.com") }] });
+        http.post(format!("{url}/v1/invites"))
             .bearer_auth(key)
             .header("idempotency-key", format!("warm-{i}"))
-            .json(&body(i))
+            .json(&body)
             .send()
-            .await
-            .unwrap();
-        let keyed = created_id(keyed).await;
+    };
+    let mut written = Vec::new();
+    for (i, (_, key)) in moving.iter().enumerate() {
+        let keyed = created_id(keyed_create(&b.url, key, i).await.unwrap()).await;
         let accepted = created_id(create(&http, &b.url, key, &format!("acc{i}@example.com")).await).await;
         let response =
             http.post(format!("{}/v1/invites/{accepted}/accept", b.url)).bearer_auth(key).json(&json!({})).send().await;
@@ -472,14 +473,7 @@ async fn a_warm_standby_follows_the_shards_it_does_not_own_and_takes_them_over_k
     for (i, (tenant, key)) in moving.iter().enumerate() {
         let (keyed, accepted) = &written[i];
         // The idempotency record was followed: the same answer, nothing new.
-        let again = http
-            .post(format!("{}/v1/invites", a.url))
-            .bearer_auth(key)
-            .header("idempotency-key", format!("warm-{i}"))
-            .json(&body(i))
-            .send()
-            .await
-            .unwrap();
+        let again = keyed_create(&a.url, key, i).await.unwrap();
         assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
         assert_eq!(created_id(again).await, *keyed, "tenant {tenant}: the keyed create replayed");
         // The acceptance was followed: a decline of that invite conflicts; the keyed one is open.
